@@ -1,1 +1,102 @@
-"""placeholder"""
+"""The lanes worker: a composition root with no business logic.
+
+    python worker.py        # or: lanes worker
+
+Reads :class:`~client.settings.Settings` from the environment, installs tracing, connects through
+``client/connect.py``, loads the policy (failing at start, not at the first job, if it is malformed),
+and runs :data:`~workflows.WORKFLOWS` with the policy and Responses activities until SIGTERM or SIGINT.
+Shutdown is graceful: running await activities are told, heartbeat their cursor and fail retryably, so
+another worker resumes them at once instead of after a heartbeat timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.policy import PolicyActivities
+from activities.responses import ResponsesActivities
+from client.connect import connect, openai_client
+from client.settings import Settings
+from client.telemetry import setup_tracing
+from policy import PolicySource
+from workflows import WORKFLOWS
+
+GRACEFUL_SHUTDOWN = timedelta(seconds=5)
+"""How long running activities get to hand over on shutdown before they are cancelled."""
+
+READY_LINE = "lanes worker ready"
+"""Printed to stderr once polling starts; the embedded stack waits for it."""
+
+
+def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
+    """Wire the activities and workflows onto a worker.
+
+    Args:
+        client: A client from :func:`client.connect.connect` (its plugins apply to the worker).
+        settings: Policy path and provider configuration.
+        task_queue: Overrides ``settings.task_queue`` (tests use a fresh queue each).
+
+    Returns:
+        A worker, not yet running.
+    """
+    policy_source = PolicySource(settings.policy_path)
+    policy_source.current()  # a malformed policy stops the worker now, with the file's errors
+    responses = ResponsesActivities(openai_client(settings))
+    policy = PolicyActivities(policy_source)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            policy.evaluate_policy,
+            responses.start_background_response,
+            responses.await_background_response,
+            responses.cancel_background_response,
+            responses.create_stateless_response,
+        ],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run(settings: Settings) -> None:
+    """Run a worker until SIGTERM or SIGINT."""
+    setup_tracing("lanes-worker")
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print(
+            f"{READY_LINE} on task queue {worker.task_queue!r} at {settings.temporal_address}",
+            file=sys.stderr,
+        )
+        await stop.wait()
+
+
+def main() -> int:
+    """Entry point of ``python worker.py`` and ``lanes worker``; returns the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run(Settings()))
+    except Exception as exc:
+        print(f"lanes worker: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    # The Temporal core's threads can abort CPython's finalisation; exit without it once all is shut down.
+    os._exit(code)

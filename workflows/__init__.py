@@ -1,1 +1,8 @@
-"""workflows."""
+"""Workflows of lanes; the worker registers exactly :data:`WORKFLOWS`."""
+
+from workflows.model_task import ModelTaskWorkflow
+
+WORKFLOWS = [ModelTaskWorkflow]
+"""Every workflow class a lanes worker runs."""
+
+__all__ = ["WORKFLOWS", "ModelTaskWorkflow"]

@@ -1,0 +1,96 @@
+"""Map provider errors to Temporal failures, once, for every activity.
+
+Temporal owns retries (the OpenAI client runs with ``max_retries=0``), so each provider error must say
+whether retrying can help:
+
+* 400, 401, 403, 404, 422 and other 4xx: the request or the credentials are wrong; a retry sends the
+  same thing again. Non-retryable, carrying the provider's status, code and message.
+* 408, 409, 429 and 5xx, and connection failures or timeouts: transient. Retryable, with the provider's
+  ``Retry-After`` (or ``retry-after-ms``) as the next retry delay so that Temporal backs off exactly as
+  the provider asked.
+
+The error type is ``ProviderError`` with the HTTP status in the message and in the details, so a
+workflow or an operator can tell a 429 from a 503 without parsing text.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import openai
+from temporalio.exceptions import ApplicationError
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+"""4xx statuses that mean "try again later" rather than "this request is wrong"."""
+
+MAX_RETRY_AFTER = timedelta(minutes=10)
+"""Upper bound on a provider-requested delay, so a bogus header cannot park a job for hours."""
+
+PROVIDER_ERROR = "ProviderError"
+"""``ApplicationError.type`` of every mapped provider failure."""
+
+
+def retry_after(headers: openai._types.Headers | None) -> timedelta | None:
+    """Read the delay a provider asked for, from ``retry-after-ms`` or ``retry-after`` (seconds).
+
+    Args:
+        headers: Response headers, or ``None``.
+
+    Returns:
+        The delay, capped at :data:`MAX_RETRY_AFTER`, or ``None`` if absent or unreadable. HTTP-date
+        values are ignored: Temporal's own backoff is a better answer than a clock-skewed date.
+    """
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            seconds = float(str(raw)) * scale
+        except ValueError:
+            continue
+        if seconds > 0:
+            return min(timedelta(seconds=seconds), MAX_RETRY_AFTER)
+    return None
+
+
+def is_retryable_status(status: int) -> bool:
+    """Whether an HTTP status from the provider is worth retrying."""
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
+    """Translate an OpenAI SDK exception into the Temporal failure it should become.
+
+    Args:
+        exc: What the SDK raised.
+
+    Returns:
+        An :class:`ApplicationError` of type :data:`PROVIDER_ERROR` whose ``non_retryable`` and
+        ``next_retry_delay`` follow the rules in this module's docstring. Its details hold
+        ``{"status", "code"}`` (no request or response body, which could echo prompt text).
+    """
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        code = exc.code or ""
+        retryable = is_retryable_status(status)
+        return ApplicationError(
+            f"provider returned HTTP {status}" + (f" ({code})" if code else "") + f": {exc.message}",
+            {"status": status, "code": code},
+            type=PROVIDER_ERROR,
+            non_retryable=not retryable,
+            next_retry_delay=retry_after(exc.response.headers) if retryable else None,
+        )
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return ApplicationError(
+            f"provider unreachable: {type(exc).__name__}: {exc}",
+            {"status": 0, "code": "connection_error"},
+            type=PROVIDER_ERROR,
+        )
+    return ApplicationError(
+        f"provider client error: {type(exc).__name__}: {exc}",
+        {"status": 0, "code": "client_error"},
+        type=PROVIDER_ERROR,
+        non_retryable=True,
+    )

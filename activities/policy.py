@@ -1,0 +1,86 @@
+"""The first activity of every job: ask the policy which lane the job may take.
+
+The decision is made in an activity, not in workflow code, because the policy file can change while
+workflows run: the activity result puts the exact decision (with the policy's version and digest) into
+history, so a replay never re-decides and an auditor reads what was decided, by which rule, and why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.decision_tags import DecisionTags
+from policy import PolicyDecision, PolicyQuery, PolicySource, UnknownJobTypeError, evaluate
+
+UNKNOWN_JOB_TYPE = "UnknownJobType"
+"""``ApplicationError.type`` when the worker's policy does not know the job type."""
+
+
+class EvaluatePolicyInput(BaseModel):
+    """What the policy needs to know about a job: its declarations and the size of its input.
+
+    The input text itself is not sent: the policy only needs its length.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_type: str
+    data_class: str | None = None
+    approval: str | None = None
+    tenant: str | None = None
+    input_chars: int = 0
+
+
+class PolicyActivities:
+    """Activities that read the policy, which the worker loads once and reloads when its file changes."""
+
+    def __init__(self, source: PolicySource) -> None:
+        self._source = source
+
+    @activity.defn
+    async def evaluate_policy(self, input: EvaluatePolicyInput) -> PolicyDecision:
+        """Decide the lane of a job and record the decision on the activity span.
+
+        Raises:
+            ApplicationError: Non-retryable, of type ``UnknownJobType``, listing the known job types.
+        """
+        policy = self._source.current()
+        query = PolicyQuery(
+            job_type=input.job_type,
+            data_class=input.data_class,
+            approval=input.approval,
+            tenant=input.tenant,
+            input_chars=input.input_chars,
+        )
+        try:
+            # Wall-clock time only matters for approval expiry; the decision records what was decided.
+            decision = evaluate(policy, query, now=datetime.now(UTC))
+        except UnknownJobTypeError as exc:
+            raise ApplicationError(
+                str(exc),
+                {"job_type": exc.job_type, "known": exc.known, "policy_digest": policy.digest},
+                type=UNKNOWN_JOB_TYPE,
+                non_retryable=True,
+            ) from exc
+        DecisionTags.of(decision).tag_current_span()
+        trace.get_current_span().set_attributes(
+            {
+                "lanes.declared_data_class": decision.declared_data_class or "",
+                "lanes.reasons": decision.reasons,
+                "lanes.profile": decision.profile.name if decision.profile else "",
+                "lanes.approval": decision.approval or "",
+            }
+        )
+        activity.logger.info(
+            "lane decided: %s by rule %s (policy %s, class %s)",
+            decision.lane,
+            decision.rule,
+            decision.policy_version,
+            decision.data_class,
+        )
+        return decision

@@ -1,0 +1,472 @@
+"""Activities that call the OpenAI Responses API, one per step of a lane.
+
+:class:`ResponsesActivities` owns the ``AsyncOpenAI`` client (built with ``max_retries=0`` in
+``client/connect.py``: Temporal owns retries). Its activities:
+
+* :meth:`~ResponsesActivities.start_background_response` creates a background response with
+  ``background=True, store=True`` both explicit and an ``Idempotency-Key`` stable across retries, and
+  returns its id, so that the id is in workflow history before any waiting starts.
+* :meth:`~ResponsesActivities.await_background_response` is one long, heartbeating activity that follows
+  the response to a terminal status, by resuming its event stream (``starting_after`` the last cursor) or
+  by polling with an adaptive interval, and resumes from its heartbeat details after any crash.
+* :meth:`~ResponsesActivities.cancel_background_response` cancels at the provider and re-reads the final
+  state, because a cancel can race with completion.
+* :meth:`~ResponsesActivities.create_stateless_response` is the stateless lane: ``store=False``, no
+  background, one synchronous call.
+
+Prompt and output text pass through these activities but never reach spans or logs: spans carry only
+the decision tags, the response id, statuses and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Literal
+
+import openai
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseCreatedEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseInProgressEvent,
+    ResponseQueuedEvent,
+    ResponseTextDeltaEvent,
+)
+from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.decision_tags import DecisionTags
+from activities.errors import to_application_error
+from activities.heartbeat import heartbeating
+from activities.outcome import TERMINAL_STATUSES, ProviderOutcome
+from activities.poll_schedule import next_interval_s
+
+StreamMode = Literal["stream", "poll"]
+"""How the await activity follows a background response."""
+
+RESULT_EXPIRED = "ResultExpired"
+"""``ApplicationError.type`` when the provider no longer has the response (retention window passed)."""
+
+STUCK_QUEUED = "StuckQueued"
+"""``ApplicationError.type`` when a response stayed queued past the job type's limit."""
+
+WORKER_SHUTDOWN = "WorkerShutdown"
+"""``ApplicationError.type`` raised on worker shutdown so that another worker resumes at once."""
+
+MAX_STREAM_RECONNECTS = 20
+"""Dropped streams tolerated in one attempt before the activity falls back to polling."""
+
+STREAM_IDLE_S = 10.0
+"""A stream silent for this long is checked with a plain GET (a queued response emits no events)."""
+
+CANCEL_SETTLE_S = 30.0
+"""How long the cancel activity waits for a cancelled response to reach a terminal status."""
+
+
+class StartBackgroundInput(BaseModel):
+    """A background create: the model call and the lanes metadata that names the job."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tags: DecisionTags
+    model: str
+    input: str
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    stream: bool = False
+    completion_window: Literal["soonest", "2h", "8h"] | None = None
+
+
+class StartBackgroundResult(BaseModel):
+    """The provider's id of the new response and, when streaming, the cursor to resume after."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    response_id: str
+    status: str
+    cursor: int | None = None
+
+
+class AwaitBackgroundInput(BaseModel):
+    """Which response to follow, and how."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tags: DecisionTags
+    response_id: str
+    mode: StreamMode = "poll"
+    cursor: int | None = None
+    poll_interval_cap_s: float = 30.0
+    queued_timeout_s: float = 600.0
+
+
+class AwaitProgress(BaseModel):
+    """Heartbeat details of the await activity.
+
+    Everything a retry needs to resume, and what ``lanes status`` shows: counts and positions, never text.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    response_id: str
+    mode: StreamMode
+    cursor: int | None = None
+    provider_status: str | None = None
+    polls: int = 0
+    reconnects: int = 0
+    chars: int = 0
+    queued_since: float | None = None
+    attempt: int = 1
+
+
+class AwaitBackgroundResult(ProviderOutcome):
+    """The terminal outcome, with how it was reached."""
+
+    mode: StreamMode = "poll"
+    polls: int = 0
+    reconnects: int = 0
+
+
+class CancelBackgroundInput(BaseModel):
+    """The response to cancel."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tags: DecisionTags
+    response_id: str
+
+
+class CancelBackgroundResult(BaseModel):
+    """What the provider reported after the cancel.
+
+    Usually ``cancelled``; but a cancel can lose the race with completion, and then the completed outcome
+    stands.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    response_id: str
+    provider_status: str
+    outcome: ProviderOutcome | None = None
+
+
+class StatelessInput(BaseModel):
+    """A synchronous, unstored model call."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tags: DecisionTags
+    model: str
+    input: str
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = 600.0
+
+
+class StatelessResult(ProviderOutcome):
+    """The outcome of the stateless call."""
+
+
+def _record_response(response_id: str, status: str | None) -> None:
+    span = trace.get_current_span()
+    span.set_attribute("openai.response_id", response_id)
+    if status:
+        span.set_attribute("openai.response_status", status)
+
+
+class ResponsesActivities:
+    """Model-calling activities sharing one OpenAI client.
+
+    Args:
+        openai_client: Client with ``max_retries=0``.
+    """
+
+    def __init__(self, openai_client: openai.AsyncOpenAI) -> None:
+        self._openai = openai_client
+
+    @activity.defn
+    async def start_background_response(self, input: StartBackgroundInput) -> StartBackgroundResult:
+        """Create a background response and return its id.
+
+        The ``Idempotency-Key`` is the workflow id plus the activity id, the same on every retry of this
+        activity, so a retry after a lost reply does not start (and bill) a second generation where the
+        provider honours the key.
+
+        Raises:
+            ApplicationError: The provider refused or failed (see ``activities/errors.py``).
+        """
+        input.tags.tag_current_span()
+        info = activity.info()
+        headers = {"Idempotency-Key": f"lanes-{info.workflow_id}-{info.activity_id}"}
+        background_options: openai.types.responses.response_create_params.BackgroundOptions | openai.Omit = (
+            {"completion_window": input.completion_window} if input.completion_window else openai.omit
+        )
+        instructions = input.instructions if input.instructions is not None else openai.omit
+        max_tokens = input.max_output_tokens if input.max_output_tokens is not None else openai.omit
+        try:
+            if not input.stream:
+                response = await self._openai.responses.create(
+                    model=input.model,
+                    input=input.input,
+                    instructions=instructions,
+                    max_output_tokens=max_tokens,
+                    metadata=input.metadata,
+                    background=True,
+                    store=True,
+                    background_options=background_options,
+                    extra_headers=headers,
+                )
+                _record_response(response.id, response.status)
+                return StartBackgroundResult(response_id=response.id, status=response.status or "queued")
+            stream = await self._openai.responses.create(
+                model=input.model,
+                input=input.input,
+                instructions=instructions,
+                max_output_tokens=max_tokens,
+                metadata=input.metadata,
+                background=True,
+                store=True,
+                stream=True,
+                background_options=background_options,
+                extra_headers=headers,
+            )
+            async with stream:
+                async for event in stream:
+                    if isinstance(
+                        event, ResponseCreatedEvent | ResponseQueuedEvent | ResponseInProgressEvent
+                    ):
+                        # Only the id and the cursor matter here; the await activity resumes the stream
+                        # after this event, so closing the connection loses nothing.
+                        _record_response(event.response.id, event.response.status)
+                        return StartBackgroundResult(
+                            response_id=event.response.id,
+                            status=event.response.status or "queued",
+                            cursor=event.sequence_number,
+                        )
+        except openai.OpenAIError as exc:
+            raise to_application_error(exc) from exc
+        raise ApplicationError(
+            "the provider's stream ended before it named the response", type="ProviderError"
+        )
+
+    @activity.defn
+    async def await_background_response(self, input: AwaitBackgroundInput) -> AwaitBackgroundResult:
+        """Follow a background response to its terminal status.
+
+        Resumes from the last heartbeat details when this is a retry, so a worker crash costs at most the
+        events since the last heartbeat, which the resumed stream sends again. On worker shutdown it
+        heartbeats and fails at once (retryably) instead of waiting for a heartbeat timeout, so another
+        worker takes over within a retry interval.
+
+        Raises:
+            ApplicationError: ``ResultExpired`` (non-retryable) if the provider no longer has the response,
+                ``StuckQueued`` (non-retryable) if it stayed queued too long, ``WorkerShutdown`` (retryable)
+                on shutdown, or a mapped provider error.
+        """
+        input.tags.tag_current_span()
+        _record_response(input.response_id, None)
+        progress = _resume(input)
+        async with heartbeating(lambda: progress.model_dump(mode="json")):
+            follower = asyncio.create_task(self._follow(input, progress))
+            shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
+            try:
+                await asyncio.wait({follower, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (follower, shutdown):
+                    if not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+            if not follower.done() or follower.cancelled():
+                activity.heartbeat(progress.model_dump(mode="json"))
+                raise ApplicationError(
+                    "worker shutting down; the next attempt resumes from the last cursor",
+                    type=WORKER_SHUTDOWN,
+                )
+            response = follower.result()
+        _record_response(response.id, response.status)
+        outcome = ProviderOutcome.from_response(response)
+        return AwaitBackgroundResult(
+            **outcome.model_dump(), mode=progress.mode, polls=progress.polls, reconnects=progress.reconnects
+        )
+
+    async def _follow(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response:
+        while True:
+            if progress.mode == "stream":
+                try:
+                    terminal = await self._follow_stream(input, progress)
+                except openai.BadRequestError:
+                    # The provider refuses to stream it again (more than ~5 minutes old, or not created
+                    # with background=true): polling still works until the retention window ends.
+                    progress.mode = "poll"
+                    continue
+                except openai.APIConnectionError:
+                    terminal = None
+                    progress.reconnects += 1
+                    if progress.reconnects > MAX_STREAM_RECONNECTS * progress.attempt:
+                        progress.mode = "poll"
+                    await asyncio.sleep(min(0.1 * progress.reconnects, 2.0))
+                except openai.OpenAIError as exc:
+                    raise self._map(exc, input.response_id) from exc
+                if terminal is not None:
+                    return terminal
+                # The stream ended or went quiet without a terminal event: look, then resume.
+                progress.reconnects += 1
+                if progress.reconnects > MAX_STREAM_RECONNECTS * progress.attempt:
+                    progress.mode = "poll"
+                response = await self._poll(input, progress)
+                if response.status in TERMINAL_STATUSES:
+                    return response
+                continue
+            response = await self._poll(input, progress)
+            if response.status in TERMINAL_STATUSES:
+                return response
+            await asyncio.sleep(next_interval_s(progress.polls, input.poll_interval_cap_s))
+
+    async def _follow_stream(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response | None:
+        """Read the stream after the cursor.
+
+        Returns:
+            The terminal response, or ``None`` if the stream ended or idled without one.
+        """
+        stream = await self._openai.responses.retrieve(
+            input.response_id,
+            stream=True,
+            starting_after=progress.cursor if progress.cursor is not None else openai.omit,
+        )
+        idle_s = min(STREAM_IDLE_S, input.queued_timeout_s)
+        async with stream:
+            iterator = stream.__aiter__()
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        event = await iterator.__anext__()
+                except (StopAsyncIteration, TimeoutError):
+                    return None
+                progress.cursor = event.sequence_number
+                if isinstance(event, ResponseTextDeltaEvent):
+                    progress.chars += len(event.delta)
+                elif isinstance(
+                    event, ResponseCompletedEvent | ResponseFailedEvent | ResponseIncompleteEvent
+                ):
+                    progress.provider_status = event.response.status
+                    return event.response
+                elif isinstance(event, ResponseCreatedEvent | ResponseQueuedEvent | ResponseInProgressEvent):
+                    progress.provider_status = event.response.status
+
+    async def _poll(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response:
+        """One plain GET, with the stuck-in-queued check."""
+        try:
+            response = await self._openai.responses.retrieve(input.response_id)
+        except openai.OpenAIError as exc:
+            raise self._map(exc, input.response_id) from exc
+        progress.polls += 1
+        progress.provider_status = response.status
+        if response.status == "queued":
+            now = time.time()
+            if progress.queued_since is None:
+                progress.queued_since = now
+            elif now - progress.queued_since > input.queued_timeout_s:
+                with contextlib.suppress(openai.OpenAIError):
+                    await self._openai.responses.cancel(input.response_id)
+                raise ApplicationError(
+                    f"response {input.response_id} stayed queued for more than {input.queued_timeout_s:g} s; "
+                    "it was cancelled at the provider",
+                    {"response_id": input.response_id, "queued_timeout_s": input.queued_timeout_s},
+                    type=STUCK_QUEUED,
+                    non_retryable=True,
+                )
+        else:
+            progress.queued_since = None
+        return response
+
+    @staticmethod
+    def _map(exc: openai.OpenAIError, response_id: str) -> ApplicationError:
+        if isinstance(exc, openai.NotFoundError):
+            return ApplicationError(
+                f"response {response_id} no longer exists at the provider: its stored state expired (or was "
+                "deleted) before a worker could read the result",
+                {"response_id": response_id},
+                type=RESULT_EXPIRED,
+                non_retryable=True,
+            )
+        return to_application_error(exc)
+
+    @activity.defn
+    async def cancel_background_response(self, input: CancelBackgroundInput) -> CancelBackgroundResult:
+        """Cancel a background response, then re-read it until it is terminal.
+
+        Cancelling is idempotent at the provider, so this activity may be retried freely. A 404 means the
+        response no longer exists, which leaves nothing to cancel.
+        """
+        input.tags.tag_current_span()
+        _record_response(input.response_id, None)
+        try:
+            with contextlib.suppress(openai.BadRequestError):
+                # 400: not cancellable (already terminal, or not background); the re-read tells which.
+                await self._openai.responses.cancel(input.response_id)
+            deadline = time.monotonic() + CANCEL_SETTLE_S
+            async with heartbeating():
+                while True:
+                    response = await self._openai.responses.retrieve(input.response_id)
+                    if response.status in TERMINAL_STATUSES or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
+        except openai.NotFoundError:
+            return CancelBackgroundResult(response_id=input.response_id, provider_status="not_found")
+        except openai.OpenAIError as exc:
+            raise to_application_error(exc) from exc
+        _record_response(response.id, response.status)
+        terminal = response.status in TERMINAL_STATUSES
+        return CancelBackgroundResult(
+            response_id=response.id,
+            provider_status=response.status or "unknown",
+            outcome=ProviderOutcome.from_response(response) if terminal else None,
+        )
+
+    @activity.defn
+    async def create_stateless_response(self, input: StatelessInput) -> StatelessResult:
+        """Run the model call synchronously with ``store=False`` and no background.
+
+        Cancelling the activity closes the connection, which is how a synchronous response is cancelled.
+        """
+        input.tags.tag_current_span()
+        try:
+            async with heartbeating():
+                response = await self._openai.responses.create(
+                    model=input.model,
+                    input=input.input,
+                    instructions=input.instructions if input.instructions is not None else openai.omit,
+                    max_output_tokens=input.max_output_tokens
+                    if input.max_output_tokens is not None
+                    else openai.omit,
+                    metadata=input.metadata,
+                    store=False,
+                    timeout=input.timeout_s,
+                )
+        except openai.OpenAIError as exc:
+            raise to_application_error(exc) from exc
+        _record_response(response.id, response.status)
+        return StatelessResult(**ProviderOutcome.from_response(response).model_dump())
+
+
+def _resume(input: AwaitBackgroundInput) -> AwaitProgress:
+    """Progress from the last heartbeat of a previous attempt, or a fresh start from the input."""
+    info = activity.info()
+    details = info.heartbeat_details
+    if details:
+        # Heartbeat details are decoded without type hints: a dict, validated here.
+        previous = AwaitProgress.model_validate(details[0])
+        if previous.response_id == input.response_id:
+            return previous.model_copy(update={"attempt": info.attempt})
+    return AwaitProgress(
+        response_id=input.response_id, mode=input.mode, cursor=input.cursor, attempt=info.attempt
+    )

@@ -1,0 +1,106 @@
+"""The one place where Temporal and OpenAI clients are configured.
+
+The worker, the CLI, the demo and the tests all connect through this module, so that they agree on the
+data converter (pydantic, because every workflow and activity payload is a pydantic model), on the
+OpenTelemetry plugin (registered on the client only: workers inherit client plugins, and registering it
+twice would duplicate every span), and on how the OpenAI client is built.
+
+    client = await connect(Settings())
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import openai
+from temporalio.client import Client, Plugin
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+
+from client.settings import Settings
+
+DATA_CONVERTER: DataConverter = pydantic_data_converter
+"""Converter for every client, worker, replayer and test environment."""
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long to wait for the Temporal frontend before telling the user it is unreachable."""
+
+
+class TemporalUnreachableError(RuntimeError):
+    """Temporal did not answer at the configured address.
+
+    Its message names the address and how to get a server, because "connection refused" alone does not
+    tell a newcomer that ``lanes dev`` exists.
+    """
+
+
+class ProviderNotConfiguredError(RuntimeError):
+    """Neither an OpenAI key nor a base URL is configured, so the worker has no provider to talk to."""
+
+
+def plugins() -> Sequence[Plugin]:
+    """Return the client plugins: OpenTelemetry tracing with Temporal's own spans.
+
+    ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
+    record the lane decision.
+    """
+    return [OpenTelemetryPlugin(add_temporal_spans=True)]
+
+
+async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
+    """Connect to Temporal with lanes' converter and plugins.
+
+    Args:
+        settings: Address and namespace to use.
+        timeout_s: How long to wait for the server.
+
+    Returns:
+        A connected client.
+
+    Raises:
+        TemporalUnreachableError: The server did not answer in time.
+    """
+    try:
+        return await asyncio.wait_for(
+            Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=DATA_CONVERTER,
+                plugins=plugins(),
+            ),
+            timeout=timeout_s,
+        )
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        raise TemporalUnreachableError(
+            f"cannot reach Temporal at {settings.temporal_address} (namespace "
+            f"{settings.temporal_namespace!r}): {exc or type(exc).__name__}. Start the embedded stack with "
+            "`lanes dev`, or set TEMPORAL_ADDRESS to a running server."
+        ) from exc
+
+
+def openai_client(settings: Settings) -> openai.AsyncOpenAI:
+    """Build the OpenAI client that activities own.
+
+    Temporal owns retries, so the SDK's are off: every attempt is then visible in workflow history, and
+    the SDK never silently re-sends a create (it sends no idempotency key, so a retried background create
+    could start a second, unlisted, billed response).
+
+    Args:
+        settings: Key and base URL. ``OPENAI_BASE_URL`` wins over the real API, which is how the embedded
+            stack points the worker at the local emulator.
+
+    Returns:
+        An ``AsyncOpenAI`` with ``max_retries=0``.
+
+    Raises:
+        ProviderNotConfiguredError: Neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set.
+    """
+    if settings.openai_base_url is None and settings.openai_api_key is None:
+        raise ProviderNotConfiguredError(
+            "no model provider configured: set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL to use an "
+            "emulator (`lanes dev` starts one and sets it for its worker)"
+        )
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "emulator"
+    return openai.AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, max_retries=0)

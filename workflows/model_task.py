@@ -1,0 +1,471 @@
+"""The model-task workflow: decide the lane, then run the job on it, cancellable at every step.
+
+    handle = await client.start_workflow(
+        ModelTaskWorkflow.run,
+        ModelTaskInput(job_type="public_research", input="..."),
+        id="lanes-...", task_queue=settings.task_queue,
+    )
+
+1. ``evaluate_policy`` decides the lane from the job type and data class. The decision is an activity
+   result, so it is in history with its rule, policy version and digest: replay never re-decides.
+2. ``background``: ``start_background_response`` returns the provider's response id (now in history),
+   then ``await_background_response`` follows it to a terminal status, heartbeating its progress.
+   ``stateless``: ``create_stateless_response`` makes one ``store=False`` call. ``denied``: the workflow
+   fails with a non-retryable ``PolicyDenied`` error carrying the decision, and no model is called.
+3. A ``cancel`` signal, or Temporal's own workflow cancellation, stops the job in any phase: a response
+   being started is cancelled as soon as its id is known, a running one is cancelled at the provider and
+   re-read (a cancel can race with completion). A signal ends the workflow normally with a ``cancelled``
+   result recording who, when and why; a Temporal cancellation ends it CANCELED after the same cleanup.
+
+Workflow code never sees ``os``, ``time``, ``random`` or I/O; activity and policy modules are imported
+through the sandbox pass-through only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
+
+with workflow.unsafe.imports_passed_through():
+    from opentelemetry import trace
+
+    from activities.decision_tags import DecisionTags
+    from activities.outcome import ProviderOutcome, TokenUsage
+    from activities.policy import EvaluatePolicyInput, PolicyActivities
+    from activities.responses import (
+        AwaitBackgroundInput,
+        AwaitBackgroundResult,
+        CancelBackgroundInput,
+        CancelBackgroundResult,
+        ResponsesActivities,
+        StartBackgroundInput,
+        StartBackgroundResult,
+        StatelessInput,
+        StatelessResult,
+    )
+    from policy import Lane, PolicyDecision
+    from workflows import search_attributes
+    from workflows.retry import AWAIT_RETRY, POLICY_RETRY, PROVIDER_RETRY
+
+MAX_INPUT_CHARS = 400_000
+"""Hard ceiling on input text, whatever the policy says: four bytes a character stays under Temporal's
+2 MiB payload limit. Policies set lower limits per job type."""
+
+MAX_INSTRUCTIONS_CHARS = 64_000
+"""Hard ceiling on instructions text."""
+
+MAX_USER_METADATA = 12
+"""OpenAI accepts 16 metadata pairs; lanes keeps 4 for its own ``lanes_*`` keys."""
+
+PolicyDeniedType = "PolicyDenied"
+"""``ApplicationError.type`` of the failure of a denied job; its first detail is the decision."""
+
+Phase = Literal[
+    "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
+]
+"""Where a job is, as the ``status`` query reports it."""
+
+
+class ExecutionOptions(BaseModel):
+    """Operational knobs of one job, which do not change its lane."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    heartbeat_timeout_s: float = Field(default=10.0, ge=0.2, le=300)
+    """How soon a dead worker is noticed while a response is awaited."""
+
+
+class ModelTaskInput(BaseModel):
+    """One model job, as a client submits it.
+
+    Only ``job_type`` and ``input`` are required; every other field has a default so that older and newer
+    clients and workers keep understanding each other.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_type: str = Field(min_length=1, max_length=64)
+    """A job type of the policy, e.g. ``public_research``: the unit the lane decision is attached to."""
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    """The prompt. It goes to the provider and into history, never into spans, logs or search attributes."""
+    data_class: str | None = Field(default=None, max_length=64)
+    """Declared data class. It can raise the job type's floor, never lower it."""
+    model: str | None = Field(default=None, max_length=128)
+    """Model name; ``None`` takes the model of the lane's provider profile."""
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
+    max_output_tokens: int | None = Field(default=None, ge=16)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    """Sent to the provider with the request (never the prompt's place: metadata is stored with it)."""
+    approval: str | None = Field(default=None, max_length=128)
+    """Security-review approval reference, for job types whose background lane requires one."""
+    tenant: str | None = Field(default=None, max_length=64)
+    """Tenant whose (stricter) policy overrides apply."""
+    options: ExecutionOptions = Field(default_factory=ExecutionOptions)
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_USER_METADATA:
+            raise ValueError(
+                f"at most {MAX_USER_METADATA} metadata pairs (lanes adds its own); got {len(value)}"
+            )
+        for key, item in value.items():
+            if key.startswith("lanes_"):
+                raise ValueError(f"metadata key {key!r}: the lanes_ prefix is reserved for lanes' own keys")
+            if not 1 <= len(key) <= 64:
+                raise ValueError(f"metadata key {key[:70]!r}: keys must be 1 to 64 characters")
+            if len(item) > 512:
+                raise ValueError(f"metadata value of {key!r}: values must be at most 512 characters")
+        return value
+
+
+class CancelInput(BaseModel):
+    """The ``cancel`` signal's argument: who asks and why, for the result's record."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reason: str = Field(default="", max_length=500)
+    requested_by: str = Field(default="client", max_length=128)
+
+
+class CancellationRecord(BaseModel):
+    """Who cancelled a job, when, why, in which phase, and whether it took effect at the provider."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    via: Literal["signal", "workflow-cancel"]
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    phase: str
+    effective: bool = True
+    """False when the provider had already finished: the completed result then stands."""
+
+
+class ModelTaskResult(BaseModel):
+    """The outcome of a job that was allowed to run (a denied job fails with ``PolicyDenied`` instead)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["completed", "incomplete", "failed", "cancelled"]
+    lane: Lane
+    rule: str
+    decision: PolicyDecision
+    response_id: str | None = None
+    output_text: str = ""
+    incomplete_reason: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    usage: TokenUsage | None = None
+    cancellation: CancellationRecord | None = None
+    polls: int = 0
+    reconnects: int = 0
+
+
+class StatusResult(BaseModel):
+    """The ``status`` query's answer: where the job is, without any text of it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Phase
+    job_type: str
+    lane: Lane | None = None
+    rule: str | None = None
+    data_class: str | None = None
+    policy_version: str | None = None
+    response_id: str | None = None
+    provider_status: str | None = None
+    cancellation: CancellationRecord | None = None
+
+
+@workflow.defn
+class ModelTaskWorkflow:
+    """Runs one model job on the lane its policy allows."""
+
+    def __init__(self) -> None:
+        self._job_type = ""
+        self._phase: Phase = "evaluating"
+        self._decision: PolicyDecision | None = None
+        self._response_id: str | None = None
+        self._provider_status: str | None = None
+        self._cancel: CancellationRecord | None = None
+        self._start: ActivityHandle[StartBackgroundResult] | None = None
+        self._running: ActivityHandle[Any] | None = None
+
+    @workflow.run
+    async def run(self, input: ModelTaskInput) -> ModelTaskResult:
+        """Decide, then run the job on its lane.
+
+        Raises:
+            ApplicationError: ``PolicyDenied`` (non-retryable) when the policy denies the job.
+        """
+        self._job_type = input.job_type
+        try:
+            return await self._run(input)
+        except asyncio.CancelledError:
+            # Temporal's own cancellation: the same cleanup as the signal, then end CANCELED.
+            self._request_cancel(
+                via="workflow-cancel", requested_by="temporal", reason=workflow.cancellation_reason() or ""
+            )
+            await self._stop_and_cancel_at_provider()
+            self._phase = "cancelled"
+            raise
+
+    @workflow.signal
+    def cancel(self, input: CancelInput) -> None:
+        """Ask the job to stop. Only the first request is recorded; later ones change nothing."""
+        self._request_cancel(via="signal", requested_by=input.requested_by, reason=input.reason)
+
+    @workflow.query
+    def status(self) -> StatusResult:
+        """Where the job is: phase, lane, rule, provider response id and status."""
+        decision = self._decision
+        return StatusResult(
+            phase=self._phase,
+            job_type=self._job_type,
+            lane=decision.lane if decision else None,
+            rule=decision.rule if decision else None,
+            data_class=decision.data_class if decision else None,
+            policy_version=decision.policy_version if decision else None,
+            response_id=self._response_id,
+            provider_status=self._provider_status,
+            cancellation=self._cancel,
+        )
+
+    async def _run(self, input: ModelTaskInput) -> ModelTaskResult:
+        decision = await workflow.execute_activity_method(
+            PolicyActivities.evaluate_policy,
+            EvaluatePolicyInput(
+                job_type=input.job_type,
+                data_class=input.data_class,
+                approval=input.approval,
+                tenant=input.tenant,
+                input_chars=len(input.input),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=POLICY_RETRY,
+        )
+        self._decision = decision
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.LANE.value_set(str(decision.lane)),
+                search_attributes.JOB_TYPE.value_set(decision.job_type),
+                search_attributes.DATA_CLASS.value_set(decision.data_class),
+            ]
+        )
+        tags = DecisionTags.of(decision)
+        with trace.get_tracer(__name__).start_as_current_span(f"lanes.lane.{decision.lane}") as span:
+            span.set_attributes(tags.attributes())
+            if decision.lane == Lane.DENIED or decision.profile is None:
+                self._phase = "denied"
+                raise ApplicationError(
+                    f"policy {decision.policy_version} denies job type {decision.job_type!r} with data class "
+                    f"{decision.data_class!r} (rule {decision.rule}): " + " ".join(decision.reasons),
+                    decision.model_dump(mode="json"),
+                    type=PolicyDeniedType,
+                    non_retryable=True,
+                )
+            if self._cancel is not None:
+                # Cancelled while the policy was evaluated: nothing was started, nothing to clean up.
+                self._phase = "cancelled"
+                return self._result(decision, None)
+            model = input.model or decision.profile.model
+            metadata = {
+                **input.metadata,
+                "lanes_workflow_id": workflow.info().workflow_id,
+                "lanes_job_type": decision.job_type,
+                "lanes_policy_digest": decision.policy_digest,
+            }
+            if decision.lane == Lane.STATELESS:
+                return await self._stateless(input, decision, tags, model, metadata)
+            return await self._background(input, decision, tags, model, metadata)
+
+    async def _stateless(
+        self,
+        input: ModelTaskInput,
+        decision: PolicyDecision,
+        tags: DecisionTags,
+        model: str,
+        metadata: dict[str, str],
+    ) -> ModelTaskResult:
+        self._phase = "running"
+        handle = workflow.start_activity_method(
+            ResponsesActivities.create_stateless_response,
+            StatelessInput(
+                tags=tags,
+                model=model,
+                input=input.input,
+                instructions=input.instructions,
+                max_output_tokens=input.max_output_tokens,
+                metadata=metadata,
+                timeout_s=decision.limits.max_duration_s,
+            ),
+            start_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s + 30),
+            heartbeat_timeout=timedelta(seconds=input.options.heartbeat_timeout_s),
+            retry_policy=PROVIDER_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._running = handle
+        await workflow.wait_condition(lambda: self._cancel is not None or handle.done())
+        if not handle.done():
+            # Cancelling the activity closes the connection: that is how a synchronous call is cancelled.
+            await self._stop_and_cancel_at_provider()
+            self._phase = "cancelled"
+            return self._result(decision, None)
+        outcome: StatelessResult = await self._settle(handle)
+        self._response_id = outcome.response_id
+        self._provider_status = outcome.status
+        return self._finish(decision, outcome)
+
+    async def _background(
+        self,
+        input: ModelTaskInput,
+        decision: PolicyDecision,
+        tags: DecisionTags,
+        model: str,
+        metadata: dict[str, str],
+    ) -> ModelTaskResult:
+        assert decision.profile is not None
+        self._phase = "starting"
+        start = workflow.start_activity_method(
+            ResponsesActivities.start_background_response,
+            StartBackgroundInput(
+                tags=tags,
+                model=model,
+                input=input.input,
+                instructions=input.instructions,
+                max_output_tokens=input.max_output_tokens,
+                metadata=metadata,
+                stream=decision.profile.stream,
+                completion_window=decision.profile.completion_window,
+            ),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=PROVIDER_RETRY,
+        )
+        self._start = start
+        # Never cancel a create in flight: its response would exist with no id to cancel it by. Wait for
+        # the id instead (a cancel request is handled right after).
+        await workflow.wait_condition(start.done)
+        started = await self._settle(start)
+        self._response_id = started.response_id
+        self._provider_status = started.status
+        if self._cancel is not None:
+            await self._stop_and_cancel_at_provider()
+            self._phase = "cancelled"
+            return self._result(decision, None)
+
+        self._phase = "running"
+        follow = workflow.start_activity_method(
+            ResponsesActivities.await_background_response,
+            AwaitBackgroundInput(
+                tags=tags,
+                response_id=started.response_id,
+                mode="stream" if decision.profile.stream else "poll",
+                cursor=started.cursor,
+                poll_interval_cap_s=decision.limits.poll_interval_cap_s,
+                queued_timeout_s=decision.limits.queued_timeout_s,
+            ),
+            start_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s),
+            schedule_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s + 300),
+            heartbeat_timeout=timedelta(seconds=input.options.heartbeat_timeout_s),
+            retry_policy=AWAIT_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._running = follow
+        await workflow.wait_condition(lambda: self._cancel is not None or follow.done())
+        if not follow.done():
+            final = await self._stop_and_cancel_at_provider()
+            return self._after_cancel(decision, final)
+        outcome: AwaitBackgroundResult = await self._settle(follow)
+        self._provider_status = outcome.status
+        result = self._finish(decision, outcome)
+        return result.model_copy(update={"polls": outcome.polls, "reconnects": outcome.reconnects})
+
+    async def _stop_and_cancel_at_provider(self) -> CancelBackgroundResult | None:
+        """Stop the running activity, then cancel a started background response at the provider.
+
+        Runs for the signal and for Temporal cancellation alike; it only awaits activities it starts or
+        that are already running, so it is safe in an ``except CancelledError`` block.
+        """
+        self._phase = "cancelling"
+        if self._start is not None and not self._start.done():
+            # A create in flight will return an id; wait for it rather than orphan the response.
+            with contextlib.suppress(ActivityError):
+                started = await self._start
+                self._response_id = started.response_id
+        if self._running is not None and not self._running.done():
+            self._running.cancel()
+            with contextlib.suppress(ActivityError, asyncio.CancelledError):
+                await self._running
+        if self._response_id is None or self._decision is None or self._decision.lane != Lane.BACKGROUND:
+            return None
+        final = await workflow.execute_activity_method(
+            ResponsesActivities.cancel_background_response,
+            CancelBackgroundInput(tags=DecisionTags.of(self._decision), response_id=self._response_id),
+            start_to_close_timeout=timedelta(seconds=90),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=PROVIDER_RETRY,
+        )
+        self._provider_status = final.provider_status
+        return final
+
+    def _after_cancel(
+        self, decision: PolicyDecision, final: CancelBackgroundResult | None
+    ) -> ModelTaskResult:
+        if final is not None and final.outcome is not None and final.outcome.status != "cancelled":
+            # The provider finished before the cancel reached it: the finished result stands.
+            assert self._cancel is not None
+            self._cancel = self._cancel.model_copy(update={"effective": False})
+            return self._finish(decision, final.outcome)
+        self._phase = "cancelled"
+        return self._result(decision, final.outcome if final else None)
+
+    async def _settle(self, handle: ActivityHandle[Any]) -> Any:
+        """Await a finished activity, turning a non-retryable typed failure into this workflow's failure."""
+        try:
+            return await handle
+        except ActivityError as exc:
+            self._phase = "failed"
+            cause = exc.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(
+                    cause.message, *cause.details, type=cause.type, non_retryable=True
+                ) from exc
+            raise
+
+    def _finish(self, decision: PolicyDecision, outcome: ProviderOutcome) -> ModelTaskResult:
+        self._phase = "completed" if outcome.status != "cancelled" else "cancelled"
+        return self._result(decision, outcome)
+
+    def _result(self, decision: PolicyDecision, outcome: ProviderOutcome | None) -> ModelTaskResult:
+        fields: dict[str, Any] = (
+            outcome.model_dump(exclude={"response_id"}) if outcome else {"status": "cancelled"}
+        )
+        fields = {k: v for k, v in fields.items() if k in ModelTaskResult.model_fields}
+        return ModelTaskResult(
+            **fields,
+            lane=decision.lane,
+            rule=decision.rule,
+            decision=decision,
+            response_id=self._response_id,
+            cancellation=self._cancel,
+        )
+
+    def _request_cancel(
+        self, *, via: Literal["signal", "workflow-cancel"], requested_by: str, reason: str
+    ) -> None:
+        if self._cancel is None:
+            self._cancel = CancellationRecord(
+                via=via,
+                requested_by=requested_by,
+                reason=reason,
+                requested_at=workflow.now(),
+                phase=self._phase,
+            )

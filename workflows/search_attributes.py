@@ -1,0 +1,24 @@
+"""Search attributes that make lane decisions queryable in Temporal visibility.
+
+Operators answer "which jobs took the background lane last week?" with a visibility query such as
+``LanesLane = 'background'`` rather than by reading histories. The keys are declared once here because
+the workflow upserts them and the embedded dev server must register them at start: upserting an
+unregistered attribute fails every workflow task and hangs the workflow.
+
+Only policy vocabulary (lane, job type, data class) is ever stored here, never prompt or output text:
+search attributes are indexed and shown in clear text by every Temporal UI.
+"""
+
+from temporalio.common import SearchAttributeKey
+
+LANE = SearchAttributeKey.for_keyword("LanesLane")
+"""The lane the policy decided: ``background``, ``stateless`` or ``denied``."""
+
+JOB_TYPE = SearchAttributeKey.for_keyword("LanesJobType")
+"""The job type the client declared (already known to the policy when upserted)."""
+
+DATA_CLASS = SearchAttributeKey.for_keyword("LanesDataClass")
+"""The effective data class: the higher of the declared class and the job type's floor."""
+
+ALL: tuple[SearchAttributeKey[str], ...] = (LANE, JOB_TYPE, DATA_CLASS)
+"""Every key, in the order the dev server registers them."""
