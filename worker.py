@@ -18,6 +18,7 @@ import signal
 import sys
 from datetime import timedelta
 
+import openai
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -36,12 +37,16 @@ READY_LINE = "lanes worker ready"
 """Printed to stderr once polling starts; the embedded stack waits for it."""
 
 
-def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+) -> Worker:
     """Wire the activities and workflows onto a worker.
 
     Args:
         client: A client from :func:`client.connect.connect` (its plugins apply to the worker).
-        settings: Policy path and provider configuration.
+        settings: Policy path and task queue.
+        provider: The OpenAI client the activities own (from :func:`client.connect.openai_client`); the
+            caller closes it after the worker stops.
         task_queue: Overrides ``settings.task_queue`` (tests use a fresh queue each).
 
     Returns:
@@ -49,7 +54,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str | None =
     """
     policy_source = PolicySource(settings.policy_path)
     policy_source.current()  # a malformed policy stops the worker now, with the file's errors
-    responses = ResponsesActivities(openai_client(settings))
+    responses = ResponsesActivities(provider)
     policy = PolicyActivities(policy_source)
     return Worker(
         client,
@@ -70,12 +75,11 @@ async def run(settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT."""
     setup_tracing("lanes-worker")
     client = await connect(settings)
-    worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
+    async with openai_client(settings) as provider, build_worker(client, settings, provider) as worker:
         print(
             f"{READY_LINE} on task queue {worker.task_queue!r} at {settings.temporal_address}",
             file=sys.stderr,

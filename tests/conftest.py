@@ -8,7 +8,7 @@ the converter, plugins and activities under test are the real ones.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
-from client.connect import connect
+from client.connect import connect, openai_client
 from client.settings import Settings
 from client.stack import DevServer
 from client.telemetry import setup_tracing
@@ -77,7 +77,7 @@ async def client(settings: Settings) -> Client:
 @pytest_asyncio.fixture
 async def worker(client: Client, settings: Settings) -> AsyncIterator[str]:
     """A real lanes worker in this process on the test's task queue; yields the task queue."""
-    async with build_worker(client, settings):
+    async with openai_client(settings) as provider, build_worker(client, settings, provider):
         yield settings.task_queue
 
 

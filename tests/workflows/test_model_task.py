@@ -13,7 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from client.connect import openai_client
 from responses_emulator import Emulator, EmulatorServer, LedgerEntry
+from worker import build_worker
 from workflows import search_attributes
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
@@ -57,8 +59,8 @@ async def test_background_lane_creates_with_store_and_background_then_completes(
     assert result.response_id.startswith("resp_")
     assert result.output_text
     # The output is the provider's, byte for byte: read it back with the real SDK.
-    sdk = AsyncOpenAI(api_key="emulator", base_url=emulator_server.base_url, max_retries=0)
-    assert (await sdk.responses.retrieve(result.response_id)).output_text == result.output_text
+    async with AsyncOpenAI(api_key="emulator", base_url=emulator_server.base_url, max_retries=0) as sdk:
+        assert (await sdk.responses.retrieve(result.response_id)).output_text == result.output_text
 
     entries = ledger_of(emulator, handle.id)
     creates = [e for e in entries if e.method == "POST" and e.path == "/v1/responses"]
@@ -178,9 +180,7 @@ async def test_cancel_before_start_creates_nothing(client: Client, settings: Any
     task = ModelTaskInput(job_type="public_research", input="never runs")
     handle = await start(client, settings.task_queue, task)
     await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="changed my mind"))
-    from worker import build_worker
-
-    async with build_worker(client, settings):
+    async with openai_client(settings) as provider, build_worker(client, settings, provider):
         result = await handle.result()
     assert result.status == "cancelled"
     assert result.response_id is None
