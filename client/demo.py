@@ -117,11 +117,11 @@ async def run_demo(*, state_dir: Path) -> int:
         entries = stack.emulator.ledger.entries()
 
     print()
-    print(f"{'job':44} {'lane':10} {'rule':30} {'response id':34} outcome")
+    print(f"{'job':44} {'lane':10} {'rule':30} {'response id':54} outcome")
     for row in rows:
         print(
             f"{row['label']:44} {row.get('lane') or '-':10} {row.get('rule') or '-':30} "
-            f"{row.get('response_id') or '-':34} {row['outcome']}"
+            f"{row.get('response_id') or '-':54} {row['outcome']}"
         )
 
     background_ids = {row["workflow_id"] for row in rows if row.get("lane") == "background"}
