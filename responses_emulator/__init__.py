@@ -1,1 +1,24 @@
-"""responses_emulator."""
+"""A faithful, fault-injecting local emulator of OpenAI's Responses API.
+
+It lets the real ``openai`` SDK run lanes' background, streaming and stateless paths with no key and
+no network: in-process through ``httpx2.MockTransport(Emulator().handle)``, or over loopback HTTP
+through :class:`EmulatorServer` / ``lanes emulator``. See ``docs/emulator.md``.
+"""
+
+from responses_emulator.clock import Clock, ManualClock, SystemClock
+from responses_emulator.config import EmulatorConfig
+from responses_emulator.emulator import Emulator
+from responses_emulator.ledger import Ledger, LedgerEntry
+from responses_emulator.server import EmulatorServer, serve
+
+__all__ = [
+    "Clock",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "Ledger",
+    "LedgerEntry",
+    "ManualClock",
+    "SystemClock",
+    "serve",
+]

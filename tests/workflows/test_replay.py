@@ -24,7 +24,7 @@ HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 PATHS = {
     "background": ModelTaskInput(job_type="public_research", data_class="public", input="replay background"),
     "background_poll": ModelTaskInput(
-        job_type="internal_drafting", data_class="internal", input="replay poll"
+        job_type="coding_analysis", data_class="internal", input="replay poll"
     ),
     "stateless": ModelTaskInput(
         job_type="support_analysis", data_class="confidential", input="replay stateless"

@@ -1,0 +1,60 @@
+"""Emulator configuration.
+
+One pydantic model holds every knob so that the CLI, the in-process fixture and the benchmark build
+the emulator the same way, and so that a test can state its whole scenario in one constructor call.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmulatorConfig(BaseModel):
+    """Timing, retention, policy and fault-rate settings of one emulator.
+
+    Times are in simulated seconds, measured on the emulator's clock: with a ``ManualClock`` nothing
+    moves until a test advances it, so retention and resume windows can be crossed without sleeping.
+
+    Attributes:
+        duration_s: Time from ``queued`` to the terminal status of a background response.
+        queued_s: Part of ``duration_s`` spent in ``queued`` before ``in_progress``.
+        foreground_duration_s: Generation time of a foreground (``background`` false) response under a
+            real-time clock; a foreground call is synchronous, so under a ``ManualClock`` it is instant.
+        output_tokens: Number of tokens the deterministic generator writes for one response.
+        token_rate: Tokens per second while ``in_progress``. When set it replaces the
+            ``duration_s - queued_s`` generation time; ``None`` spreads the tokens over that time.
+        seed: Mixed into generated text, response ids and random fault draws, so a rerun is identical.
+        resume_window_s: Age past which ``GET ?stream=true`` is refused (the real API says 5 minutes).
+        retention_s: How long a background response stays retrievable after reaching a terminal status.
+        background_store_false: ``reject`` answers 400 to ``background=true, store=false`` (the stricter
+            reading of the docs); ``accept`` keeps such a response for ``retention_s`` only.
+        require_stream_on_create: Refuse to re-stream a background response not created with
+            ``stream=true`` (the first background guide says so; unconfirmed today, so stricter).
+        rate_429: Probability that any ``/v1`` request is answered 429 before it is processed.
+        rate_500: Probability of a 500 answer.
+        rate_503: Probability of a 503 answer.
+        latency_ms: Real (not simulated) latency added before every ``/v1`` answer.
+        retry_after_s: ``Retry-After`` value sent with 429 and 503 answers.
+        max_stream_wait_s: Longest real sleep of a stream between checks for cancellation.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    duration_s: float = Field(default=3.0, ge=0)
+    queued_s: float = Field(default=0.5, ge=0)
+    foreground_duration_s: float = Field(default=0.2, ge=0)
+    output_tokens: int = Field(default=40, ge=1, le=100_000)
+    token_rate: float | None = Field(default=None, gt=0)
+    seed: int = 0
+    resume_window_s: float = Field(default=300.0, ge=0)
+    retention_s: float = Field(default=600.0, ge=0)
+    background_store_false: Literal["reject", "accept"] = "reject"
+    require_stream_on_create: bool = True
+    rate_429: float = Field(default=0.0, ge=0, le=1)
+    rate_500: float = Field(default=0.0, ge=0, le=1)
+    rate_503: float = Field(default=0.0, ge=0, le=1)
+    latency_ms: float = Field(default=0.0, ge=0)
+    retry_after_s: int = Field(default=1, ge=0)
+    max_stream_wait_s: float = Field(default=1.0, gt=0)

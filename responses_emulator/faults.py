@@ -1,0 +1,180 @@
+"""The fault grammar: one string that makes the emulator misbehave in a chosen way.
+
+A fault travels either in the ``emulator_fault`` metadata key of a create (it then belongs to that
+response and to every later request that touches it) or in an ``X-Emulator-Fault`` header (it then
+applies to that one request only). Several faults are joined with commas::
+
+    stuck_queued                      never leaves queued
+    fail:<code>                       fails half-way with error.code <code> (e.g. server_error,
+                                      rate_limit_exceeded; any ResponseError code)
+    incomplete:<reason>               stops half-way as incomplete (max_output_tokens, content_filter,
+                                      max_messages)
+    drop_stream_after:<n>[:<times>]   the next <times> (default 1) streams of the response are cut
+                                      abruptly after <n> events; the SDK raises APIConnectionError
+    reset_mid_body[:<times>]          the next <times> (default 1) plain reads (GET, cancel, a
+                                      non-streamed create) send half of the JSON body, then reset
+    cancel_race                       cancel answers "cancelled", but the response goes on and later
+                                      reads "completed" (the race reported on Azure OpenAI)
+    http:<status>[:<count>]           the next <count> (default 1) requests touching the response
+                                      are answered <status> (429/503 carry Retry-After) before any
+                                      processing; in a header, the request carrying it is answered so
+    delay_ms:<ms>                     adds real latency before answering (header) or before every
+                                      answer about the response (metadata)
+
+Response-level faults (``stuck_queued``, ``fail``, ``incomplete``, ``cancel_race``) in a header of a
+create apply to the response it creates, exactly as in metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import get_args
+
+import httpx2
+from openai.types.responses.response import IncompleteDetails
+from openai.types.responses.response_error import ResponseError
+
+from responses_emulator.errors import EmulatorError
+
+FAIL_CODES: frozenset[str] = frozenset(get_args(ResponseError.model_fields["code"].annotation))
+"""Every ``error.code`` the SDK's ``ResponseError`` accepts."""
+
+INCOMPLETE_REASONS: frozenset[str] = frozenset(
+    r for r in get_args(get_args(IncompleteDetails.model_fields["reason"].annotation)[0]) if r != "steered"
+)
+"""The ``incomplete_details.reason`` values that make sense without WebSocket steering."""
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """The parsed form of a fault string; the empty instance means "behave".
+
+    Attributes:
+        stuck_queued: The response never leaves ``queued``.
+        fail_code: The response fails with this ``error.code``.
+        incomplete_reason: The response ends ``incomplete`` with this reason.
+        drop_stream_after: Number of events after which a stream is cut.
+        drop_stream_times: How many streams are cut.
+        reset_mid_body: How many plain reads are cut half-way through the body.
+        cancel_race: Cancel reports ``cancelled`` but generation continues to ``completed``.
+        http_status: Status answered instead of processing the request.
+        http_count: How many requests get ``http_status``.
+        delay_ms: Real latency added to each answer.
+        source: The original text, for the ledger.
+    """
+
+    stuck_queued: bool = False
+    fail_code: str | None = None
+    incomplete_reason: str | None = None
+    drop_stream_after: int | None = None
+    drop_stream_times: int = 0
+    reset_mid_body: int = 0
+    cancel_race: bool = False
+    http_status: int | None = None
+    http_count: int = 0
+    delay_ms: float = 0.0
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def empty(self) -> bool:
+        """Whether no fault is requested."""
+        return self == Faults()
+
+    def merged(self, other: Faults) -> Faults:
+        """Return these faults with every fault set in ``other`` added (``other`` wins on conflict)."""
+        if other.empty:
+            return self
+        sources = ",".join(s for s in (self.source, other.source) if s)
+        return replace(
+            self,
+            stuck_queued=self.stuck_queued or other.stuck_queued,
+            fail_code=other.fail_code or self.fail_code,
+            incomplete_reason=other.incomplete_reason or self.incomplete_reason,
+            drop_stream_after=(
+                other.drop_stream_after if other.drop_stream_after is not None else self.drop_stream_after
+            ),
+            drop_stream_times=other.drop_stream_times or self.drop_stream_times,
+            reset_mid_body=other.reset_mid_body or self.reset_mid_body,
+            cancel_race=self.cancel_race or other.cancel_race,
+            http_status=other.http_status or self.http_status,
+            http_count=other.http_count or self.http_count,
+            delay_ms=other.delay_ms or self.delay_ms,
+            source=sources or None,
+        )
+
+
+def _int(value: str, *, what: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise _syntax(f"{what} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise _syntax(f"{what} must be >= {minimum}, got {number}")
+    return number
+
+
+def _syntax(detail: str) -> EmulatorError:
+    return EmulatorError(400, f"Invalid emulator fault: {detail}.", param="metadata.emulator_fault")
+
+
+def parse_faults(text: str | None) -> Faults:
+    """Parse the fault grammar documented in this module.
+
+    Returns:
+        The parsed faults; :class:`Faults` with no fault for ``None`` or an empty string.
+
+    Raises:
+        EmulatorError: A 400 naming the bad clause, so a typo in a test fails loudly.
+    """
+    if not text or not text.strip():
+        return Faults()
+    faults = Faults(source=text.strip())
+    for clause in (c.strip() for c in text.split(",")):
+        if not clause:
+            continue
+        name, _, rest = clause.partition(":")
+        args = rest.split(":") if rest else []
+        if name == "stuck_queued" and not args:
+            faults = replace(faults, stuck_queued=True)
+        elif name == "cancel_race" and not args:
+            faults = replace(faults, cancel_race=True)
+        elif name == "fail" and len(args) == 1:
+            if args[0] not in FAIL_CODES:
+                raise _syntax(f"unknown fail code {args[0]!r}")
+            faults = replace(faults, fail_code=args[0])
+        elif name == "incomplete" and len(args) == 1:
+            if args[0] not in INCOMPLETE_REASONS:
+                raise _syntax(f"unknown incomplete reason {args[0]!r}")
+            faults = replace(faults, incomplete_reason=args[0])
+        elif name == "drop_stream_after" and len(args) in (1, 2):
+            times = _int(args[1], what="times", minimum=1) if len(args) == 2 else 1
+            after = _int(args[0], what="drop_stream_after", minimum=0)
+            faults = replace(faults, drop_stream_after=after, drop_stream_times=times)
+        elif name == "reset_mid_body" and len(args) <= 1:
+            times = _int(args[0], what="times", minimum=1) if args else 1
+            faults = replace(faults, reset_mid_body=times)
+        elif name == "http" and len(args) in (1, 2):
+            status = _int(args[0], what="status", minimum=400)
+            if status > 599:
+                raise _syntax(f"status must be 4xx or 5xx, got {status}")
+            count = _int(args[1], what="count", minimum=1) if len(args) == 2 else 1
+            faults = replace(faults, http_status=status, http_count=count)
+        elif name == "delay_ms" and len(args) == 1:
+            try:
+                delay = float(args[0])
+            except ValueError:
+                raise _syntax(f"delay_ms must be a number, got {args[0]!r}") from None
+            faults = replace(faults, delay_ms=max(0.0, delay))
+        else:
+            raise _syntax(f"unknown clause {clause!r}")
+    if faults.fail_code and faults.incomplete_reason:
+        raise _syntax("fail and incomplete exclude each other")
+    return faults
+
+
+class EmulatedDisconnect(httpx2.RemoteProtocolError):
+    """Raised inside a response body to cut it abruptly (``drop_stream_after``, ``reset_mid_body``).
+
+    In-process (``httpx2.MockTransport``) it reaches the SDK as the transport error a real peer reset
+    gives; the ASGI adapter turns it into a closed TCP connection without completing the body.
+    """

@@ -1,0 +1,93 @@
+"""The request ledger: what the emulator was asked to do, without what was said.
+
+Tests assert on the ledger to prove properties of the calling code, for example "exactly one
+generation per job", "every background create sent store=true" or "the sensitive job never went to
+the background lane". It deliberately records shapes and routing facts only, never prompt,
+instructions or output text, so it is safe to dump in CI logs.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LedgerEntry(BaseModel):
+    """One request the emulator answered (including the faults it injected).
+
+    Attributes:
+        method: HTTP method.
+        path: URL path without the query string.
+        background: The ``background`` field of a create body, else ``None``.
+        store: The ``store`` field of a create body (``None`` when omitted).
+        stream: ``stream`` of a create body, or of a retrieve query.
+        metadata: The ``metadata`` of a create body (user-chosen routing tags, never prompt text).
+        idempotency_key: The ``Idempotency-Key`` header, if any.
+        response_id: The response the request created or touched.
+        status_code: HTTP status the emulator answered with.
+        model: The ``model`` of a create body.
+        generated: True only when this request started a new generation.
+        starting_after: The ``starting_after`` cursor of a stream resume.
+        fault: The fault injected into this request, if any (e.g. ``http:429``, ``drop_stream_after:5``).
+        at: Emulator clock time of the request.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    path: str
+    background: bool | None = None
+    store: bool | None = None
+    stream: bool | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+    response_id: str | None = None
+    status_code: int
+    model: str | None = None
+    generated: bool = False
+    starting_after: int | None = None
+    fault: str | None = None
+    at: float
+
+
+class Ledger:
+    """Append-only, in-memory list of :class:`LedgerEntry`, with the queries tests keep writing."""
+
+    def __init__(self) -> None:
+        self._entries: list[LedgerEntry] = []
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Append one entry; the emulator calls this once per answered request."""
+        self._entries.append(entry)
+
+    def entries(self) -> list[LedgerEntry]:
+        """Return a copy of every entry, oldest first."""
+        return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry, e.g. between the phases of one test."""
+        self._entries.clear()
+
+    def creates(self) -> list[LedgerEntry]:
+        """Return the ``POST /v1/responses`` entries, whatever their outcome."""
+        return [e for e in self._entries if e.method == "POST" and e.path.rstrip("/") == "/v1/responses"]
+
+    def generations(self) -> list[LedgerEntry]:
+        """Return the entries that started a new generation (what a real account is billed for)."""
+        return [e for e in self._entries if e.generated]
+
+    def stored(self) -> list[LedgerEntry]:
+        """Return creates that asked for storage: ``store`` true or omitted (the API default)."""
+        return [e for e in self.creates() if e.store is not False]
+
+    def for_response(self, response_id: str) -> list[LedgerEntry]:
+        """Return every entry that created or touched ``response_id``."""
+        return [e for e in self._entries if e.response_id == response_id]
+
+    def with_metadata(self, key: str, value: str | None = None) -> list[LedgerEntry]:
+        """Return creates whose metadata has ``key`` (and equals ``value`` when given)."""
+        return [
+            e for e in self.creates() if key in e.metadata and (value is None or e.metadata[key] == value)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._entries)

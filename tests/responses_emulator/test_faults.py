@@ -1,0 +1,148 @@
+"""Every fault, each triggered in one line, observed through the real SDK over HTTP."""
+
+import httpx2
+import openai
+import pytest
+from openai.types.responses import ResponseStreamEvent
+
+from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from responses_emulator.testing import (
+    collect,
+    control,
+    delta_text,
+    response_of,
+    served_client,
+    wait_for_terminal,
+)
+
+
+async def test_drop_stream_after_raises_then_resume_completes(served: openai.AsyncOpenAI):
+    stream = await served.responses.create(
+        model="m", input="x", background=True, stream=True, metadata=control(fault="drop_stream_after:5")
+    )
+    seen: list[ResponseStreamEvent] = []
+
+    async def drain() -> None:
+        async for event in stream:
+            seen.append(event)
+
+    with pytest.raises(openai.APIConnectionError):
+        await drain()
+    assert [e.sequence_number for e in seen] == [0, 1, 2, 3, 4]
+    response_id = response_of(seen[0]).id
+    rest = await collect(await served.responses.retrieve(response_id, stream=True, starting_after=4))
+    joined = seen + rest
+    assert [e.sequence_number for e in joined] == list(range(len(joined)))
+    assert delta_text(joined) == (await wait_for_terminal(served, response_id)).output_text
+
+
+async def test_reset_mid_body_breaks_one_plain_read(served: openai.AsyncOpenAI):
+    created = await served.responses.create(
+        model="m", input="x", background=True, metadata=control(fault="reset_mid_body")
+    )
+    with pytest.raises(openai.APIConnectionError):
+        await served.responses.retrieve(created.id)
+    assert (await served.responses.retrieve(created.id)).id == created.id
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(429, openai.RateLimitError), (500, openai.InternalServerError), (503, openai.InternalServerError)],
+)
+async def test_http_fault_hits_the_next_n_requests(
+    served: openai.AsyncOpenAI, server: EmulatorServer, status, error
+):
+    created = await served.responses.create(
+        model="m", input="x", background=True, metadata=control(fault=f"http:{status}:2")
+    )
+    for _ in range(2):
+        with pytest.raises(error) as caught:
+            await served.responses.retrieve(created.id)
+        assert caught.value.status_code == status
+        if status in (429, 503):
+            assert caught.value.response.headers["retry-after"] == "1"
+    assert (await served.responses.retrieve(created.id)).id == created.id
+    faults = [e.fault for e in server.emulator.ledger.for_response(created.id)]
+    assert faults[1:] == [f"http:{status}", f"http:{status}", None]
+
+
+async def test_sdk_retries_through_429_with_retry_after():
+    config = EmulatorConfig(retry_after_s=0)
+    async with EmulatorServer(Emulator(config)) as server:
+        sdk = served_client(server, max_retries=2)
+        created = await sdk.responses.create(
+            model="m", input="x", background=True, metadata=control(fault="http:429:2")
+        )
+        assert (await sdk.responses.retrieve(created.id)).id == created.id
+        assert [e.status_code for e in server.emulator.ledger.for_response(created.id)] == [
+            200,
+            429,
+            429,
+            200,
+        ]
+        await sdk.close()
+
+
+async def test_header_fault_applies_to_its_request_only(served: openai.AsyncOpenAI, server: EmulatorServer):
+    with pytest.raises(openai.InternalServerError):
+        await served.responses.create(
+            model="m", input="x", background=True, extra_headers={"X-Emulator-Fault": "http:500"}
+        )
+    assert server.emulator.ledger.generations() == []
+    created = await served.responses.create(model="m", input="x", background=True)
+    with pytest.raises(openai.APIConnectionError):
+        await served.responses.retrieve(created.id, extra_headers={"X-Emulator-Fault": "reset_mid_body"})
+    assert (await served.responses.retrieve(created.id)).id == created.id
+
+
+async def test_header_fault_on_create_shapes_the_response(served: openai.AsyncOpenAI):
+    created = await served.responses.create(
+        model="m", input="x", background=True, extra_headers={"X-Emulator-Fault": "fail:server_error"}
+    )
+    final = await wait_for_terminal(served, created.id)
+    assert final.status == "failed"
+    assert final.error is not None
+    assert final.error.code == "server_error"
+
+
+async def test_stuck_queued_stays_queued(served: openai.AsyncOpenAI):
+    created = await served.responses.create(
+        model="m", input="x", background=True, metadata=control(fault="stuck_queued")
+    )
+    with pytest.raises(TimeoutError):
+        await wait_for_terminal(served, created.id, timeout_s=1.0)
+    assert (await served.responses.retrieve(created.id)).status == "queued"
+
+
+async def test_failed_stream_over_http_ends_with_response_failed(served: openai.AsyncOpenAI):
+    events = await collect(
+        await served.responses.create(
+            model="m",
+            input="x",
+            background=True,
+            stream=True,
+            metadata=control(fault="fail:rate_limit_exceeded"),
+        )
+    )
+    assert events[-1].type == "response.failed"
+    error = response_of(events[-1]).error
+    assert error is not None
+    assert error.code == "rate_limit_exceeded"
+
+
+async def test_random_fault_rates_and_latency():
+    async with EmulatorServer(Emulator(EmulatorConfig(rate_503=1.0, latency_ms=20))) as server:
+        sdk = served_client(server)
+        with pytest.raises(openai.InternalServerError) as caught:
+            await sdk.responses.create(model="m", input="x", background=True)
+        assert caught.value.status_code == 503
+        assert caught.value.code == "server_is_overloaded"
+        assert server.emulator.ledger.entries()[0].fault == "random:503"
+        await sdk.close()
+
+
+async def test_malformed_fault_is_a_loud_400(server: EmulatorServer):
+    async with httpx2.AsyncClient(base_url=server.base_url) as http:
+        answer = await http.get("/responses/resp_x", headers={"X-Emulator-Fault": "http:200"})
+    assert answer.status_code == 400
+    assert "Invalid emulator fault" in answer.json()["error"]["message"]
