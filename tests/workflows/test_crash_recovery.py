@@ -49,7 +49,7 @@ async def undisturbed_output(base_url: str, task: ModelTaskInput) -> str:
 
 
 async def phases(handles: list[WorkflowHandle[Any, ModelTaskResult]]) -> list[str]:
-    found = []
+    found: list[str] = []
     for handle in handles:
         try:
             found.append((await handle.query(ModelTaskWorkflow.status)).phase)
