@@ -34,8 +34,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from client import policy_cli
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect
+from client.policy_cli import register as register_policy_commands
 from client.settings import Settings
 from policy import PolicyError, load_policy
 from responses_emulator import command as emulator_command
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default=".lanes/demo")
     p.set_defaults(func=cmd_demo)
 
-    policy_cli.register(sub)
+    register_policy_commands(sub)
     emulator_command.register(sub)
     return parser
 

@@ -11,13 +11,13 @@ twice would duplicate every span), and on how the OpenAI client is built.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import openai
-from temporalio.client import Client, Plugin
+from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.plugin import SimplePlugin
 
 from client.settings import Settings
 
@@ -40,11 +40,12 @@ class ProviderNotConfiguredError(RuntimeError):
     """Neither an OpenAI key nor a base URL is configured, so the worker has no provider to talk to."""
 
 
-def plugins() -> Sequence[Plugin]:
+def plugins() -> list[SimplePlugin]:
     """Return the client plugins: OpenTelemetry tracing with Temporal's own spans.
 
     ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
-    record the lane decision.
+    record the lane decision. The plugin is both a client and a worker plugin, so the replayer takes the
+    same list.
     """
     return [OpenTelemetryPlugin(add_temporal_spans=True)]
 

@@ -23,9 +23,7 @@ HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 PATHS = {
     "background": ModelTaskInput(job_type="public_research", data_class="public", input="replay background"),
-    "background_poll": ModelTaskInput(
-        job_type="coding_analysis", data_class="internal", input="replay poll"
-    ),
+    "background_poll": ModelTaskInput(job_type="coding_analysis", data_class="internal", input="replay poll"),
     "stateless": ModelTaskInput(
         job_type="support_analysis", data_class="confidential", input="replay stateless"
     ),
@@ -37,7 +35,7 @@ PATHS = {
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER, plugins=list(plugins()))
+    return Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER, plugins=plugins())
 
 
 async def run_path(client: Client, task_queue: str, name: str) -> str:

@@ -1,0 +1,105 @@
+"""What a policy change does to decisions: the review aid behind ``lanes policy diff``.
+
+A digest tells a reviewer *that* the rules changed; the diff tells them *which jobs move to which lane*:
+every (job type, data class) cell whose lane or rule changes, and the job types and data classes added
+or removed. A change of wording or layout shows up as a new digest with no lane changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from policy.matrix import decision_matrix
+from policy.models import Lane, Policy
+
+__all__ = ["CellChange", "PolicyDiff", "diff_policies"]
+
+
+class CellChange(BaseModel):
+    """One (job type, data class) cell whose decision differs between two policies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_type: str
+    data_class: str
+    old_lane: Lane
+    new_lane: Lane
+    old_rule: str
+    new_rule: str
+
+
+class PolicyDiff(BaseModel):
+    """The decision-level difference between two policies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old_version: str
+    new_version: str
+    old_digest: str
+    new_digest: str
+    added_job_types: list[str]
+    removed_job_types: list[str]
+    added_data_classes: list[str]
+    removed_data_classes: list[str]
+    lane_changes: list[CellChange]
+    rule_changes: list[CellChange]
+
+    @property
+    def has_lane_changes(self) -> bool:
+        """Whether any job moves lane, or job types or classes come or go."""
+        return bool(
+            self.lane_changes
+            or self.added_job_types
+            or self.removed_job_types
+            or self.added_data_classes
+            or self.removed_data_classes
+        )
+
+
+def diff_policies(old: Policy, new: Policy, *, now: datetime | None = None) -> PolicyDiff:
+    """Compare the decision matrices of two policies over the cells both define.
+
+    Args:
+        old: The policy in force.
+        new: The proposed policy.
+        now: Passed to ``evaluate``.
+
+    Returns:
+        Lane changes, rule-only changes (same lane, different rule) and added or removed names.
+    """
+    old_m, new_m = decision_matrix(old, now=now), decision_matrix(new, now=now)
+    lane_changes: list[CellChange] = []
+    rule_changes: list[CellChange] = []
+    new_classes = set(new.class_names)
+    for job in old.job_type_names:
+        if job not in new_m:
+            continue
+        for cls in old.class_names:
+            if cls not in new_classes:
+                continue
+            a, b = old_m[job][cls], new_m[job][cls]
+            if a.lane == b.lane and a.rule == b.rule:
+                continue
+            change = CellChange(
+                job_type=job,
+                data_class=cls,
+                old_lane=a.lane,
+                new_lane=b.lane,
+                old_rule=a.rule,
+                new_rule=b.rule,
+            )
+            (lane_changes if a.lane != b.lane else rule_changes).append(change)
+    return PolicyDiff(
+        old_version=old.version,
+        new_version=new.version,
+        old_digest=old.digest,
+        new_digest=new.digest,
+        added_job_types=sorted(set(new.job_types) - set(old.job_types)),
+        removed_job_types=sorted(set(old.job_types) - set(new.job_types)),
+        added_data_classes=[c for c in new.class_names if c not in set(old.class_names)],
+        removed_data_classes=[c for c in old.class_names if c not in new_classes],
+        lane_changes=lane_changes,
+        rule_changes=rule_changes,
+    )

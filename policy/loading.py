@@ -1,0 +1,210 @@
+"""Reading a policy file: TOML syntax, then keys and types, then cross-checks, then the digest.
+
+Every failure becomes a ``PolicyFileError`` whose lines name the file, the key path and the fix, e.g.::
+
+    policy/default.toml: job_types.legal_review.min_data_class: 'secret' is not a data class; known: ...
+    policy/default.toml: job_types.coding_analysis.long_runing: unknown key 'long_runing'; known keys: ...
+
+Usage::
+
+    policy = load_policy()                      # the shipped policy/default.toml
+    policy = load_policy("/etc/lanes/policy.toml")
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from policy.checks import policy_problems
+from policy.digest import policy_digest
+from policy.errors import PolicyFileError
+from policy.index import build_index
+from policy.models import Policy
+
+__all__ = ["default_policy_path", "load_policy", "load_policy_text"]
+
+
+def default_policy_path() -> Path:
+    """Return the path of the policy shipped with the package, ``policy/default.toml``."""
+    return Path(__file__).parent / "default.toml"
+
+
+def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
+    """Load, validate and cross-check a policy file.
+
+    Args:
+        path: The TOML file; ``None`` means the shipped ``policy/default.toml``.
+
+    Returns:
+        The validated policy, with ``source`` set to the path as given and ``digest`` computed.
+
+    Raises:
+        PolicyFileError: The file cannot be read or is not a valid policy; ``errors`` lists every problem.
+    """
+    file = Path(path) if path is not None else default_policy_path()
+    source = os.fspath(path) if path is not None else os.fspath(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PolicyFileError(
+            [f"{source}: cannot read policy file ({why}); pass the path of an existing UTF-8 TOML file"],
+            source=source,
+        ) from exc
+    return load_policy_text(text, source=source)
+
+
+def load_policy_text(text: str, *, source: str) -> Policy:
+    """Validate policy TOML text; ``load_policy`` for text that is not in a file (tests, the CLI).
+
+    Args:
+        text: The TOML document.
+        source: The name used in error messages and ``Policy.source``.
+
+    Returns:
+        The validated, cross-checked and digested policy.
+
+    Raises:
+        PolicyFileError: The text is not a valid policy; ``errors`` lists every problem.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyFileError(
+            [f"{source}: invalid TOML: {exc}; fix the syntax at that line"], source=source
+        ) from exc
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyFileError(
+            [f"{source}: {_describe(error)}" for error in exc.errors(include_url=False)], source=source
+        ) from None
+    problems = policy_problems(policy)
+    if problems:
+        raise PolicyFileError([f"{source}: {problem}" for problem in problems], source=source)
+    policy._source = source
+    policy._digest = policy_digest(policy)
+    policy._index = build_index(policy)
+    return policy
+
+
+# --- turning pydantic errors into reviewer messages ----------------------------------------------------
+
+_NOUNS = {
+    "preferred_lane": "a lane",
+    "fallback": "a fallback",
+    "stored_state": "a stored_state value",
+    "completion_window": "a completion window",
+}
+
+_EXPECTED = {
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "string_type": "a string in quotes",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "list_type": "an array",
+    "datetime_type": "a date such as 2027-01-01",
+    "datetime_parsing": "a date such as 2027-01-01",
+    "datetime_from_date_parsing": "a date such as 2027-01-01",
+}
+
+_TOML_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    dict: "table",
+    list: "array",
+}
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return annotation
+
+
+def _annotation_at(loc: Sequence[int | str]) -> Any:
+    """Follow a pydantic error location through the file models to the annotation it points at."""
+    current: Any = Policy
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        else:
+            return None
+    return _unwrap(current)
+
+
+def _toml_type(value: object) -> str:
+    for py, name in _TOML_TYPES.items():
+        if type(value) is py:
+            return name
+    return "date" if hasattr(value, "isoformat") else type(value).__name__
+
+
+def _describe(error: ErrorDetails) -> str:
+    loc = error["loc"]
+    path = _path(loc)
+    kind = error["type"]
+    value = error.get("input")
+    key = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        parent = _annotation_at(loc[:-1])
+        known = (
+            sorted(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        )
+        close = difflib.get_close_matches(key, known, n=1)
+        fix = f"did you mean {close[0]!r}?" if close else "remove it"
+        return f"{path}: unknown key {key!r}; known keys: {', '.join(known)}; {fix}"
+    if kind == "missing":
+        table = f"[{_path(loc[:-1])}]" if len(loc) > 1 else "the top level"
+        return f"{path}: required key is missing; add `{key} = ...` to {table}"
+    if kind == "literal_error":
+        annotation = _annotation_at(loc)
+        choices = [str(c) for c in get_args(annotation)] if get_origin(annotation) is Literal else []
+        noun = _NOUNS.get(key, "allowed here")
+        shown = ", ".join(choices) if choices else str(error.get("ctx", {}).get("expected", ""))
+        what = f"is not {noun}" if noun != "allowed here" else "is not allowed here"
+        return f"{path}: {value!r} {what}; known: {shown}"
+    if kind in _EXPECTED:
+        return (
+            f"{path}: expected {_EXPECTED[kind]}, got {value!r} ({_toml_type(value)}); "
+            f"write it as {_EXPECTED[kind]}"
+        )
+    if kind in ("too_short", "string_too_short"):
+        return f"{path}: must not be empty; give at least one value"
+    return f"{path}: {error['msg']} (got {value!r}); fix the value"

@@ -1,0 +1,351 @@
+"""The policy's data model: what a policy file says, what a query asks and what a decision answers.
+
+Two families of models live here, on purpose in one place so a reviewer reads the whole vocabulary at once:
+
+* **File models** (``Policy`` and everything it holds) mirror ``policy/default.toml`` key for key. They
+  are strict (``true`` is a boolean, ``"true"`` is not) and forbid unknown keys, so a typo such as
+  ``long_runing`` is an error instead of a silently ignored setting.
+* **Wire models** (``PolicyQuery``, ``PolicyDecision`` and their parts) travel through Temporal history.
+  They ignore unknown fields, so an older worker can read a decision written by a newer one, and a
+  decision never holds prompt text: only identifiers, answers and reasons.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+__all__ = [
+    "LANE_STRICTNESS",
+    "Answer",
+    "Approval",
+    "DataClass",
+    "JobLimits",
+    "JobType",
+    "Lane",
+    "LaneProfiles",
+    "LimitsSpec",
+    "Organisation",
+    "Policy",
+    "PolicyDecision",
+    "PolicyQuery",
+    "ProfileSpec",
+    "ProviderProfile",
+    "StoredState",
+    "TenantClassOverride",
+    "TenantJobOverride",
+    "TenantOverride",
+]
+
+
+class Lane(StrEnum):
+    """The runtime lanes a job's data may take, from least to most strict."""
+
+    BACKGROUND = "background"
+    """OpenAI Responses background mode: ``store=true``, provider keeps state ~10 minutes, not ZDR."""
+    STATELESS = "stateless"
+    """A synchronous ``store=false`` call: nothing retrievable outlives the request."""
+    DENIED = "denied"
+    """No model call at all."""
+
+
+LANE_STRICTNESS: dict[Lane, int] = {Lane.BACKGROUND: 0, Lane.STATELESS: 1, Lane.DENIED: 2}
+"""Order of strictness used by the "never looser" guarantees: denied > stateless > background."""
+
+StoredState = Literal["allow", "review", "deny"]
+"""Whether temporary stored provider state is acceptable for a data class (``review`` = with approval)."""
+
+STORED_STATE_STRICTNESS: dict[str, int] = {"allow": 0, "review": 1, "deny": 2}
+"""Order of strictness of ``stored_state`` values, used to check classes only get stricter."""
+
+_WIRE = ConfigDict(extra="ignore", frozen=True)
+_FILE = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- wire models -----------------------------------------------------------------------------------
+
+
+class Answer(BaseModel):
+    """The answer to one of the three questions, with the policy key that gave it.
+
+    ``source`` is a key path into the policy file (``job_types.public_research.long_running``) or an
+    approval (``approvals.SEC-1234``), so an auditor can find the line that decided.
+    """
+
+    model_config = _WIRE
+
+    value: bool
+    source: str
+
+
+class ProviderProfile(BaseModel):
+    """How the Responses API is called on a lane: the request flags the activity must send.
+
+    The background lane's profile always has ``background=true`` and an explicit ``store=true`` (a
+    background response is deleted after ~10 minutes otherwise); the stateless lane's always has
+    ``store=false``. Both are checked when the policy is loaded.
+    """
+
+    model_config = _WIRE
+
+    name: str
+    background: bool
+    store: bool
+    stream: bool = False
+    completion_window: Literal["soonest", "2h", "8h"] | None = None
+    model: str = "gpt-5-mini"
+
+
+class JobLimits(BaseModel):
+    """Resource limits of a job type, enforced by the workflow (input size also by the policy)."""
+
+    model_config = _WIRE
+
+    max_duration_s: float = Field(gt=0)
+    max_input_chars: int = Field(ge=0)
+    queued_timeout_s: float = Field(gt=0)
+    poll_interval_cap_s: float = Field(gt=0)
+
+
+class PolicyQuery(BaseModel):
+    """What a caller declares about a job; the policy decides from this alone.
+
+    Only the input's length is sent, never its text.
+    """
+
+    model_config = _WIRE
+
+    job_type: str
+    data_class: str | None = None
+    approval: str | None = None
+    tenant: str | None = None
+    input_chars: int = Field(default=0, ge=0)
+
+
+class PolicyDecision(BaseModel):
+    """The lane a job may take, and the evidence: rule, policy version and digest, answers and reasons.
+
+    It is recorded in workflow history and on spans, so it holds identifiers and short sentences only,
+    never prompt or output text. ``profile`` is ``None`` exactly when the lane is ``denied``.
+    """
+
+    model_config = _WIRE
+
+    lane: Lane
+    rule: str
+    policy_version: str
+    policy_digest: str
+    job_type: str
+    declared_data_class: str | None
+    data_class: str
+    long_running: Answer
+    needs_retrieval: Answer
+    stored_state_acceptable: Answer
+    approval: str | None = None
+    tenant: str | None = None
+    profile: ProviderProfile | None
+    limits: JobLimits
+    reasons: list[str]
+
+
+# --- file models -----------------------------------------------------------------------------------
+
+
+class DataClass(BaseModel):
+    """One step of the sensitivity scale (``[data_classes.<id>]``)."""
+
+    model_config = _FILE
+
+    description: str = ""
+    stored_state: StoredState
+    zdr: bool = False
+    model_calls: bool = True
+
+
+class ProfileSpec(ProviderProfile):
+    """A provider profile as written in the file (``[profiles.<name>]``); the name is the table key."""
+
+    model_config = _FILE
+
+
+class LimitsSpec(JobLimits):
+    """A job type's limits as written in the file (``[job_types.<id>.limits]``); every key is required."""
+
+    model_config = _FILE
+
+
+class LaneProfiles(BaseModel):
+    """Which provider profile a job type uses on each lane it can take."""
+
+    model_config = _FILE
+
+    background: str | None = None
+    stateless: str | None = None
+
+
+class JobType(BaseModel):
+    """A kind of job and its data-control stance (``[job_types.<id>]``): the unit of review."""
+
+    model_config = _FILE
+
+    description: str
+    min_data_class: str
+    long_running: bool
+    needs_retrieval: bool
+    preferred_lane: Literal["background", "stateless", "denied"]
+    fallback: Literal["stateless", "deny"]
+    background_requires_approval: bool = False
+    model: str | None = None
+    profiles: LaneProfiles
+    limits: LimitsSpec
+
+
+class Organisation(BaseModel):
+    """Organisation-wide switches (``[organisation]``) that override every job type."""
+
+    model_config = _FILE
+
+    zdr_only: bool = False
+    background_enabled: bool = True
+
+
+class Approval(BaseModel):
+    """A security review's sign-off letting named job types use background up to a data class."""
+
+    model_config = _FILE
+
+    description: str = ""
+    job_types: list[str] = Field(min_length=1)
+    max_data_class: str
+    expires: datetime
+    tenants: list[str] = Field(default_factory=list)
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _utc_expiry(cls, value: object) -> object:
+        """Accept TOML dates, datetimes and ISO strings; a date expires at 00:00 UTC that day."""
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        return value
+
+    @field_validator("job_types", "tenants")
+    @classmethod
+    def _as_set(cls, value: list[str]) -> list[str]:
+        """Order is meaningless in these lists; sort them so the digest ignores it."""
+        return sorted(set(value))
+
+
+class TenantJobOverride(BaseModel):
+    """A tenant's stricter settings for one job type; every key may only tighten the base."""
+
+    model_config = _FILE
+
+    min_data_class: str | None = None
+    preferred_lane: Literal["background", "stateless", "denied"] | None = None
+    fallback: Literal["stateless", "deny"] | None = None
+    background_requires_approval: bool | None = None
+
+
+class TenantClassOverride(BaseModel):
+    """A tenant's stricter settings for one data class; every key may only tighten the base."""
+
+    model_config = _FILE
+
+    stored_state: StoredState | None = None
+    zdr: bool | None = None
+    model_calls: bool | None = None
+
+
+class TenantOverride(BaseModel):
+    """Per-tenant overrides (``[tenants.<id>]``), validated at load to be no looser than the base."""
+
+    model_config = _FILE
+
+    description: str = ""
+    zdr_only: bool | None = None
+    background_enabled: bool | None = None
+    min_data_class: str | None = None
+    job_types: dict[str, TenantJobOverride] = Field(default_factory=dict)
+    data_classes: dict[str, TenantClassOverride] = Field(default_factory=dict)
+
+
+class Policy(BaseModel):
+    """A validated policy file. Build it with ``load_policy``, which also cross-checks and digests it.
+
+    ``data_classes`` is kept in sensitivity order (``data_class_order``). ``source`` and ``digest`` are
+    set by the loader: ``digest`` is the sha256 of the canonical JSON of the validated data, so the same
+    rules written with other key order, whitespace or comments digest the same.
+    """
+
+    model_config = _FILE
+
+    policy_version: str = Field(min_length=1)
+    description: str = ""
+    data_class_order: list[str]
+    data_classes: dict[str, DataClass]
+    organisation: Organisation = Field(default_factory=Organisation)
+    profiles: dict[str, ProfileSpec]
+    job_types: dict[str, JobType]
+    approvals: dict[str, Approval] = Field(default_factory=dict)
+    tenants: dict[str, TenantOverride] = Field(default_factory=dict)
+
+    _source: str = PrivateAttr(default="<memory>")
+    _digest: str = PrivateAttr(default="")
+    _index: object = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any) -> Any:
+        """Name each profile after its table key and put data classes in sensitivity order."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        profiles = data.get("profiles")
+        if isinstance(profiles, dict):
+            data["profiles"] = {
+                name: {"name": name, **spec} if isinstance(spec, dict) and "name" not in spec else spec
+                for name, spec in profiles.items()
+            }
+        order = data.get("data_class_order")
+        classes = data.get("data_classes")
+        if isinstance(order, list) and isinstance(classes, dict):
+            rank = {name: i for i, name in enumerate(order) if isinstance(name, str)}
+            data["data_classes"] = dict(
+                sorted(classes.items(), key=lambda item: rank.get(item[0], len(rank)))
+            )
+        return data
+
+    @property
+    def version(self) -> str:
+        """The ``policy_version`` the file declares; decisions carry it next to the digest."""
+        return self.policy_version
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical form; identifies the rules, whatever their layout."""
+        return self._digest
+
+    @property
+    def source(self) -> str:
+        """The file path as given to the loader, for messages and logs."""
+        return self._source
+
+    @property
+    def class_names(self) -> list[str]:
+        """Data class ids from least to most sensitive."""
+        return list(self.data_class_order)
+
+    @property
+    def job_type_names(self) -> list[str]:
+        """Job type ids, sorted."""
+        return sorted(self.job_types)

@@ -1,0 +1,148 @@
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from client.policy_cli import register
+from policy import PolicyDecision, default_policy_path, load_policy
+
+DEFAULT = default_policy_path().read_text()
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="lanes")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["policy", *argv])
+    return int(args.func(args))
+
+
+def test_explain_prints_the_decision_and_the_three_questions(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "support_analysis", "--data-class", "confidential") == 0
+    out = capsys.readouterr().out
+    assert "lane:       stateless" in out
+    assert "rule:       stateless.approval-missing" in out
+    assert "needs long-running execution?      yes     job_types.support_analysis.long_running" in out
+    assert "stored state acceptable?           no      data_classes.confidential.stored_state" in out
+    assert load_policy().digest in out
+
+
+def test_explain_json_is_exactly_the_decision(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "public_research", "--json", "--tenant", "acme") == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    decision = PolicyDecision.model_validate(data)
+    assert data == decision.model_dump(mode="json")
+    assert (data["lane"], data["rule"], data["data_class"], data["tenant"]) == (
+        "background",
+        "background.allowed",
+        "public",
+        "acme",
+    )
+    assert data["policy_digest"] == load_policy().digest
+
+
+def test_explain_unknown_job_type_exits_2(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "foo") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown job type 'foo'; known: coding_analysis, document_transformation" in captured.err
+
+
+def test_explain_uses_lanes_policy_env(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "p.toml"
+    path.write_text(DEFAULT.replace("background_enabled = true", "background_enabled = false"))
+    monkeypatch.setenv("LANES_POLICY", str(path))
+    assert _run("explain", "--job-type", "public_research", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "stateless.kill-switch"
+    assert (
+        _run("explain", "--job-type", "public_research", "--json", "--policy", str(default_policy_path()))
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["rule"] == "background.allowed"
+
+
+def test_explain_with_approval_and_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        DEFAULT + '\n[approvals.SEC-1]\njob_types = ["regulated_review"]\nmax_data_class = "regulated"\n'
+        "expires = 2027-01-01\n"
+    )
+    argv = ["explain", "--job-type", "regulated_review", "--approval", "SEC-1", "--policy", str(path)]
+    assert _run(*argv, "--now", "2026-06-01") == 0
+    assert "approval:   SEC-1" in capsys.readouterr().out
+    assert _run(*argv, "--now", "2027-06-01", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "stateless.approval-invalid"
+
+
+def test_explain_with_a_broken_policy_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "p.toml"
+    path.write_text("policy_version = ")
+    assert _run("explain", "--job-type", "public_research", "--policy", str(path)) == 1
+    assert "invalid TOML" in capsys.readouterr().err
+
+
+def test_check_prints_digest_version_and_matrix(capsys: pytest.CaptureFixture[str]):
+    assert _run("check", str(default_policy_path())) == 0
+    out = capsys.readouterr().out
+    assert load_policy().digest in out
+    assert "version: 2026-04-24.1" in out
+    assert "job type                 public      internal    confidential  regulated  restricted" in out
+    assert "sensitive_customer       denied      denied      denied        denied     denied" in out
+
+
+def test_check_json(capsys: pytest.CaptureFixture[str]):
+    assert _run("check", str(default_policy_path()), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"digest", "version", "matrix"}
+    assert data["matrix"]["public_research"] == {
+        "public": "background",
+        "internal": "background",
+        "confidential": "stateless",
+        "regulated": "stateless",
+        "restricted": "stateless",
+    }
+
+
+def test_check_reports_every_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        DEFAULT.replace("zdr_only = false", "zdr_only = 1").replace(
+            "long_running = false", "long_runing = false"
+        )
+    )
+    assert _run("check", str(path), "--json") == 1
+    captured = capsys.readouterr()
+    errors = json.loads(captured.out)["errors"]
+    assert len(errors) == 3
+    assert captured.err.splitlines() == errors
+    assert any("unknown key 'long_runing'" in e for e in errors)
+    assert all(e.startswith(f"{path}: ") for e in errors)
+
+
+def test_diff_without_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "same.toml"
+    path.write_text("# reformatted\n" + DEFAULT.replace(" = ", "="))
+    assert _run("diff", str(default_policy_path()), str(path)) == 0
+    assert "no lane changes" in capsys.readouterr().out
+
+
+def test_diff_lists_changed_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "new.toml"
+    path.write_text(DEFAULT.replace("background_enabled = true", "background_enabled = false"))
+    assert _run("diff", str(default_policy_path()), str(path)) == 0
+    out = capsys.readouterr().out
+    assert (
+        "public_research x public: background -> stateless (background.allowed -> stateless.kill-switch)"
+        in out
+    )
+    assert "coding_analysis x internal: background -> denied" in out
+    assert _run("diff", str(default_policy_path()), str(path), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["lane_changes"]) == 8  # every background cell of the golden matrix
+    assert data["added_job_types"] == data["removed_job_types"] == []
+
+
+def test_diff_with_a_broken_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert _run("diff", str(default_policy_path()), str(tmp_path / "missing.toml")) == 1
+    assert "cannot read policy file" in capsys.readouterr().err

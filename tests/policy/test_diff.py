@@ -1,0 +1,36 @@
+import tomllib
+from typing import Any
+
+from policy import Lane, default_policy_path, load_policy, load_policy_text
+from policy.diff import diff_policies
+from policy.testing import dump_toml
+
+
+def _doc() -> dict[str, Any]:
+    return tomllib.loads(default_policy_path().read_text())
+
+
+def test_same_rules_have_no_changes():
+    diff = diff_policies(load_policy(), load_policy_text(dump_toml(_doc()), source="x"))
+    assert not diff.has_lane_changes
+    assert diff.old_digest == diff.new_digest
+    assert diff.rule_changes == []
+
+
+def test_lane_and_rule_changes_and_added_job_types():
+    doc = _doc()
+    doc["data_classes"]["confidential"]["stored_state"] = "allow"
+    doc["organisation"]["zdr_only"] = False
+    doc["job_types"]["extra_job"] = doc["job_types"]["public_research"]
+    doc["job_types"]["public_research"] = doc["job_types"]["public_research"] | {"needs_retrieval": False}
+    del doc["job_types"]["sensitive_customer"]
+    diff = diff_policies(load_policy(), load_policy_text(dump_toml(doc), source="x"))
+    assert diff.added_job_types == ["extra_job"]
+    assert diff.removed_job_types == ["sensitive_customer"]
+    moved = {(c.job_type, c.data_class): (c.old_lane, c.new_lane) for c in diff.lane_changes}
+    assert moved[("support_analysis", "confidential")] == (Lane.STATELESS, Lane.BACKGROUND)
+    assert moved[("public_research", "public")] == (Lane.BACKGROUND, Lane.STATELESS)
+    assert ("coding_analysis", "confidential") in moved
+    same_lane = {(c.job_type, c.data_class): (c.old_rule, c.new_rule) for c in diff.rule_changes}
+    assert same_lane[("public_research", "restricted")] == ("stateless.zdr-class", "stateless.no-retrieval")
+    assert diff.has_lane_changes

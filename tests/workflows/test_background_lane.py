@@ -1,0 +1,197 @@
+"""Durable background lane: bounded history, live progress, graceful hand-over, cancel in every phase."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+
+from client.cli import job_status
+from client.connect import openai_client
+from client.settings import Settings
+from client.stack import WorkerProcess
+from policy import default_policy_path
+from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from worker import build_worker
+from workflows.model_task import (
+    CancelInput,
+    ExecutionOptions,
+    ModelTaskInput,
+    ModelTaskResult,
+    ModelTaskWorkflow,
+)
+
+PROMPT = "background lane prompt text that must never show in progress"
+
+
+async def start(
+    client: Client, task_queue: str, task: ModelTaskInput
+) -> WorkflowHandle[Any, ModelTaskResult]:
+    return await client.start_workflow(
+        ModelTaskWorkflow.run, task, id=f"bg-{uuid.uuid4()}", task_queue=task_queue
+    )
+
+
+async def wait_for_phase(handle: WorkflowHandle[Any, Any], phase: str, timeout_s: float = 60) -> None:
+    async with asyncio.timeout(timeout_s):
+        while (await handle.query(ModelTaskWorkflow.status)).phase != phase:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+def policy_with(tmp_path: Path, old: str, new: str) -> str:
+    """The default policy with one line changed (the test fails loudly if the line moved)."""
+    text = default_policy_path().read_text()
+    assert old in text
+    path = tmp_path / "policy.toml"
+    path.write_text(text.replace(old, new))
+    return str(path)
+
+
+CODING_LIMITS = (
+    "limits = { max_duration_s = 3600, max_input_chars = 1000000, queued_timeout_s = 900, "
+    "poll_interval_cap_s = 30 }"
+)
+
+
+async def test_history_stays_small_however_many_polls(
+    client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
+) -> None:
+    fast_polls = CODING_LIMITS.replace("poll_interval_cap_s = 30", "poll_interval_cap_s = 0.05")
+    settings = settings.model_copy(update={"policy_path": policy_with(tmp_path, CODING_LIMITS, fast_polls)})
+    task = ModelTaskInput(
+        job_type="coding_analysis", data_class="internal", input=PROMPT, metadata={"emulator_duration": "6"}
+    )
+    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+        handle = await start(client, settings.task_queue, task)
+        result = await handle.result()
+    assert result.status == "completed"
+    assert result.polls >= 40, result.polls
+    history = await handle.fetch_history()
+    assert len(history.events) < 40, [EventType.Name(e.event_type) for e in history.events]
+
+
+async def test_status_shows_live_progress_from_heartbeats_without_text(
+    client: Client, worker: str, settings: Settings
+) -> None:
+    task = ModelTaskInput(
+        job_type="public_research",
+        input=PROMPT,
+        metadata={"emulator_duration": "30"},
+        options=ExecutionOptions(heartbeat_timeout_s=1),
+    )
+    handle = await start(client, worker, task)
+    await wait_for_phase(handle, "running")
+    async with asyncio.timeout(60):
+        while True:
+            info = await job_status(client, settings, handle.id)
+            pending = info["pending_activities"]
+            progress = pending[0]["progress"] if pending else None
+            if progress and progress.get("chars", 0) > 0:
+                break
+            await asyncio.sleep(0.2)
+    assert info["phase"] == "running"
+    assert info["lane"] == "background"
+    assert info["response_id"] == progress["response_id"]
+    assert pending[0]["activity"] == "await_background_response"
+    assert progress["mode"] == "stream"
+    assert progress["cursor"] > 0
+    assert progress["provider_status"] == "in_progress"
+    assert PROMPT not in str(info)
+    await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="test done"))
+    assert (await handle.result()).status == "cancelled"
+
+
+async def test_graceful_shutdown_hands_over_without_waiting_for_heartbeat_timeout(
+    client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
+) -> None:
+    # A heartbeat timeout of 90 s: if shutdown did not hand the activity over, the job could not finish
+    # in the time allowed below.
+    task = ModelTaskInput(
+        job_type="public_research",
+        input=PROMPT,
+        metadata={"emulator_duration": "12"},
+        options=ExecutionOptions(heartbeat_timeout_s=90),
+    )
+    first = WorkerProcess(settings, log_path=tmp_path / "first.log")
+    second = WorkerProcess(settings, log_path=tmp_path / "second.log")
+    await first.start()
+    try:
+        handle = await start(client, settings.task_queue, task)
+        await wait_for_phase(handle, "running")
+        await asyncio.sleep(1.0)
+        await first.stop()  # SIGTERM
+        stopped_at = time.monotonic()
+        await second.start()
+        async with asyncio.timeout(60):
+            result = await handle.result()
+        handed_over_s = time.monotonic() - stopped_at
+    finally:
+        await first.stop()
+        await second.stop()
+    assert result.status == "completed"
+    assert handed_over_s < 60
+    resumes = [
+        e
+        for e in emulator.ledger.entries()
+        if e.response_id == result.response_id
+        and e.method == "GET"
+        and e.stream
+        and (e.starting_after or 0) > 0
+    ]
+    assert resumes, "the second worker resumes the stream after the first worker's cursor"
+
+
+@pytest_asyncio.fixture
+async def slow_settings(settings: Settings) -> AsyncIterator[tuple[Settings, Emulator]]:
+    """A separate emulator that takes two seconds to answer anything, to cancel during a create."""
+    emulator = Emulator(EmulatorConfig(duration_s=30, latency_ms=2000))
+    async with EmulatorServer(emulator) as server:
+        yield settings.model_copy(update={"openai_base_url": server.base_url}), emulator
+
+
+async def test_cancel_during_start_cancels_as_soon_as_the_id_is_known(
+    client: Client, slow_settings: tuple[Settings, Emulator]
+) -> None:
+    settings, emulator = slow_settings
+    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+        handle = await start(
+            client, settings.task_queue, ModelTaskInput(job_type="public_research", input=PROMPT)
+        )
+        await wait_for_phase(handle, "starting")
+        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="too slow"))
+        result = await handle.result()
+    assert result.status == "cancelled"
+    assert result.cancellation is not None
+    assert result.cancellation.phase == "starting"
+    assert result.response_id is not None
+    paths = [(e.method, e.path) for e in emulator.ledger.entries() if e.response_id == result.response_id]
+    assert ("POST", f"/v1/responses/{result.response_id}/cancel") in paths
+    # No await activity ever followed the response.
+    assert not [p for p in paths if p[0] == "GET" and p[1] == f"/v1/responses/{result.response_id}"][1:]
+
+
+async def test_cancel_while_queued_reaches_the_provider(
+    client: Client, worker: str, emulator: Emulator
+) -> None:
+    task = ModelTaskInput(
+        job_type="coding_analysis", input=PROMPT, metadata={"emulator_fault": "stuck_queued"}
+    )
+    handle = await start(client, worker, task)
+    await wait_for_phase(handle, "running")
+    async with asyncio.timeout(30):
+        while (await handle.query(ModelTaskWorkflow.status)).response_id is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="stuck"))
+    result = await handle.result()
+    assert result.status == "cancelled"
+    assert result.cancellation is not None
+    assert result.cancellation.effective
+    cancels = [e for e in emulator.ledger.entries() if e.path == f"/v1/responses/{result.response_id}/cancel"]
+    assert cancels
