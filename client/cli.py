@@ -269,7 +269,9 @@ async def job_status(client: Client, settings: Settings, workflow_id: str) -> di
         pending.append(
             {
                 "activity": activity.activity_type.name,
-                "state": PendingActivityState.Name(activity.state),
+                "state": PendingActivityState.Name(activity.state)
+                .removeprefix("PENDING_ACTIVITY_STATE_")
+                .lower(),
                 "attempt": activity.attempt,
                 "progress": details[0] if details else None,
             }
