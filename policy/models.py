@@ -55,6 +55,9 @@ class Lane(StrEnum):
 LANE_STRICTNESS: dict[Lane, int] = {Lane.BACKGROUND: 0, Lane.STATELESS: 1, Lane.DENIED: 2}
 """Order of strictness used by the "never looser" guarantees: denied > stateless > background."""
 
+RerunCause = Literal["rate_limit_exceeded", "server_error", "stuck_queued", "result_expired"]
+"""Background outcomes after which a job type may start a fresh generation (see ``JobLimits.rerun_on``)."""
+
 StoredState = Literal["allow", "review", "deny"]
 """Whether temporary stored provider state is acceptable for a data class (``review`` = with approval)."""
 
@@ -108,6 +111,13 @@ class JobLimits(BaseModel):
     max_input_chars: int = Field(ge=0)
     queued_timeout_s: float = Field(gt=0)
     poll_interval_cap_s: float = Field(gt=0)
+    max_reruns: int = Field(default=0, ge=0, le=5)
+    """How many fresh background generations the workflow may start after a rerunnable outcome. Each
+    rerun is a new, billed generation, recorded in the job's result; 0 (the default) never reruns."""
+    rerun_on: list[RerunCause] = Field(default_factory=list)
+    """Which outcomes may rerun: ``rate_limit_exceeded`` or ``server_error`` (the response ended
+    ``failed`` with that code), ``stuck_queued`` (it never left ``queued``), ``result_expired`` (its
+    stored state expired before a worker read it)."""
 
 
 class PolicyQuery(BaseModel):

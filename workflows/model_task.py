@@ -64,6 +64,15 @@ MAX_INSTRUCTIONS_CHARS = 64_000
 MAX_USER_METADATA = 12
 """OpenAI accepts 16 metadata pairs; lanes keeps 4 for its own ``lanes_*`` keys."""
 
+OUTCOME_FIELDS = set(ProviderOutcome.model_fields) - {"response_id"}
+"""What a result copies from a provider outcome (the response id is the workflow's own record)."""
+
+RERUN_FAILURE_TYPES = {"StuckQueued": "stuck_queued", "ResultExpired": "result_expired"}
+"""Activity failure types that a job type's ``rerun_on`` may turn into a fresh generation."""
+
+RERUN_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
+"""Provider error codes of a ``failed`` response that ``rerun_on`` may turn into a fresh generation."""
+
 PolicyDeniedType = "PolicyDenied"
 """``ApplicationError.type`` of the failure of a denied job; its first detail is the decision."""
 
@@ -149,6 +158,18 @@ class CancellationRecord(BaseModel):
     """False when the provider had already finished: the completed result then stands."""
 
 
+class RerunRecord(BaseModel):
+    """A generation the policy allowed to be replaced by a fresh one, and why."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cause: str
+    """``rate_limit_exceeded``, ``server_error``, ``stuck_queued`` or ``result_expired``."""
+    response_id: str | None
+    """The replaced response (its id is kept for the audit trail; it was billed if it generated)."""
+    at: datetime
+
+
 class ModelTaskResult(BaseModel):
     """The outcome of a job that was allowed to run (a denied job fails with ``PolicyDenied`` instead)."""
 
@@ -167,6 +188,8 @@ class ModelTaskResult(BaseModel):
     cancellation: CancellationRecord | None = None
     polls: int = 0
     reconnects: int = 0
+    reruns: list[RerunRecord] = Field(default_factory=list)
+    """Generations replaced under the policy's ``rerun_on``; empty for almost every job."""
 
 
 class StatusResult(BaseModel):
@@ -183,6 +206,7 @@ class StatusResult(BaseModel):
     response_id: str | None = None
     provider_status: str | None = None
     cancellation: CancellationRecord | None = None
+    reruns: int = 0
 
 
 @workflow.defn
@@ -198,6 +222,9 @@ class ModelTaskWorkflow:
         self._cancel: CancellationRecord | None = None
         self._start: ActivityHandle[StartBackgroundResult] | None = None
         self._running: ActivityHandle[Any] | None = None
+        self._reruns: list[RerunRecord] = []
+        self._polls = 0
+        self._reconnects = 0
 
     @workflow.run
     async def run(self, input: ModelTaskInput) -> ModelTaskResult:
@@ -237,6 +264,7 @@ class ModelTaskWorkflow:
             response_id=self._response_id,
             provider_status=self._provider_status,
             cancellation=self._cancel,
+            reruns=len(self._reruns),
         )
 
     async def _run(self, input: ModelTaskInput) -> ModelTaskResult:
@@ -332,6 +360,41 @@ class ModelTaskWorkflow:
         model: str,
         metadata: dict[str, str],
     ) -> ModelTaskResult:
+        """Run generations until one ends in a way the policy does not rerun (usually the first)."""
+        while True:
+            try:
+                result = await self._generation(input, decision, tags, model, metadata)
+            except ApplicationError as exc:
+                cause = RERUN_FAILURE_TYPES.get(exc.type or "")
+                if cause is None or not self._may_rerun(decision, cause):
+                    raise
+                self._rerun(cause, metadata)
+                continue
+            code = result.error_code or ""
+            if result.status == "failed" and code in RERUN_ERROR_CODES and self._may_rerun(decision, code):
+                self._rerun(code, metadata)
+                continue
+            return result
+
+    def _may_rerun(self, decision: PolicyDecision, cause: str) -> bool:
+        limits = decision.limits
+        return self._cancel is None and cause in limits.rerun_on and len(self._reruns) < limits.max_reruns
+
+    def _rerun(self, cause: str, metadata: dict[str, str]) -> None:
+        self._reruns.append(RerunRecord(cause=cause, response_id=self._response_id, at=workflow.now()))
+        metadata["lanes_rerun"] = str(len(self._reruns))
+        self._response_id = None
+        self._provider_status = None
+
+    async def _generation(
+        self,
+        input: ModelTaskInput,
+        decision: PolicyDecision,
+        tags: DecisionTags,
+        model: str,
+        metadata: dict[str, str],
+    ) -> ModelTaskResult:
+        """One background generation: create, follow, and cancel on request."""
         assert decision.profile is not None
         self._phase = "starting"
         start = workflow.start_activity_method(
@@ -385,8 +448,9 @@ class ModelTaskWorkflow:
             return self._after_cancel(decision, final)
         outcome: AwaitBackgroundResult = await self._settle(follow)
         self._provider_status = outcome.status
-        result = self._finish(decision, outcome)
-        return result.model_copy(update={"polls": outcome.polls, "reconnects": outcome.reconnects})
+        self._polls += outcome.polls
+        self._reconnects += outcome.reconnects
+        return self._finish(decision, outcome)
 
     async def _stop_and_cancel_at_provider(self) -> CancelBackgroundResult | None:
         """Stop the running activity, then cancel a started background response at the provider.
@@ -445,10 +509,10 @@ class ModelTaskWorkflow:
         return self._result(decision, outcome)
 
     def _result(self, decision: PolicyDecision, outcome: ProviderOutcome | None) -> ModelTaskResult:
+        # Only the provider's outcome fields: subclasses add counters that the workflow sums itself.
         fields: dict[str, Any] = (
-            outcome.model_dump(exclude={"response_id"}) if outcome else {"status": "cancelled"}
+            outcome.model_dump(include=OUTCOME_FIELDS) if outcome else {"status": "cancelled"}
         )
-        fields = {k: v for k, v in fields.items() if k in ModelTaskResult.model_fields}
         return ModelTaskResult(
             **fields,
             lane=decision.lane,
@@ -456,6 +520,9 @@ class ModelTaskWorkflow:
             decision=decision,
             response_id=self._response_id,
             cancellation=self._cancel,
+            reruns=self._reruns,
+            polls=self._polls,
+            reconnects=self._reconnects,
         )
 
     def _request_cancel(

@@ -284,3 +284,15 @@ def test_digest_ignores_explicit_defaults_and_int_vs_float():
     del doc["data_classes"]["public"]["zdr"]
     doc["job_types"]["public_research"]["limits"]["max_duration_s"] = 3600.0
     assert load_policy_text(dump_toml(doc), source="x").digest == load_policy().digest
+
+
+def test_unknown_rerun_cause_is_named_with_the_allowed_ones():
+    errors = _errors(_edit('rerun_on = ["rate_limit_exceeded", "stuck_queued"]', 'rerun_on = ["timeout"]'))
+    assert len(errors) == 1
+    assert "job_types.internal_drafting.limits.rerun_on[0]: 'timeout' is not allowed here" in errors[0]
+    assert "known: rate_limit_exceeded, server_error, stuck_queued, result_expired" in errors[0]
+
+
+def test_reruns_are_bounded():
+    errors = _errors(_edit("max_reruns = 1", "max_reruns = 50"))
+    assert "job_types.public_research.limits.max_reruns" in errors[0]

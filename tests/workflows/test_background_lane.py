@@ -195,3 +195,41 @@ async def test_cancel_while_queued_reaches_the_provider(
     assert result.cancellation.effective
     cancels = [e for e in emulator.ledger.entries() if e.path == f"/v1/responses/{result.response_id}/cancel"]
     assert cancels
+
+
+async def test_rate_limited_generation_is_rerun_within_the_policy_limit_and_recorded(
+    client: Client, worker: str, emulator: Emulator
+) -> None:
+    # public_research: max_reruns = 1, rerun_on includes rate_limit_exceeded. The fault follows the
+    # request's metadata, so the rerun is rate limited too: one rerun, then the failure stands.
+    task = ModelTaskInput(
+        job_type="public_research", input=PROMPT, metadata={"emulator_fault": "fail:rate_limit_exceeded"}
+    )
+    handle = await start(client, worker, task)
+    result = await handle.result()
+    assert result.status == "failed"
+    assert result.error_code == "rate_limit_exceeded"
+    assert [r.cause for r in result.reruns] == ["rate_limit_exceeded"]
+    assert result.reruns[0].response_id != result.response_id
+    generations = [
+        e
+        for e in emulator.ledger.entries()
+        if e.generated and e.metadata.get("lanes_workflow_id") == handle.id
+    ]
+    assert [e.metadata.get("lanes_rerun") for e in generations] == [None, "1"]
+
+
+async def test_job_types_without_reruns_never_rerun(client: Client, worker: str, emulator: Emulator) -> None:
+    task = ModelTaskInput(
+        job_type="coding_analysis", input=PROMPT, metadata={"emulator_fault": "fail:rate_limit_exceeded"}
+    )
+    handle = await start(client, worker, task)
+    result = await handle.result()
+    assert result.status == "failed"
+    assert result.reruns == []
+    generations = [
+        e
+        for e in emulator.ledger.entries()
+        if e.generated and e.metadata.get("lanes_workflow_id") == handle.id
+    ]
+    assert len(generations) == 1
