@@ -45,11 +45,11 @@ JOBS = (
         ),
     ),
     DemoJob(
-        "internal drafting (background)",
+        "repository analysis (background, polled)",
         ModelTaskInput(
-            job_type="internal_drafting",
+            job_type="coding_analysis",
             data_class="internal",
-            input="Draft the internal release note for lanes 0.1.",
+            input="Map the modules of this repository and their dependencies.",
         ),
     ),
     DemoJob(
