@@ -268,17 +268,19 @@ class ModelTaskWorkflow:
         )
 
     async def _run(self, input: ModelTaskInput) -> ModelTaskResult:
-        decision = await workflow.execute_activity_method(
-            PolicyActivities.evaluate_policy,
-            EvaluatePolicyInput(
-                job_type=input.job_type,
-                data_class=input.data_class,
-                approval=input.approval,
-                tenant=input.tenant,
-                input_chars=len(input.input),
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=POLICY_RETRY,
+        decision: PolicyDecision = await self._settle(
+            workflow.start_activity_method(
+                PolicyActivities.evaluate_policy,
+                EvaluatePolicyInput(
+                    job_type=input.job_type,
+                    data_class=input.data_class,
+                    approval=input.approval,
+                    tenant=input.tenant,
+                    input_chars=len(input.input),
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=POLICY_RETRY,
+            )
         )
         self._decision = decision
         workflow.upsert_search_attributes(

@@ -227,3 +227,16 @@ async def test_decision_is_on_the_policy_span_and_every_activity_span_after_it(
             text = str(dict(span.attributes or {})) + str([dict(e.attributes or {}) for e in span.events])
             assert PROMPT_MARKER not in text
             assert result.output_text[:40] not in text
+
+
+async def test_unknown_job_type_from_a_client_that_skipped_validation_fails_fast(
+    client: Client, worker: str, emulator: Emulator
+) -> None:
+    handle = await start(client, worker, ModelTaskInput(job_type="legal_reveiw", input="x"))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "UnknownJobType"
+    assert "regulated_review" in cause.message
+    assert ledger_of(emulator, handle.id) == []

@@ -1,0 +1,58 @@
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.policy import UNKNOWN_JOB_TYPE, EvaluatePolicyInput, PolicyActivities
+from policy import PolicySource, default_policy_path
+
+
+async def test_decides_from_the_current_policy_and_reloads_when_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(default_policy_path().read_text())
+    activities = PolicyActivities(PolicySource(path))
+    env = ActivityEnvironment()
+    query = EvaluatePolicyInput(job_type="public_research", data_class="public", input_chars=10)
+
+    before = await env.run(activities.evaluate_policy, query)
+    assert before.lane == "background"
+
+    # An operator flips the kill switch: the next decision uses the new file, and says which one.
+    path.write_text(path.read_text().replace("background_enabled = true", "background_enabled = false"))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    after = await env.run(activities.evaluate_policy, query)
+    assert after.lane == "stateless"
+    assert after.rule == "stateless.kill-switch"
+    assert after.policy_digest != before.policy_digest
+
+
+async def test_a_broken_edit_keeps_the_last_good_policy(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(default_policy_path().read_text())
+    activities = PolicyActivities(PolicySource(path))
+    env = ActivityEnvironment()
+    query = EvaluatePolicyInput(job_type="public_research")
+    good = await env.run(activities.evaluate_policy, query)
+    path.write_text("policy_version = \n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert (await env.run(activities.evaluate_policy, query)).policy_digest == good.policy_digest
+
+
+async def test_unknown_job_type_fails_without_retry_and_lists_the_known_ones() -> None:
+    activities = PolicyActivities(PolicySource())
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(
+            activities.evaluate_policy, EvaluatePolicyInput(job_type="legal_review")
+        )
+    assert failure.value.type == UNKNOWN_JOB_TYPE
+    assert failure.value.non_retryable
+    assert "legal_review" in failure.value.message
+    assert "regulated_review" in failure.value.details[0]["known"]
+
+
+async def test_the_input_text_never_reaches_the_policy() -> None:
+    assert "input" not in EvaluatePolicyInput.model_fields
