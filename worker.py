@@ -12,7 +12,6 @@ another worker resumes them at once instead of after a heartbeat timeout.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -26,7 +25,7 @@ from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
 from client.connect import connect, openai_client
 from client.settings import Settings
-from client.telemetry import setup_tracing
+from client.telemetry import configure_logging, setup_tracing
 from policy import PolicySource
 from workflows import WORKFLOWS
 
@@ -89,7 +88,7 @@ async def run(settings: Settings) -> None:
 
 def main() -> int:
     """Entry point of ``python worker.py`` and ``lanes worker``; returns the exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("LANES_LOG_LEVEL", "INFO").upper())
     try:
         asyncio.run(run(Settings()))
     except Exception as exc:

@@ -15,6 +15,7 @@ replay-safe: a workflow replayed on another worker does not emit its spans a sec
 
 from __future__ import annotations
 
+import logging
 import os
 
 from opentelemetry import trace
@@ -71,3 +72,27 @@ def setup_tracing(
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     return provider
+
+
+PAYLOAD_LOGGERS = ("temporalio", "openai", "httpx2", "httpcore2", "uvicorn.access")
+"""Libraries whose DEBUG records contain payloads: the Temporal SDK logs whole activity completions (with
+output text) and the HTTP stack logs request traces. lanes never lets them log below INFO."""
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """Configure process logging so that no prompt or output text can reach a log, whatever ``level``.
+
+    Args:
+        level: The root level, e.g. from ``LANES_LOG_LEVEL``. DEBUG applies to lanes' own modules; the
+            payload-logging libraries in :data:`PAYLOAD_LOGGERS` stay at INFO or above.
+    """
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_payload_loggers()
+
+
+def quiet_payload_loggers() -> None:
+    """Raise the libraries of :data:`PAYLOAD_LOGGERS` to at least INFO."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET (0) inherits the root's level, which may be DEBUG
+            logger.setLevel(logging.INFO)

@@ -95,7 +95,11 @@ async def run_kill_scenario(
     finally:
         await worker.stop()
 
-    assert len(worker.log_path.read_text().split("lanes worker ready")) - 1 == kills + 1
+    log = worker.log_path.read_text()
+    assert len(log.split("lanes worker ready")) - 1 == kills + 1
+    for task, text in zip(tasks, expected, strict=True):
+        assert task.input not in log
+        assert text[:60] not in log
     print("phases at kills:", hit)
     assert "running" in hit[-len(handles) :], "the last kill must land while jobs are still running"
     assert {"evaluating", "starting"} & set(hit[: len(handles)]), hit
