@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Literal
+from typing import Literal, TypeVar
 
 import openai
 from openai.types.responses import (
@@ -47,6 +47,8 @@ from activities.heartbeat import heartbeating
 from activities.outcome import TERMINAL_STATUSES, ProviderOutcome
 from activities.poll_schedule import next_interval_s
 
+_T = TypeVar("_T")
+
 StreamMode = Literal["stream", "poll"]
 """How the await activity follows a background response."""
 
@@ -69,8 +71,8 @@ CANCEL_SETTLE_S = 30.0
 """How long the cancel activity waits for a cancelled response to reach a terminal status."""
 
 
-class StartBackgroundInput(BaseModel):
-    """A background create: the model call and the lanes metadata that names the job."""
+class ModelCall(BaseModel):
+    """What both lanes send to the model: the same call, whichever way it is made."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -80,6 +82,12 @@ class StartBackgroundInput(BaseModel):
     instructions: str | None = None
     max_output_tokens: int | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    """The job's metadata plus lanes' own ``lanes_*`` keys naming the workflow, job type and policy."""
+
+
+class StartBackgroundInput(ModelCall):
+    """A background create."""
+
     stream: bool = False
     completion_window: Literal["soonest", "2h", "8h"] | None = None
 
@@ -157,17 +165,9 @@ class CancelBackgroundResult(BaseModel):
     outcome: ProviderOutcome | None = None
 
 
-class StatelessInput(BaseModel):
+class StatelessInput(ModelCall):
     """A synchronous, unstored model call."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    tags: DecisionTags
-    model: str
-    input: str
-    instructions: str | None = None
-    max_output_tokens: int | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = 600.0
 
 
@@ -209,8 +209,8 @@ class ResponsesActivities:
         background_options: openai.types.responses.response_create_params.BackgroundOptions | openai.Omit = (
             {"completion_window": input.completion_window} if input.completion_window else openai.omit
         )
-        instructions = input.instructions if input.instructions is not None else openai.omit
-        max_tokens = input.max_output_tokens if input.max_output_tokens is not None else openai.omit
+        instructions = _or_omit(input.instructions)
+        max_tokens = _or_omit(input.max_output_tokens)
         try:
             if not input.stream:
                 response = await self._openai.responses.create(
@@ -309,16 +309,14 @@ class ResponsesActivities:
                     progress.mode = "poll"
                     continue
                 except openai.APIConnectionError:
+                    # A dropped connection: back off a little; it is counted once, below.
                     terminal = None
-                    progress.reconnects += 1
-                    if progress.reconnects > MAX_STREAM_RECONNECTS * progress.attempt:
-                        progress.mode = "poll"
-                    await asyncio.sleep(min(0.1 * progress.reconnects, 2.0))
+                    await asyncio.sleep(min(0.1 * (progress.reconnects + 1), 2.0))
                 except openai.OpenAIError as exc:
                     raise self._map(exc, input.response_id) from exc
                 if terminal is not None:
                     return terminal
-                # The stream ended or went quiet without a terminal event: look, then resume.
+                # The stream dropped, ended or went quiet without a terminal event: look, then resume.
                 progress.reconnects += 1
                 if progress.reconnects > MAX_STREAM_RECONNECTS * progress.attempt:
                     progress.mode = "poll"
@@ -340,7 +338,7 @@ class ResponsesActivities:
         stream = await self._openai.responses.retrieve(
             input.response_id,
             stream=True,
-            starting_after=progress.cursor if progress.cursor is not None else openai.omit,
+            starting_after=_or_omit(progress.cursor),
         )
         idle_s = min(STREAM_IDLE_S, input.queued_timeout_s)
         async with stream:
@@ -375,8 +373,14 @@ class ResponsesActivities:
             if progress.queued_since is None:
                 progress.queued_since = now
             elif now - progress.queued_since > input.queued_timeout_s:
-                with contextlib.suppress(openai.OpenAIError):
+                try:
                     await self._openai.responses.cancel(input.response_id)
+                except (openai.NotFoundError, openai.BadRequestError):
+                    pass  # gone, or no longer cancellable: nothing is left running
+                except openai.OpenAIError as exc:
+                    # A transient failure must not leave a queued response behind to start (and bill)
+                    # later: retry, and the next attempt cancels again before failing.
+                    raise to_application_error(exc) from exc
                 raise ApplicationError(
                     f"response {input.response_id} stayed queued for more than {input.queued_timeout_s:g} s; "
                     "it was cancelled at the provider",
@@ -444,10 +448,8 @@ class ResponsesActivities:
                 response = await self._openai.responses.create(
                     model=input.model,
                     input=input.input,
-                    instructions=input.instructions if input.instructions is not None else openai.omit,
-                    max_output_tokens=input.max_output_tokens
-                    if input.max_output_tokens is not None
-                    else openai.omit,
+                    instructions=_or_omit(input.instructions),
+                    max_output_tokens=_or_omit(input.max_output_tokens),
                     metadata=input.metadata,
                     store=False,
                     timeout=input.timeout_s,
@@ -456,6 +458,11 @@ class ResponsesActivities:
             raise to_application_error(exc) from exc
         _record_response(response.id, response.status)
         return StatelessResult(**ProviderOutcome.from_response(response).model_dump())
+
+
+def _or_omit(value: _T | None) -> _T | openai.Omit:
+    """Leave a field out of the request rather than send ``null`` for it."""
+    return openai.omit if value is None else value
 
 
 def _resume(input: AwaitBackgroundInput) -> AwaitProgress:

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         AwaitBackgroundResult,
         CancelBackgroundInput,
         CancelBackgroundResult,
+        ModelCall,
         ResponsesActivities,
         StartBackgroundInput,
         StartBackgroundResult,
@@ -306,39 +307,33 @@ class ModelTaskWorkflow:
                 # Cancelled while the policy was evaluated: nothing was started, nothing to clean up.
                 self._phase = "cancelled"
                 return self._result(decision, None)
-            model = input.model or decision.profile.model
-            metadata = {
-                **input.metadata,
-                "lanes_workflow_id": workflow.info().workflow_id,
-                "lanes_job_type": decision.job_type,
-                "lanes_policy_digest": decision.policy_digest,
-            }
+            call = ModelCall(
+                tags=tags,
+                model=input.model or decision.profile.model,
+                input=input.input,
+                instructions=input.instructions,
+                max_output_tokens=input.max_output_tokens,
+                metadata={
+                    **input.metadata,
+                    "lanes_workflow_id": workflow.info().workflow_id,
+                    "lanes_job_type": decision.job_type,
+                    "lanes_policy_digest": decision.policy_digest,
+                },
+            )
+            heartbeat = timedelta(seconds=input.options.heartbeat_timeout_s)
             if decision.lane == Lane.STATELESS:
-                return await self._stateless(input, decision, tags, model, metadata)
-            return await self._background(input, decision, tags, model, metadata)
+                return await self._stateless(call, decision, heartbeat)
+            return await self._background(call, decision, heartbeat)
 
     async def _stateless(
-        self,
-        input: ModelTaskInput,
-        decision: PolicyDecision,
-        tags: DecisionTags,
-        model: str,
-        metadata: dict[str, str],
+        self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta
     ) -> ModelTaskResult:
         self._phase = "running"
         handle = workflow.start_activity_method(
             ResponsesActivities.create_stateless_response,
-            StatelessInput(
-                tags=tags,
-                model=model,
-                input=input.input,
-                instructions=input.instructions,
-                max_output_tokens=input.max_output_tokens,
-                metadata=metadata,
-                timeout_s=decision.limits.max_duration_s,
-            ),
+            StatelessInput(**call.model_dump(), timeout_s=decision.limits.max_duration_s),
             start_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s + 30),
-            heartbeat_timeout=timedelta(seconds=input.options.heartbeat_timeout_s),
+            heartbeat_timeout=heartbeat,
             retry_policy=PROVIDER_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
@@ -355,46 +350,35 @@ class ModelTaskWorkflow:
         return self._finish(decision, outcome)
 
     async def _background(
-        self,
-        input: ModelTaskInput,
-        decision: PolicyDecision,
-        tags: DecisionTags,
-        model: str,
-        metadata: dict[str, str],
+        self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta
     ) -> ModelTaskResult:
         """Run generations until one ends in a way the policy does not rerun (usually the first)."""
         while True:
             try:
-                result = await self._generation(input, decision, tags, model, metadata)
+                result = await self._generation(call, decision, heartbeat)
             except ApplicationError as exc:
                 cause = RERUN_FAILURE_TYPES.get(exc.type or "")
                 if cause is None or not self._may_rerun(decision, cause):
                     raise
-                self._rerun(cause, metadata)
-                continue
-            code = result.error_code or ""
-            if result.status == "failed" and code in RERUN_ERROR_CODES and self._may_rerun(decision, code):
-                self._rerun(code, metadata)
-                continue
-            return result
+            else:
+                cause = result.error_code if result.status == "failed" else None
+                if cause is None or cause not in RERUN_ERROR_CODES or not self._may_rerun(decision, cause):
+                    return result
+            call = self._rerun(cause, call)
 
     def _may_rerun(self, decision: PolicyDecision, cause: str) -> bool:
         limits = decision.limits
         return self._cancel is None and cause in limits.rerun_on and len(self._reruns) < limits.max_reruns
 
-    def _rerun(self, cause: str, metadata: dict[str, str]) -> None:
+    def _rerun(self, cause: str, call: ModelCall) -> ModelCall:
+        """Record the replaced generation; return the call for the next one, marked as a rerun."""
         self._reruns.append(RerunRecord(cause=cause, response_id=self._response_id, at=workflow.now()))
-        metadata["lanes_rerun"] = str(len(self._reruns))
         self._response_id = None
         self._provider_status = None
+        return call.model_copy(update={"metadata": {**call.metadata, "lanes_rerun": str(len(self._reruns))}})
 
     async def _generation(
-        self,
-        input: ModelTaskInput,
-        decision: PolicyDecision,
-        tags: DecisionTags,
-        model: str,
-        metadata: dict[str, str],
+        self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta
     ) -> ModelTaskResult:
         """One background generation: create, follow, and cancel on request."""
         assert decision.profile is not None
@@ -402,12 +386,7 @@ class ModelTaskWorkflow:
         start = workflow.start_activity_method(
             ResponsesActivities.start_background_response,
             StartBackgroundInput(
-                tags=tags,
-                model=model,
-                input=input.input,
-                instructions=input.instructions,
-                max_output_tokens=input.max_output_tokens,
-                metadata=metadata,
+                **call.model_dump(),
                 stream=decision.profile.stream,
                 completion_window=decision.profile.completion_window,
             ),
@@ -430,7 +409,7 @@ class ModelTaskWorkflow:
         follow = workflow.start_activity_method(
             ResponsesActivities.await_background_response,
             AwaitBackgroundInput(
-                tags=tags,
+                tags=call.tags,
                 response_id=started.response_id,
                 mode="stream" if decision.profile.stream else "poll",
                 cursor=started.cursor,
@@ -439,7 +418,7 @@ class ModelTaskWorkflow:
             ),
             start_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s),
             schedule_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s + 300),
-            heartbeat_timeout=timedelta(seconds=input.options.heartbeat_timeout_s),
+            heartbeat_timeout=heartbeat,
             retry_policy=AWAIT_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
