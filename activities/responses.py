@@ -209,36 +209,23 @@ class ResponsesActivities:
         background_options: openai.types.responses.response_create_params.BackgroundOptions | openai.Omit = (
             {"completion_window": input.completion_window} if input.completion_window else openai.omit
         )
-        instructions = _or_omit(input.instructions)
-        max_tokens = _or_omit(input.max_output_tokens)
         try:
-            if not input.stream:
-                response = await self._openai.responses.create(
-                    model=input.model,
-                    input=input.input,
-                    instructions=instructions,
-                    max_output_tokens=max_tokens,
-                    metadata=input.metadata,
-                    background=True,
-                    store=True,
-                    background_options=background_options,
-                    extra_headers=headers,
-                )
-                _record_response(response.id, response.status)
-                return StartBackgroundResult(response_id=response.id, status=response.status or "queued")
-            stream = await self._openai.responses.create(
+            created = await self._openai.responses.create(
                 model=input.model,
                 input=input.input,
-                instructions=instructions,
-                max_output_tokens=max_tokens,
+                instructions=_or_omit(input.instructions),
+                max_output_tokens=_or_omit(input.max_output_tokens),
                 metadata=input.metadata,
                 background=True,
                 store=True,
-                stream=True,
+                stream=input.stream,
                 background_options=background_options,
                 extra_headers=headers,
             )
-            async with stream:
+            if isinstance(created, Response):
+                _record_response(created.id, created.status)
+                return StartBackgroundResult(response_id=created.id, status=created.status or "queued")
+            async with created as stream:
                 async for event in stream:
                     if isinstance(
                         event, ResponseCreatedEvent | ResponseQueuedEvent | ResponseInProgressEvent
