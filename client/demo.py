@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from client.cli import _denied_or_failed
 from client.connect import connect
+from client.jobs import wait_for_phase
 from client.stack import EmbeddedStack
 from responses_emulator import EmulatorConfig
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
@@ -32,7 +33,7 @@ class DemoJob:
 
     label: str
     task: ModelTaskInput
-    cancel_after_s: float | None = None
+    cancel_once_running: bool = False
 
 
 JOBS = (
@@ -76,7 +77,7 @@ JOBS = (
             input="A long survey that the user cancels.",
             metadata={"emulator_duration": "60"},
         ),
-        cancel_after_s=2.0,
+        cancel_once_running=True,
     ),
 )
 """The scripted jobs, one per lane and one cancellation."""
@@ -87,8 +88,8 @@ async def _run_job(client: Client, task_queue: str, job: DemoJob) -> dict[str, A
     handle: WorkflowHandle[Any, ModelTaskResult] = await client.start_workflow(
         ModelTaskWorkflow.run, job.task, id=workflow_id, task_queue=task_queue
     )
-    if job.cancel_after_s is not None:
-        await asyncio.sleep(job.cancel_after_s)
+    if job.cancel_once_running:
+        await wait_for_phase(handle, "running")
         await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="demo: user changed their mind"))
     try:
         result = await handle.result()

@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from client.cli import job_status
 from client.connect import openai_client
+from client.jobs import wait_for_phase, wait_for_status
 from client.settings import Settings
 from client.stack import WorkerProcess
 from policy import default_policy_path
@@ -37,12 +38,6 @@ async def start(
     return await client.start_workflow(
         ModelTaskWorkflow.run, task, id=f"bg-{uuid.uuid4()}", task_queue=task_queue
     )
-
-
-async def wait_for_phase(handle: WorkflowHandle[Any, Any], phase: str, timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
-        while (await handle.query(ModelTaskWorkflow.status)).phase != phase:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 def policy_with(tmp_path: Path, old: str, new: str) -> str:
@@ -185,9 +180,7 @@ async def test_cancel_while_queued_reaches_the_provider(
     )
     handle = await start(client, worker, task)
     await wait_for_phase(handle, "running")
-    async with asyncio.timeout(30):
-        while (await handle.query(ModelTaskWorkflow.status)).response_id is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await wait_for_status(handle, lambda status: status.response_id is not None)
     await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="stuck"))
     result = await handle.result()
     assert result.status == "cancelled"

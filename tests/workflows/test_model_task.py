@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -14,6 +13,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from client.connect import openai_client
+from client.jobs import wait_for_phase
 from responses_emulator import Emulator, EmulatorServer, LedgerEntry
 from worker import build_worker
 from workflows import search_attributes
@@ -36,12 +36,6 @@ async def start(
     return await client.start_workflow(
         ModelTaskWorkflow.run, task, id=f"test-{uuid.uuid4()}", task_queue=task_queue
     )
-
-
-async def wait_for_phase(handle: WorkflowHandle[Any, Any], phase: str, timeout_s: float = 30) -> None:
-    async with asyncio.timeout(timeout_s):
-        while (await handle.query(ModelTaskWorkflow.status)).phase != phase:  # noqa: ASYNC110 (a remote state)
-            await asyncio.sleep(0.1)
 
 
 async def test_background_lane_creates_with_store_and_background_then_completes(

@@ -6,7 +6,6 @@ versioned workflow change with ``LANES_RECORD_HISTORIES=1 pytest tests/workflows
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Replayer
 
 from client.connect import DATA_CONVERTER, plugins
+from client.jobs import wait_for_phase
 from workflows import WORKFLOWS
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskWorkflow
 
@@ -43,9 +43,7 @@ async def run_path(client: Client, task_queue: str, name: str) -> str:
         ModelTaskWorkflow.run, PATHS[name], id=f"replay-{name}-{uuid.uuid4()}", task_queue=task_queue
     )
     if name == "cancelled":
-        async with asyncio.timeout(30):
-            while (await handle.query(ModelTaskWorkflow.status)).phase != "running":  # noqa: ASYNC110
-                await asyncio.sleep(0.1)
+        await wait_for_phase(handle, "running")
         await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="replay test"))
     try:
         await handle.result()
