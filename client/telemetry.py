@@ -29,7 +29,12 @@ class TelemetryConfigError(ValueError):
     """An ``OTEL_*`` variable asks for something lanes cannot provide."""
 
 
-def _exporter_from_env() -> SpanExporter | None:
+def exporter_from_env() -> SpanExporter | None:
+    """The span exporter that ``OTEL_TRACES_EXPORTER`` names, or ``None`` for ``none``.
+
+    Raises:
+        TelemetryConfigError: The exporter is unknown or its package is not installed.
+    """
     name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
     if name in ("", "none"):
         return None
@@ -65,7 +70,7 @@ def setup_tracing(
         return None
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
     provider = create_tracer_provider(resource=resource)
-    exporter = _exporter_from_env()
+    exporter = exporter_from_env()
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     for processor in processors:

@@ -1,0 +1,33 @@
+import logging
+
+import pytest
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+from client.telemetry import PAYLOAD_LOGGERS, TelemetryConfigError, exporter_from_env, quiet_payload_loggers
+
+
+def test_exporter_defaults_to_none_and_honours_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    assert exporter_from_env() is None
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    assert isinstance(exporter_from_env(), ConsoleSpanExporter)
+
+
+def test_otlp_exporter_is_available_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    exporter = exporter_from_env()
+    assert type(exporter).__name__ == "OTLPSpanExporter"
+
+
+def test_unknown_exporter_names_the_variable_and_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    with pytest.raises(TelemetryConfigError, match=r"OTEL_TRACES_EXPORTER='jaeger'.*otlp, console or none"):
+        exporter_from_env()
+
+
+def test_payload_loggers_stay_at_info_even_when_debug_is_asked() -> None:
+    logging.getLogger("temporalio").setLevel(logging.DEBUG)
+    quiet_payload_loggers()
+    for name in PAYLOAD_LOGGERS:
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO
+        assert not logging.getLogger(f"{name}.worker").isEnabledFor(logging.DEBUG)
