@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect
@@ -207,12 +207,40 @@ def _print_failure(summary: dict[str, Any], *, as_json: bool) -> int:
     return EXIT_JOB_FAILED
 
 
-async def _await_result(handle: WorkflowHandle[Any, ModelTaskResult], *, as_json: bool) -> int:
+async def _await_result(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult], *, as_json: bool) -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
+        if isinstance(exc.cause, CancelledError):
+            return await _print_workflow_cancelled(handle, as_json=as_json)
         return _print_failure(_denied_or_failed(exc, handle.id), as_json=as_json)
     return _print_result(result, handle.id, as_json=as_json)
+
+
+async def _print_workflow_cancelled(
+    handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult], *, as_json: bool
+) -> int:
+    """A job ended by Temporal's workflow cancellation has no result; its status query tells the story."""
+    summary: dict[str, Any] = {"workflow_id": handle.id, "status": "cancelled", "output_text": ""}
+    try:
+        status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=timedelta(seconds=5))
+        summary.update(
+            status.model_dump(mode="json", include={"lane", "rule", "response_id", "cancellation"})
+        )
+    except Exception as exc:  # a query needs a worker; the cancellation itself is certain
+        summary["query_error"] = f"{type(exc).__name__}: {exc}"
+    if as_json:
+        _print_json(summary)
+    else:
+        print(f"workflow   {handle.id}")
+        print("status     cancelled (workflow cancellation)")
+        print(f"lane       {summary.get('lane') or '-'} (rule {summary.get('rule') or '-'})")
+        print(f"response   {summary.get('response_id') or '-'}")
+        if summary.get("cancellation"):
+            c = summary["cancellation"]
+            who = f"by {c['requested_by']} via {c['via']} in phase {c['phase']}"
+            print(f"cancelled  {who}: {c['reason'] or '-'}")
+    return EXIT_OK
 
 
 async def cmd_submit(args: argparse.Namespace) -> int:

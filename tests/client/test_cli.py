@@ -8,6 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from temporalio.client import Client
+
+from client.jobs import wait_for_phase
 from client.settings import Settings
 from client.stack import free_port
 
@@ -94,6 +97,28 @@ async def test_submit_prints_the_workflow_id_and_result_reads_it(settings: Setti
     code, out, err = await lanes("result", workflow_id, "--wait", "--json", env=stack_env(settings))
     assert code == 0, err
     assert json.loads(out)["lane"] == "stateless"
+
+
+async def test_workflow_cancellation_reads_as_cancelled_with_its_record(
+    client: Client, settings: Settings, worker: str
+) -> None:
+    env = stack_env(settings)
+    code, out, err = await lanes(
+        "submit", "--job-type", "public_research", "--input", "long", "--metadata", "emulator_duration=120",
+        env=env,
+    )  # fmt: skip
+    assert code == 0, err
+    workflow_id = out.strip()
+    await wait_for_phase(client.get_workflow_handle(workflow_id), "running")
+    code, out, err = await lanes("cancel", workflow_id, "--workflow-cancel", "--reason", "operator", env=env)
+    assert code == 0, err
+    code, out, err = await lanes("result", workflow_id, "--wait", "--json", env=env)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "cancelled"
+    assert summary["lane"] == "background"
+    assert summary["cancellation"]["via"] == "workflow-cancel"
+    assert summary["cancellation"]["reason"] == "operator"
 
 
 async def test_denied_job_exits_1_with_its_decision(settings: Settings, worker: str) -> None:
