@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from client.stack import DevServer, StackError, temporal_cli
+from client.settings import Settings
+from client.stack import DevServer, StackError, WorkerProcess, temporal_cli
+from policy import default_policy_path
 
 
 def test_the_temporal_cli_comes_from_the_installed_wheel() -> None:
@@ -27,3 +29,18 @@ def test_the_dev_server_registers_lanes_search_attributes(tmp_path: Path) -> Non
     assert str(tmp_path / "temporal.db") in command
     for name in ("LanesLane=Keyword", "LanesJobType=Keyword", "LanesDataClass=Keyword"):
         assert name in command
+
+
+async def test_a_worker_with_a_malformed_policy_stops_at_start_naming_the_file_and_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text(
+        default_policy_path().read_text().replace('min_data_class = "public"', 'min_data_class = "secret"')
+    )
+    worker = WorkerProcess(settings.model_copy(update={"policy_path": str(bad)}), log_path=tmp_path / "w.log")
+    with pytest.raises(StackError) as failure:
+        await worker.start()
+    message = str(failure.value)
+    assert "the worker exited with 1" in message
+    assert f"{bad}: job_types.public_research.min_data_class: 'secret' is not a data class" in message
