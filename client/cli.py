@@ -147,7 +147,7 @@ async def _existing(
     return handle
 
 
-def _denied_or_failed(exc: WorkflowFailureError, workflow_id: str) -> dict[str, Any]:
+def failure_summary(exc: WorkflowFailureError, workflow_id: str) -> dict[str, Any]:
     """A JSON-able summary of a failed job; a denied one carries its decision."""
     cause: BaseException | None = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
@@ -213,7 +213,7 @@ async def _await_result(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResul
     except WorkflowFailureError as exc:
         if isinstance(exc.cause, CancelledError):
             return await _print_workflow_cancelled(handle, as_json=as_json)
-        return _print_failure(_denied_or_failed(exc, handle.id), as_json=as_json)
+        return _print_failure(failure_summary(exc, handle.id), as_json=as_json)
     return _print_result(result, handle.id, as_json=as_json)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from client.cli import _denied_or_failed
+from client.cli import failure_summary
 from client.connect import connect
 from client.jobs import wait_for_phase
 from client.stack import EmbeddedStack
@@ -94,7 +94,7 @@ async def _run_job(client: Client, task_queue: str, job: DemoJob) -> dict[str, A
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        summary = _denied_or_failed(exc, workflow_id)
+        summary = failure_summary(exc, workflow_id)
         return {"label": job.label, **summary, "outcome": summary["status"]}
     return {
         "label": job.label,

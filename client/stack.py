@@ -301,7 +301,7 @@ class EmbeddedStack:
         )
         self.emulator = Emulator(emulator_config)
         self._emulator_port = emulator_port or 0
-        self._emulator_server: EmulatorServer | None = None
+        self._parts = contextlib.AsyncExitStack()
         self._task_queue = task_queue
         self._policy_path = policy_path
         self._start_worker = start_worker
@@ -316,36 +316,30 @@ class EmbeddedStack:
         return self._settings
 
     async def __aenter__(self) -> EmbeddedStack:
-        try:
+        # Each part registers its own stop as it starts, so a failure part-way stops exactly what ran,
+        # in reverse order: worker first (it hands over cleanly), then emulator, then Temporal.
+        async with contextlib.AsyncExitStack() as parts:
             await self.dev_server.start()
-            self._emulator_server = EmulatorServer(self.emulator, port=self._emulator_port)
-            await self._emulator_server.__aenter__()
+            parts.push_async_callback(self.dev_server.stop)
+            emulator_server = await parts.enter_async_context(
+                EmulatorServer(self.emulator, port=self._emulator_port)
+            )
             self._settings = Settings(
                 temporal_address=self.dev_server.address,
                 temporal_namespace="default",
                 task_queue=self._task_queue,
                 policy_path=self._policy_path,
-                openai_base_url=self._emulator_server.base_url,
+                openai_base_url=emulator_server.base_url,
                 openai_api_key="emulator",
             )
             if self._start_worker:
                 self.worker = WorkerProcess(self._settings, log_path=self.state_dir / "worker.log")
+                parts.push_async_callback(self.worker.stop)
                 await self.worker.start()
-        except BaseException:
-            await self.stop()
-            raise
+            self._parts = parts.pop_all()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.stop()
-
-    async def stop(self) -> None:
-        """Stop everything that was started, worker first so that it hands over cleanly."""
-        if self.worker is not None:
-            await self.worker.stop()
-        if self._emulator_server is not None:
-            await self._emulator_server.__aexit__(None, None, None)
-            self._emulator_server = None
-        await self.dev_server.stop()
+        await self._parts.aclose()
