@@ -39,7 +39,14 @@ from client.policy_cli import register as register_policy_commands
 from client.settings import Settings
 from policy import PolicyError, load_policy
 from responses_emulator import command as emulator_command
-from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow, StatusResult
+from workflows.model_task import (
+    POLICY_DENIED,
+    CancelInput,
+    ModelTaskInput,
+    ModelTaskResult,
+    ModelTaskWorkflow,
+    StatusResult,
+)
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -152,7 +159,7 @@ def failure_summary(exc: WorkflowFailureError, workflow_id: str) -> dict[str, An
     cause: BaseException | None = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause if isinstance(cause, FailureError) else None
-    if isinstance(cause, ApplicationError) and cause.type == "PolicyDenied" and cause.details:
+    if isinstance(cause, ApplicationError) and cause.type == POLICY_DENIED and cause.details:
         decision = cause.details[0]
         return {
             "workflow_id": workflow_id,

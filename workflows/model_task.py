@@ -74,7 +74,7 @@ RERUN_FAILURE_TYPES = {"StuckQueued": "stuck_queued", "ResultExpired": "result_e
 RERUN_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
 """Provider error codes of a ``failed`` response that ``rerun_on`` may turn into a fresh generation."""
 
-PolicyDeniedType = "PolicyDenied"
+POLICY_DENIED = "PolicyDenied"
 """``ApplicationError.type`` of the failure of a denied job; its first detail is the decision."""
 
 Phase = Literal[
@@ -300,7 +300,7 @@ class ModelTaskWorkflow:
                     f"policy {decision.policy_version} denies job type {decision.job_type!r} with data class "
                     f"{decision.data_class!r} (rule {decision.rule}): " + " ".join(decision.reasons),
                     decision.model_dump(mode="json"),
-                    type=PolicyDeniedType,
+                    type=POLICY_DENIED,
                     non_retryable=True,
                 )
             if self._cancel is not None:
