@@ -11,6 +11,10 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+# Imported up front: hypothesis's pytest plugin otherwise imports it lazily in the terminal summary, where
+# CPython 3.11.7's compiler was seen to fail ("AST constructor recursion depth mismatch") after
+# integration tests, failing a green run.
+import hypothesis  # noqa: F401
 import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -292,38 +292,41 @@ class ModelTaskWorkflow:
             ]
         )
         tags = DecisionTags.of(decision)
-        with trace.get_tracer(__name__).start_as_current_span(f"lanes.lane.{decision.lane}") as span:
+        # A short span that records the decision in the workflow's trace. It holds no await: a span open
+        # across awaits is closed from another context when a running workflow is evicted, which makes
+        # OpenTelemetry log "Failed to detach context" (temporalio/sdk-python#441).
+        with trace.get_tracer(__name__).start_as_current_span("lanes.decision") as span:
             span.set_attributes(tags.attributes())
-            if decision.lane == Lane.DENIED or decision.profile is None:
-                self._phase = "denied"
-                raise ApplicationError(
-                    f"policy {decision.policy_version} denies job type {decision.job_type!r} with data class "
-                    f"{decision.data_class!r} (rule {decision.rule}): " + " ".join(decision.reasons),
-                    decision.model_dump(mode="json"),
-                    type=POLICY_DENIED,
-                    non_retryable=True,
-                )
-            if self._cancel is not None:
-                # Cancelled while the policy was evaluated: nothing was started, nothing to clean up.
-                self._phase = "cancelled"
-                return self._result(decision, None)
-            call = ModelCall(
-                tags=tags,
-                model=input.model or decision.profile.model,
-                input=input.input,
-                instructions=input.instructions,
-                max_output_tokens=input.max_output_tokens,
-                metadata={
-                    **input.metadata,
-                    "lanes_workflow_id": workflow.info().workflow_id,
-                    "lanes_job_type": decision.job_type,
-                    "lanes_policy_digest": decision.policy_digest,
-                },
+        if decision.lane == Lane.DENIED or decision.profile is None:
+            self._phase = "denied"
+            raise ApplicationError(
+                f"policy {decision.policy_version} denies job type {decision.job_type!r} with data class "
+                f"{decision.data_class!r} (rule {decision.rule}): " + " ".join(decision.reasons),
+                decision.model_dump(mode="json"),
+                type=POLICY_DENIED,
+                non_retryable=True,
             )
-            heartbeat = timedelta(seconds=input.options.heartbeat_timeout_s)
-            if decision.lane == Lane.STATELESS:
-                return await self._stateless(call, decision, heartbeat)
-            return await self._background(call, decision, heartbeat)
+        if self._cancel is not None:
+            # Cancelled while the policy was evaluated: nothing was started, nothing to clean up.
+            self._phase = "cancelled"
+            return self._result(decision, None)
+        call = ModelCall(
+            tags=tags,
+            model=input.model or decision.profile.model,
+            input=input.input,
+            instructions=input.instructions,
+            max_output_tokens=input.max_output_tokens,
+            metadata={
+                **input.metadata,
+                "lanes_workflow_id": workflow.info().workflow_id,
+                "lanes_job_type": decision.job_type,
+                "lanes_policy_digest": decision.policy_digest,
+            },
+        )
+        heartbeat = timedelta(seconds=input.options.heartbeat_timeout_s)
+        if decision.lane == Lane.STATELESS:
+            return await self._stateless(call, decision, heartbeat)
+        return await self._background(call, decision, heartbeat)
 
     async def _stateless(
         self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta
@@ -464,10 +467,7 @@ class ModelTaskWorkflow:
     def _after_cancel(
         self, decision: PolicyDecision, final: CancelBackgroundResult | None
     ) -> ModelTaskResult:
-        if final is not None and final.outcome is not None and final.outcome.status != "cancelled":
-            # The provider finished before the cancel reached it: the finished result stands.
-            assert self._cancel is not None
-            self._cancel = self._cancel.model_copy(update={"effective": False})
+        if final is not None and final.outcome is not None:
             return self._finish(decision, final.outcome)
         self._phase = "cancelled"
         return self._result(decision, final.outcome if final else None)
@@ -486,7 +486,13 @@ class ModelTaskWorkflow:
             raise
 
     def _finish(self, decision: PolicyDecision, outcome: ProviderOutcome) -> ModelTaskResult:
-        self._phase = "completed" if outcome.status != "cancelled" else "cancelled"
+        if outcome.status == "cancelled":
+            self._phase = "cancelled"
+        else:
+            self._phase = "completed"
+            if self._cancel is not None:
+                # The provider finished before the cancel could take effect: the finished result stands.
+                self._cancel = self._cancel.model_copy(update={"effective": False})
         return self._result(decision, outcome)
 
     def _result(self, decision: PolicyDecision, outcome: ProviderOutcome | None) -> ModelTaskResult:

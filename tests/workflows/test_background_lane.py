@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
@@ -226,3 +227,31 @@ async def test_job_types_without_reruns_never_rerun(client: Client, worker: str,
         if e.generated and e.metadata.get("lanes_workflow_id") == handle.id
     ]
     assert len(generations) == 1
+
+
+async def test_a_cancel_that_arrives_after_the_provider_finished_leaves_the_result_standing(
+    client: Client, settings: Settings, emulator: Emulator
+) -> None:
+    # The worker is away while the provider finishes and the cancel arrives; the next worker finds both.
+    task = ModelTaskInput(
+        job_type="coding_analysis", input=PROMPT, metadata={"emulator_duration": "2"},
+        options=ExecutionOptions(heartbeat_timeout_s=1),
+    )  # fmt: skip
+    async with openai_client(settings) as provider:
+        async with build_worker(client, settings, provider):
+            handle = await start(client, settings.task_queue, task)
+            status = await wait_for_status(
+                handle, lambda s: s.phase == "running" and s.response_id is not None
+            )
+        async with AsyncOpenAI(api_key="emulator", base_url=settings.openai_base_url, max_retries=0) as sdk:
+            async with asyncio.timeout(30):
+                while (await sdk.responses.retrieve(status.response_id or "")).status != "completed":  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="too late"))
+        async with build_worker(client, settings, provider):
+            result = await handle.result()
+    assert result.status == "completed"
+    assert result.output_text
+    assert result.cancellation is not None
+    assert result.cancellation.reason == "too late"
+    assert not result.cancellation.effective

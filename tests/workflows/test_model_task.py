@@ -211,6 +211,13 @@ async def test_decision_is_on_the_policy_span_and_every_activity_span_after_it(
         assert attrs.get("lanes.rule") == result.rule, span.name
         assert attrs.get("lanes.job_type") == "public_research", span.name
         assert attrs.get("lanes.data_class") == result.decision.data_class, span.name
+    decision_spans = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "lanes.decision" and s.context.trace_id in trace_ids
+    ]
+    assert len(decision_spans) == 1
+    assert (decision_spans[0].attributes or {}).get("lanes.rule") == result.rule
     policy_span = next(s for s in mine if s.name == "RunActivity:evaluate_policy")
     assert policy_span.attributes is not None
     assert policy_span.attributes.get("lanes.policy_digest") == result.decision.policy_digest
