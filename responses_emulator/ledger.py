@@ -89,5 +89,14 @@ class Ledger:
             e for e in self.creates() if key in e.metadata and (value is None or e.metadata[key] == value)
         ]
 
+    def tagged(self, key: str, value: str) -> list[LedgerEntry]:
+        """Return the creates whose metadata has ``key == value`` and every request on their responses.
+
+        A caller that names its jobs in metadata (lanes sends ``lanes_workflow_id``) gets everything one
+        job sent, including the retrieves, streams and cancels, which carry no metadata.
+        """
+        ids = {e.response_id for e in self.with_metadata(key, value) if e.response_id}
+        return [e for e in self._entries if e.metadata.get(key) == value or (e.response_id in ids)]
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -105,3 +105,22 @@ def test_python_dash_m_serves_and_logs_its_address():
         proc.wait(timeout=10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+async def test_tagged_returns_a_jobs_creates_and_every_request_on_their_responses(client, emulator):
+    mine = await client.responses.create(
+        model="m", input="a", background=True, store=True, metadata={"job": "1"}
+    )
+    other = await client.responses.create(
+        model="m", input="b", background=True, store=True, metadata={"job": "2"}
+    )
+    await client.responses.retrieve(mine.id)
+    await client.responses.retrieve(other.id)
+    await client.responses.cancel(mine.id)
+    tagged = emulator.ledger.tagged("job", "1")
+    assert [(e.method, e.response_id) for e in tagged] == [
+        ("POST", mine.id),
+        ("GET", mine.id),
+        ("POST", mine.id),
+    ]
+    assert tagged[-1].path.endswith("/cancel")

@@ -205,11 +205,7 @@ async def test_rate_limited_generation_is_rerun_within_the_policy_limit_and_reco
     assert result.error_code == "rate_limit_exceeded"
     assert [r.cause for r in result.reruns] == ["rate_limit_exceeded"]
     assert result.reruns[0].response_id != result.response_id
-    generations = [
-        e
-        for e in emulator.ledger.entries()
-        if e.generated and e.metadata.get("lanes_workflow_id") == handle.id
-    ]
+    generations = [e for e in emulator.ledger.tagged("lanes_workflow_id", handle.id) if e.generated]
     assert [e.metadata.get("lanes_rerun") for e in generations] == [None, "1"]
 
 
@@ -221,11 +217,7 @@ async def test_job_types_without_reruns_never_rerun(client: Client, worker: str,
     result = await handle.result()
     assert result.status == "failed"
     assert result.reruns == []
-    generations = [
-        e
-        for e in emulator.ledger.entries()
-        if e.generated and e.metadata.get("lanes_workflow_id") == handle.id
-    ]
+    generations = [e for e in emulator.ledger.tagged("lanes_workflow_id", handle.id) if e.generated]
     assert len(generations) == 1
 
 

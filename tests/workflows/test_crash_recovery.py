@@ -106,11 +106,7 @@ async def run_kill_scenario(
     for handle, result, want in zip(handles, results, expected, strict=True):
         assert result.status == "completed", handle.id
         assert result.output_text == want, handle.id
-        generations = [
-            e
-            for e in emulator.ledger.entries()
-            if e.generated and e.metadata.get("lanes_workflow_id") == handle.id
-        ]
+        generations = [e for e in emulator.ledger.tagged("lanes_workflow_id", handle.id) if e.generated]
         assert len(generations) == 1, (handle.id, generations)
 
 

@@ -49,16 +49,8 @@ async def start(client: Client, task_queue: str, job: ModelTaskInput) -> Workflo
     )
 
 
-def ledger_of(emulator: Emulator, workflow_id: str) -> list[LedgerEntry]:
-    """Every request the emulator received for one workflow: its creates, and calls on their ids."""
-    entries = emulator.ledger.entries()
-    creates = [e for e in entries if e.metadata.get("lanes_workflow_id") == workflow_id]
-    ids = {e.response_id for e in creates if e.response_id}
-    return [e for e in entries if e in creates or e.response_id in ids]
-
-
 def generations(emulator: Emulator, workflow_id: str) -> list[LedgerEntry]:
-    return [e for e in ledger_of(emulator, workflow_id) if e.generated]
+    return [e for e in emulator.ledger.tagged("lanes_workflow_id", workflow_id) if e.generated]
 
 
 async def undisturbed_output(base_url: str, result: ModelTaskResult) -> str:
@@ -107,7 +99,7 @@ async def test_stream_dropped_every_few_events_completes_with_the_same_output(
     assert result.output_text == await undisturbed_output(emulator_server.base_url, result)
     streams = [
         e
-        for e in ledger_of(emulator, handle.id)
+        for e in emulator.ledger.tagged("lanes_workflow_id", handle.id)
         if e.method == "GET" and e.stream and e.response_id == result.response_id
     ]
     resumes = [e.starting_after for e in streams if e.starting_after is not None]
@@ -137,7 +129,7 @@ async def test_provider_error_bursts_while_awaiting_are_retried_to_completion(
 
     assert result.status == "completed"
     assert result.output_text == await undisturbed_output(emulator_server.base_url, result)
-    refused = [e for e in ledger_of(emulator, handle.id) if e.status_code == status]
+    refused = [e for e in emulator.ledger.tagged("lanes_workflow_id", handle.id) if e.status_code == status]
     assert len(refused) == count
     assert all(e.response_id == result.response_id for e in refused)
     assert len(generations(emulator, handle.id)) == 1
@@ -186,7 +178,7 @@ async def test_stuck_in_queued_fails_the_job_with_stuck_queued_after_cancelling(
             assert entry.response_id is not None
             cancels = [
                 e
-                for e in ledger_of(emulator, handle.id)
+                for e in emulator.ledger.tagged("lanes_workflow_id", handle.id)
                 if e.path == f"/v1/responses/{entry.response_id}/cancel" and e.status_code == 200
             ]
             assert cancels, f"{entry.response_id} was cancelled at the provider"
@@ -252,7 +244,7 @@ async def test_expired_resume_window_falls_back_to_polling_and_completes(
 
     assert result.status == "completed"
     assert result.output_text == expected
-    reads = [e for e in ledger_of(emulator, handle.id) if e.method == "GET"]
+    reads = [e for e in emulator.ledger.tagged("lanes_workflow_id", handle.id) if e.method == "GET"]
     refused = [e for e in reads if e.stream and e.status_code == 400]
     assert refused, "the provider refused a stream older than its resume window"
     after = reads[reads.index(refused[0]) + 1 :]
@@ -275,7 +267,7 @@ async def test_result_gone_before_it_was_read_fails_with_result_expired(
     assert isinstance(cause, ApplicationError)
     assert cause.type == "ResultExpired"
     assert cause.non_retryable
-    entries = ledger_of(emulator, handle.id)
+    entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
     assert len([e for e in entries if e.generated]) == 1
     # One 404, and nothing after it: a typed failure, never a retry loop.
     assert [e.status_code for e in entries][-1] == 404

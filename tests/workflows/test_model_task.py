@@ -14,20 +14,12 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from client.connect import openai_client
 from client.jobs import wait_for_phase
-from responses_emulator import Emulator, EmulatorServer, LedgerEntry
+from responses_emulator import Emulator, EmulatorServer
 from worker import build_worker
 from workflows import search_attributes
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
 PROMPT_MARKER = "zebra-quartz-prompt"
-
-
-def ledger_of(emulator: Emulator, workflow_id: str) -> list[LedgerEntry]:
-    """Every request the emulator received for one workflow: its creates, and calls on their ids."""
-    entries = emulator.ledger.entries()
-    creates = [e for e in entries if e.metadata.get("lanes_workflow_id") == workflow_id]
-    ids = {e.response_id for e in creates if e.response_id}
-    return [e for e in entries if e in creates or (e.response_id in ids)]
 
 
 async def start(
@@ -56,7 +48,7 @@ async def test_background_lane_creates_with_store_and_background_then_completes(
     async with AsyncOpenAI(api_key="emulator", base_url=emulator_server.base_url, max_retries=0) as sdk:
         assert (await sdk.responses.retrieve(result.response_id)).output_text == result.output_text
 
-    entries = ledger_of(emulator, handle.id)
+    entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
     creates = [e for e in entries if e.method == "POST" and e.path == "/v1/responses"]
     assert len(creates) == 1
     assert creates[0].background is True
@@ -84,7 +76,7 @@ async def test_stateless_lane_never_stores_and_never_backgrounds(
     assert result.status == "completed"
     assert result.lane == "stateless"
     assert result.output_text
-    entries = ledger_of(emulator, handle.id)
+    entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
     assert len(entries) == 1
     assert entries[0].method == "POST"
     assert entries[0].store is False
@@ -114,7 +106,7 @@ async def test_denied_lane_fails_with_decision_and_calls_no_model(
     assert decision["rule"]
     assert decision["reasons"]
     assert PROMPT_MARKER not in str(decision)
-    assert ledger_of(emulator, handle.id) == []
+    assert emulator.ledger.tagged("lanes_workflow_id", handle.id) == []
     assert len(emulator.ledger.entries()) == before or all(
         e.metadata.get("lanes_workflow_id") != handle.id for e in emulator.ledger.entries()[before:]
     )
@@ -140,7 +132,7 @@ async def test_cancel_signal_cancels_at_the_provider(client: Client, worker: str
     assert result.cancellation.reason == "no longer needed"
     assert result.cancellation.phase == "running"
     assert result.cancellation.effective
-    entries = ledger_of(emulator, handle.id)
+    entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
     cancels = [e for e in entries if e.path == f"/v1/responses/{result.response_id}/cancel"]
     assert len(cancels) >= 1
     assert cancels[0].status_code == 200
@@ -165,7 +157,7 @@ async def test_workflow_cancellation_cleans_up_at_the_provider(
     assert status.cancellation is not None
     assert status.cancellation.via == "workflow-cancel"
     assert status.cancellation.reason == "operator abort"
-    entries = ledger_of(emulator, handle.id)
+    entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
     assert any(e.path.endswith("/cancel") for e in entries)
 
 
@@ -180,7 +172,7 @@ async def test_cancel_before_start_creates_nothing(client: Client, settings: Any
     assert result.response_id is None
     assert result.cancellation is not None
     assert result.cancellation.phase == "evaluating"
-    assert ledger_of(emulator, handle.id) == []
+    assert emulator.ledger.tagged("lanes_workflow_id", handle.id) == []
 
 
 async def test_decision_is_on_the_policy_span_and_every_activity_span_after_it(
@@ -240,4 +232,4 @@ async def test_unknown_job_type_from_a_client_that_skipped_validation_fails_fast
     assert isinstance(cause, ApplicationError)
     assert cause.type == "UnknownJobType"
     assert "regulated_review" in cause.message
-    assert ledger_of(emulator, handle.id) == []
+    assert emulator.ledger.tagged("lanes_workflow_id", handle.id) == []
