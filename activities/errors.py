@@ -9,8 +9,12 @@ whether retrying can help:
   ``Retry-After`` (or ``retry-after-ms``) as the next retry delay so that Temporal backs off exactly as
   the provider asked.
 
+* An ``error`` event in the middle of a stream (the SDK raises a bare ``APIError``): retryable when its
+  code is a transient one (a rate limit or an overload after generation began), non-retryable otherwise.
+
 The error type is ``ProviderError`` with the HTTP status in the message and in the details, so a
-workflow or an operator can tell a 429 from a 503 without parsing text.
+workflow or an operator can tell a 429 from a 503 without parsing text. Messages name the provider URL
+a request went to (never its key), because "unreachable" alone does not say which endpoint is down.
 """
 
 from __future__ import annotations
@@ -28,6 +32,31 @@ MAX_RETRY_AFTER = timedelta(minutes=10)
 
 PROVIDER_ERROR = "ProviderError"
 """``ApplicationError.type`` of every mapped provider failure."""
+
+TRANSIENT_ERROR_CODES = frozenset(
+    {"rate_limit_exceeded", "server_error", "server_is_overloaded", "overloaded", "internal_error", "timeout"}
+)
+"""``error.code`` values of a mid-stream ``error`` event that mean "try again", not "this is wrong"."""
+
+
+def is_transient_code(code: str | None) -> bool:
+    """Whether a provider error code (of a mid-stream ``error`` event) is worth resuming after."""
+    return code in TRANSIENT_ERROR_CODES
+
+
+def request_target(exc: openai.APIError) -> str:
+    """``METHOD scheme://host[:port]/path`` of the request that failed, without credentials or query.
+
+    The SDK's request never carries the API key in its URL, but a base URL may carry user info; it is
+    dropped here so the message is safe to show anywhere.
+    """
+    try:
+        request = exc.request
+        url = request.url
+    except (AttributeError, RuntimeError):
+        return "the provider"
+    port = f":{url.port}" if url.port else ""
+    return f"{request.method} {url.scheme}://{url.host}{port}{url.path}"
 
 
 def retry_after(headers: openai._types.Headers | None) -> timedelta | None:
@@ -84,9 +113,18 @@ def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
         )
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return ApplicationError(
-            f"provider unreachable: {type(exc).__name__}: {exc}",
+            f"provider unreachable ({request_target(exc)}): {type(exc).__name__}: {exc}",
             {"status": 0, "code": "connection_error"},
             type=PROVIDER_ERROR,
+        )
+    if isinstance(exc, openai.APIError):
+        # An ``error`` event inside a stream: the HTTP status was 200, the event carries the code.
+        code = exc.code or "stream_error"
+        return ApplicationError(
+            f"provider sent an error event ({code}) on {request_target(exc)}: {exc.message}",
+            {"status": 0, "code": code},
+            type=PROVIDER_ERROR,
+            non_retryable=not is_transient_code(code),
         )
     return ApplicationError(
         f"provider client error: {type(exc).__name__}: {exc}",

@@ -25,6 +25,7 @@ import contextlib
 import time
 from typing import Literal, TypeVar
 
+import httpx2
 import openai
 from openai.types.responses import (
     Response,
@@ -42,7 +43,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.decision_tags import DecisionTags
-from activities.errors import to_application_error
+from activities.errors import is_transient_code, to_application_error
 from activities.heartbeat import heartbeating
 from activities.outcome import TERMINAL_STATUSES, ProviderOutcome
 from activities.poll_schedule import next_interval_s
@@ -64,8 +65,17 @@ WORKER_SHUTDOWN = "WorkerShutdown"
 MAX_STREAM_RECONNECTS = 20
 """Dropped streams tolerated in one attempt before the activity falls back to polling."""
 
-STREAM_IDLE_S = 10.0
-"""A stream silent for this long is checked with a plain GET (a queued response emits no events)."""
+STREAM_QUIET_CHECK_S = 300.0
+"""Silence after which a plain GET is made beside an open stream (which stays open): it notices a
+response that ended while its connection died without a reset. Reasoning models are quiet for minutes."""
+
+STREAM_TIMEOUT = httpx2.Timeout(None, connect=10.0, write=30.0, pool=30.0)
+"""No read timeout on a followed stream: the SDK's default (600 s between bytes) would cut a long,
+quiet generation. The quiet check and the activity's start-to-close timeout bound it instead."""
+
+StreamEnd = Literal["ended", "dropped"]
+"""How a followed stream stopped without a terminal event: the server ended it, or the connection failed
+(a reset, or a transient ``error`` event)."""
 
 CANCEL_SETTLE_S = 30.0
 """How long the cancel activity waits for a cancelled response to reach a terminal status."""
@@ -196,16 +206,33 @@ class ResponsesActivities:
     async def start_background_response(self, input: StartBackgroundInput) -> StartBackgroundResult:
         """Create a background response and return its id.
 
-        The ``Idempotency-Key`` is the workflow id plus the activity id, the same on every retry of this
-        activity, so a retry after a lost reply does not start (and bill) a second generation where the
-        provider honours the key.
+        The ``Idempotency-Key`` names the workflow run and the activity (:func:`idempotency_key`): the same on
+        every retry of this activity, so a retry after a lost reply does not start (and bill) a second
+        generation where the provider honours the key; and different for every run, so a new job that
+        reuses a finished job's workflow id never receives that job's response.
+
+        It heartbeats while the create is in flight, so a dead worker is noticed within the heartbeat
+        timeout, and a cancel reaches it; a cancel never abandons a create in flight (see below).
 
         Raises:
             ApplicationError: The provider refused or failed (see ``activities/errors.py``).
         """
         input.tags.tag_current_span()
+        create = asyncio.ensure_future(self._create_background(input))
+        async with heartbeating():
+            try:
+                return await asyncio.shield(create)
+            except asyncio.CancelledError:
+                # The job was cancelled while the create was in flight. Dropping the request would not
+                # stop a create the provider already received; it would only lose the id of the response
+                # it starts. Wait for the reply instead, so the workflow can cancel that response.
+                with contextlib.suppress(Exception):
+                    return await create
+                raise
+
+    async def _create_background(self, input: StartBackgroundInput) -> StartBackgroundResult:
         info = activity.info()
-        headers = {"Idempotency-Key": f"lanes-{info.workflow_id}-{info.activity_id}"}
+        headers = {"Idempotency-Key": idempotency_key(info)}
         background_options: openai.types.responses.response_create_params.BackgroundOptions | openai.Omit = (
             {"completion_window": input.completion_window} if input.completion_window else openai.omit
         )
@@ -239,7 +266,7 @@ class ResponsesActivities:
                             cursor=event.sequence_number,
                         )
         except openai.OpenAIError as exc:
-            raise to_application_error(exc) from exc
+            raise to_application_error(exc) from None
         raise ApplicationError(
             "the provider's stream ended before it named the response", type="ProviderError"
         )
@@ -288,6 +315,7 @@ class ResponsesActivities:
     async def _follow(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response:
         while True:
             if progress.mode == "stream":
+                terminal: Response | StreamEnd
                 try:
                     terminal = await self._follow_stream(input, progress)
                 except openai.BadRequestError:
@@ -296,17 +324,30 @@ class ResponsesActivities:
                     progress.mode = "poll"
                     continue
                 except openai.APIConnectionError:
-                    # A dropped connection: back off a little; it is counted once, below.
-                    terminal = None
-                    await asyncio.sleep(min(0.1 * (progress.reconnects + 1), 2.0))
+                    terminal = "dropped"
+                except openai.APIStatusError as exc:
+                    raise self._map(exc, input.response_id) from None
+                except openai.APIError as exc:
+                    # An ``error`` event mid-stream: a rate limit or an overload after generation began
+                    # is a dropped stream (the response goes on); any other code fails the attempt.
+                    if not is_transient_code(exc.code):
+                        raise self._map(exc, input.response_id) from None
+                    terminal = "dropped"
                 except openai.OpenAIError as exc:
-                    raise self._map(exc, input.response_id) from exc
-                if terminal is not None:
+                    raise self._map(exc, input.response_id) from None
+                if isinstance(terminal, Response):
                     return terminal
-                # The stream dropped, ended or went quiet without a terminal event: look, then resume.
                 progress.reconnects += 1
                 if progress.reconnects > MAX_STREAM_RECONNECTS * progress.attempt:
                     progress.mode = "poll"
+                    continue
+                if terminal == "dropped":
+                    # The connection failed: resume after the cursor; the resumed stream also carries
+                    # a terminal event the response reached meanwhile, so no poll is needed.
+                    await asyncio.sleep(min(0.1 * progress.reconnects, 2.0))
+                    continue
+                # The server ended the stream without a terminal event (a cancelled response does):
+                # look once before resuming.
                 response = await self._poll(input, progress)
                 if response.status in TERMINAL_STATUSES:
                     return response
@@ -316,26 +357,44 @@ class ResponsesActivities:
                 return response
             await asyncio.sleep(next_interval_s(progress.polls, input.poll_interval_cap_s))
 
-    async def _follow_stream(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response | None:
-        """Read the stream after the cursor.
+    async def _follow_stream(
+        self, input: AwaitBackgroundInput, progress: AwaitProgress
+    ) -> Response | StreamEnd:
+        """Read the stream after the cursor for as long as it stays open, however quiet it is.
+
+        A reasoning model may send nothing for minutes while it thinks: that is not a failure, and
+        closing the stream to poll would cost requests and lag. The stream is read with no read timeout
+        (heartbeats go on from their own ticker, and the activity's start-to-close timeout bounds it);
+        after :data:`STREAM_QUIET_CHECK_S` of silence, or when a queued response reaches its queued
+        timeout, one plain GET is made beside the open stream, which catches a response that ended while
+        the connection died silently and a response stuck in ``queued``.
 
         Returns:
-            The terminal response, or ``None`` if the stream ended or idled without one.
+            The terminal response, or ``"ended"`` if the server ended the stream without one.
         """
         stream = await self._openai.responses.retrieve(
             input.response_id,
             stream=True,
             starting_after=_or_omit(progress.cursor),
+            timeout=STREAM_TIMEOUT,
         )
-        idle_s = min(STREAM_IDLE_S, input.queued_timeout_s)
         async with stream:
-            iterator = stream.__aiter__()
+            events = stream.__aiter__()
             while True:
+                pending = asyncio.ensure_future(events.__anext__())
                 try:
-                    async with asyncio.timeout(idle_s):
-                        event = await iterator.__anext__()
-                except (StopAsyncIteration, TimeoutError):
-                    return None
+                    while not (await asyncio.wait({pending}, timeout=_quiet_wait_s(input, progress)))[0]:
+                        response = await self._poll(input, progress)
+                        if response.status in TERMINAL_STATUSES:
+                            return response
+                    event = pending.result()
+                except StopAsyncIteration:
+                    return "ended"
+                finally:
+                    if not pending.done():
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
                 progress.cursor = event.sequence_number
                 if isinstance(event, ResponseTextDeltaEvent):
                     progress.chars += len(event.delta)
@@ -345,21 +404,19 @@ class ResponsesActivities:
                     progress.provider_status = event.response.status
                     return event.response
                 elif isinstance(event, ResponseCreatedEvent | ResponseQueuedEvent | ResponseInProgressEvent):
-                    progress.provider_status = event.response.status
+                    _observe_status(progress, event.response.status)
 
     async def _poll(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response:
         """One plain GET, with the stuck-in-queued check."""
         try:
             response = await self._openai.responses.retrieve(input.response_id)
         except openai.OpenAIError as exc:
-            raise self._map(exc, input.response_id) from exc
+            raise self._map(exc, input.response_id) from None
         progress.polls += 1
-        progress.provider_status = response.status
+        _observe_status(progress, response.status)
         if response.status == "queued":
-            now = time.time()
-            if progress.queued_since is None:
-                progress.queued_since = now
-            elif now - progress.queued_since > input.queued_timeout_s:
+            assert progress.queued_since is not None
+            if time.time() - progress.queued_since >= input.queued_timeout_s:
                 try:
                     await self._openai.responses.cancel(input.response_id)
                 except (openai.NotFoundError, openai.BadRequestError):
@@ -367,7 +424,7 @@ class ResponsesActivities:
                 except openai.OpenAIError as exc:
                     # A transient failure must not leave a queued response behind to start (and bill)
                     # later: retry, and the next attempt cancels again before failing.
-                    raise to_application_error(exc) from exc
+                    raise to_application_error(exc) from None
                 raise ApplicationError(
                     f"response {input.response_id} stayed queued for more than {input.queued_timeout_s:g} s; "
                     "it was cancelled at the provider",
@@ -375,8 +432,6 @@ class ResponsesActivities:
                     type=STUCK_QUEUED,
                     non_retryable=True,
                 )
-        else:
-            progress.queued_since = None
         return response
 
     @staticmethod
@@ -414,7 +469,7 @@ class ResponsesActivities:
         except openai.NotFoundError:
             return CancelBackgroundResult(response_id=input.response_id, provider_status="not_found")
         except openai.OpenAIError as exc:
-            raise to_application_error(exc) from exc
+            raise to_application_error(exc) from None
         _record_response(response.id, response.status)
         terminal = response.status in TERMINAL_STATUSES
         return CancelBackgroundResult(
@@ -442,14 +497,41 @@ class ResponsesActivities:
                     timeout=input.timeout_s,
                 )
         except openai.OpenAIError as exc:
-            raise to_application_error(exc) from exc
+            raise to_application_error(exc) from None
         _record_response(response.id, response.status)
         return StatelessResult(**ProviderOutcome.from_response(response).model_dump())
+
+
+def idempotency_key(info: activity.Info) -> str:
+    """The ``Idempotency-Key`` of a create: stable across retries of one activity, unique across runs.
+
+    The workflow id alone is not enough: a finished job's id may be reused for a new run, which must
+    generate afresh rather than be handed the first run's response (or refused for a different body).
+    """
+    return f"lanes-{info.workflow_id}-{info.workflow_run_id}-{info.activity_id}"
 
 
 def _or_omit(value: _T | None) -> _T | openai.Omit:
     """Leave a field out of the request rather than send ``null`` for it."""
     return openai.omit if value is None else value
+
+
+def _observe_status(progress: AwaitProgress, status: str | None) -> None:
+    """Record the provider's status, and since when it has been queued (for the stuck-queued limit)."""
+    progress.provider_status = status
+    if status == "queued":
+        if progress.queued_since is None:
+            progress.queued_since = time.time()
+    else:
+        progress.queued_since = None
+
+
+def _quiet_wait_s(input: AwaitBackgroundInput, progress: AwaitProgress) -> float:
+    """How long an open stream may stay silent before a plain GET is made beside it."""
+    if progress.provider_status == "queued" and progress.queued_since is not None:
+        left = progress.queued_since + input.queued_timeout_s - time.time()
+        return max(0.0, min(STREAM_QUIET_CHECK_S, left))
+    return STREAM_QUIET_CHECK_S
 
 
 def _resume(input: AwaitBackgroundInput) -> AwaitProgress:

@@ -35,6 +35,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect
+from client.jobs import InvalidWorkflowIdError, JobIdInUseError, check_workflow_id, start_job
 from client.policy_cli import register as register_policy_commands
 from client.settings import Settings
 from policy import PolicyError, load_policy
@@ -254,16 +255,23 @@ async def cmd_submit(args: argparse.Namespace) -> int:
     """``lanes submit``: validate, start the workflow, print its id (or its result with ``--wait``)."""
     settings = Settings()
     task = build_task(args, settings)
-    _, client = await _connect()
-    workflow_id = args.id or f"lanes-{task.job_type}-{uuid.uuid4().hex[:12]}"
+    workflow_id = args.id if args.id is not None else f"lanes-{task.job_type}-{uuid.uuid4().hex[:12]}"
     try:
-        handle = await client.start_workflow(
-            ModelTaskWorkflow.run, task, id=workflow_id, task_queue=settings.task_queue
+        check_workflow_id(workflow_id)
+    except InvalidWorkflowIdError as exc:
+        raise CliError(f"--id: {exc}") from None
+    _, client = await _connect()
+    try:
+        handle = await start_job(
+            client, task, workflow_id=workflow_id, task_queue=settings.task_queue, new_run=args.new_run
         )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:
-            raise CliError(f"--id: a job with workflow id {workflow_id!r} already exists") from exc
-        raise
+    except JobIdInUseError as exc:
+        fix = (
+            "wait for it to end or choose another --id"
+            if exc.running
+            else "choose another --id, or pass --new-run to start a new run under it"
+        )
+        raise CliError(f"--id: {exc}; {fix}") from None
     if args.wait:
         if not args.json:
             print(f"submitted {workflow_id}", file=sys.stderr)
@@ -308,6 +316,7 @@ async def job_status(client: Client, settings: Settings, workflow_id: str) -> di
                 .removeprefix("PENDING_ACTIVITY_STATE_")
                 .lower(),
                 "attempt": activity.attempt,
+                "last_failure": activity.last_failure.message if activity.HasField("last_failure") else None,
                 "progress": details[0] if details else None,
             }
         )
@@ -347,6 +356,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
         )
         state = f"{activity['state']}, attempt {activity['attempt']}"
         print(f"{'activity':17} {activity['activity']} ({state}) {summary}")
+        if activity["last_failure"]:
+            print(f"{'last failure':17} {activity['last_failure']}")
     return EXIT_OK
 
 
@@ -457,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approval", help="security-review approval reference")
     p.add_argument("--tenant")
     p.add_argument("--id", help="workflow id (default: lanes-<job type>-<random>)")
+    p.add_argument("--new-run", action="store_true", help="start a new run under an --id whose job has ended")
     p.add_argument("--wait", action="store_true", help="wait for and print the result")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)

@@ -157,6 +157,10 @@ class CancellationRecord(BaseModel):
     phase: str
     effective: bool = True
     """False when the provider had already finished: the completed result then stands."""
+    unconfirmed_create: bool = False
+    """True when the cancel stopped a create that had been tried but never answered (a lost reply or
+    an unreachable provider): no further attempt was made, but an earlier one may have reached the
+    provider, and a response it started would carry ``lanes_workflow_id`` metadata naming this job."""
 
 
 class RerunRecord(BaseModel):
@@ -394,12 +398,19 @@ class ModelTaskWorkflow:
                 completion_window=decision.profile.completion_window,
             ),
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=heartbeat,
             retry_policy=PROVIDER_RETRY,
+            # The activity never abandons a create in flight (its response would exist with no id to
+            # cancel it by): it returns the id, or reports the cancel once the attempt has failed. A
+            # create waiting for its next retry is cancelled at once.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         self._start = start
-        # Never cancel a create in flight: its response would exist with no id to cancel it by. Wait for
-        # the id instead (a cancel request is handled right after).
-        await workflow.wait_condition(start.done)
+        await workflow.wait_condition(lambda: self._cancel is not None or start.done())
+        if not start.done():
+            await self._stop_and_cancel_at_provider()
+            self._phase = "cancelled"
+            return self._result(decision, None)
         started = await self._settle(start)
         self._response_id = started.response_id
         self._provider_status = started.status
@@ -444,9 +455,14 @@ class ModelTaskWorkflow:
         """
         self._phase = "cancelling"
         if self._start is not None and not self._start.done():
-            # A create in flight will return an id; wait for it rather than orphan the response.
-            with contextlib.suppress(ActivityError):
+            # No new attempt of the create may begin; one in flight returns its id, cancelled below.
+            self._start.cancel()
+            try:
                 started = await self._start
+            except ActivityError:
+                if self._cancel is not None:
+                    self._cancel = self._cancel.model_copy(update={"unconfirmed_create": True})
+            else:
                 self._response_id = started.response_id
         if self._running is not None and not self._running.done():
             self._running.cancel()

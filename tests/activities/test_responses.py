@@ -76,6 +76,7 @@ class Rig:
         self,
         *,
         workflow_id: str | None = None,
+        run_id: str | None = None,
         attempt: int = 1,
         details: list[Any] | None = None,
         heartbeat_timeout_s: float = 3.0,
@@ -85,6 +86,7 @@ class Rig:
         env.info = dataclasses.replace(
             ActivityEnvironment.default_info(),
             workflow_id=workflow_id or f"wf-{uuid.uuid4()}",
+            workflow_run_id=run_id or str(uuid.uuid4()),
             activity_id="1",
             attempt=attempt,
             heartbeat_details=details or [],
@@ -314,7 +316,10 @@ async def test_one_dropped_stream_counts_one_reconnect(rig: Rig) -> None:
     rig.advance(10)
     result = await rig.follow(started, mode="stream")
     assert result.status == "completed"
-    assert len(rig.stream_reads(started.response_id)) == 1
+    # A failed connection is resumed after its cursor, and the resumed stream brings the terminal event:
+    # no poll in between.
+    assert [e.starting_after for e in rig.stream_reads(started.response_id)] == [0, 5]
+    assert rig.polls(started.response_id) == []
     assert result.reconnects == 1
 
 
@@ -678,11 +683,68 @@ async def test_a_retried_start_returns_the_same_response_and_generates_once(rig:
     creates = rig.background_creates()
     assert len(creates) == 2
     assert creates[0].idempotency_key == creates[1].idempotency_key
-    assert creates[0].idempotency_key == f"lanes-{env.info.workflow_id}-{env.info.activity_id}"
+    info = env.info
+    assert creates[0].idempotency_key == f"lanes-{info.workflow_id}-{info.workflow_run_id}-{info.activity_id}"
     assert len(rig.generations()) == 1
     # Another job (another workflow id) is another generation.
     other = await rig.start(stream=stream)
     assert other.response_id != first.response_id
+    assert len(rig.generations()) == 2
+
+
+def gated_creates(
+    entered: asyncio.Event, release: asyncio.Event, *, fail: bool
+) -> Callable[[Emulator, Any], Handler]:
+    """A handler that holds every create until ``release`` is set (telling ``entered`` when one arrives),
+    then answers it normally, or with a 503 when ``fail``."""
+
+    def make(emulator: Emulator, clock: ManualClock | None) -> Handler:
+        async def handle(request: httpx2.Request) -> httpx2.Response:
+            if request.method == "POST" and request.url.path == "/v1/responses":
+                entered.set()
+                await release.wait()
+                if fail:
+                    request.headers["X-Emulator-Fault"] = "http:503"
+            return await emulator.handle(request)
+
+        return handle
+
+    return make
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["reply", "failure"])
+async def test_a_cancel_never_abandons_a_create_in_flight(fail: bool) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    rig = make_rig(EmulatorConfig(), handler=gated_creates(entered, release, fail=fail))
+    try:
+        env = rig.env(heartbeat_timeout_s=0.3)
+        start = asyncio.create_task(
+            env.run(rig.activities.start_background_response, start_input(stream=False))
+        )
+        await entered.wait()  # the create is at the provider
+        env.cancel()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not start.done(), "the activity waits for the reply instead of dropping the request"
+        release.set()
+        if fail:
+            # The create failed after the cancel: the attempt reports the cancel, so none follows.
+            with pytest.raises(asyncio.CancelledError):
+                await start
+            return
+        started = await start
+    finally:
+        await rig.provider.close()
+    # The reply arrived after the cancel: the id is returned so the workflow can cancel the response.
+    assert started.response_id.startswith("resp_")
+    assert len(rig.generations()) == 1
+
+
+async def test_a_new_run_under_a_reused_workflow_id_generates_afresh(rig: Rig) -> None:
+    # Before the run id was part of the key, the second run got the first run's response back.
+    first = await rig.start(stream=False, env=rig.env(workflow_id="wf-reused", run_id="run-1"))
+    second = await rig.start(stream=False, env=rig.env(workflow_id="wf-reused", run_id="run-2"))
+    assert second.response_id != first.response_id
     assert len(rig.generations()) == 2
 
 

@@ -192,3 +192,35 @@ async def test_malformed_policy_file_is_reported_with_its_path(tmp_path: Path) -
     )
     assert code == 2
     assert str(bad) in err
+
+
+async def test_a_bad_id_is_refused_with_the_rule_before_anything_starts() -> None:
+    # No server: the id is checked first, so the message is about the id, not about Temporal.
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    for bad in ("two\nlines", "with space", "x" * 201, ""):
+        code, _, err = await lanes(
+            "submit", "--job-type", "public_research", "--input", "x", "--id", bad, env=env
+        )
+        assert code == 2, (bad, err)
+        assert "--id" in err
+        assert "printable ASCII" in err, err
+
+
+async def test_reusing_a_finished_jobs_id_is_refused_unless_a_new_run_is_asked_for(
+    settings: Settings, worker: str, client: Client
+) -> None:
+    args = ("submit", "--job-type", "public_research", "--input", "id reuse", "--id", f"reuse-{worker}")
+    code, out, err = await lanes(*args, "--wait", env=stack_env(settings))
+    assert code == 0, err
+
+    code, out, err = await lanes(*args, env=stack_env(settings))
+    assert code == 2
+    assert "already exists" in err
+    assert "--new-run" in err
+
+    code, out, err = await lanes(*args, "--new-run", "--wait", "--json", env=stack_env(settings))
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["status"] == "completed"
+    runs = [r async for r in client.list_workflows(f"WorkflowId = 'reuse-{worker}'")]
+    assert len(runs) == 2

@@ -247,3 +247,41 @@ async def test_a_cancel_that_arrives_after_the_provider_finished_leaves_the_resu
     assert result.cancellation is not None
     assert result.cancellation.reason == "too late"
     assert not result.cancellation.effective
+
+
+async def test_cancel_while_the_create_is_retried_stops_retrying_and_ends_cancelled(
+    client: Client, settings: Settings
+) -> None:
+    # Nothing listens on port 9: every create attempt fails with a connection error and is retried.
+    unreachable = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
+    async with openai_client(unreachable) as provider, build_worker(client, unreachable, provider):
+        handle = await start(
+            client,
+            settings.task_queue,
+            ModelTaskInput(
+                job_type="public_research", input=PROMPT, options=ExecutionOptions(heartbeat_timeout_s=2)
+            ),
+        )
+        pending: dict[str, Any] = {"attempt": 0}
+        while pending["attempt"] < 2:  # observed: the create failed at least once and waits to retry
+            info = await job_status(client, settings, handle.id)
+            pending = next(iter(info["pending_activities"]), pending)
+            await asyncio.sleep(0.05)
+        # What `lanes status` shows: why the job is stuck, naming the provider URL (never the key).
+        assert pending["activity"] == "start_background_response"
+        assert "provider unreachable (POST http://127.0.0.1:9/v1/responses)" in pending["last_failure"]
+        attempt = pending["attempt"]
+        cancelled_at = time.monotonic()
+        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="provider down"))
+        result = await handle.result()
+        elapsed = time.monotonic() - cancelled_at
+    print(f"cancel to cancelled: {elapsed:.2f} s (start attempt {attempt} when cancelled)")
+    assert result.status == "cancelled"
+    assert result.response_id is None
+    assert result.cancellation is not None
+    assert result.cancellation.phase == "starting"
+    assert result.cancellation.unconfirmed_create
+    history = await handle.fetch_history()
+    starts = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    # Only the policy activity's start and at most the start activity's last attempt are recorded.
+    assert all(e.activity_task_started_event_attributes.attempt <= attempt for e in starts)
