@@ -16,7 +16,9 @@ The ``X-Emulator-Fault`` header takes the same grammar and applies to the reques
 
 A response created with the ``hold`` fault runs on its schedule but only ends when a test calls
 :meth:`Emulator.release`, so integration tests decide when a job's response completes instead of
-racing a wall-clock duration.
+racing a wall-clock duration. :meth:`Emulator.hold_create_replies` likewise keeps creates from being
+answered (their responses exist) until :meth:`Emulator.release_create_replies`, to reproduce a reply
+lost with the process that sent the request.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from responses_emulator.faults import EmulatedDisconnect, Faults, parse_faults
 from responses_emulator.ledger import Ledger, LedgerEntry
 from responses_emulator.store import TERMINAL, Outcome, ResponseRecord, Store
 from responses_emulator.textgen import count_input_tokens, generate_tokens, request_digest
+
+NO_ANSWER = 499
+"""Ledger status of a request that got no answer: cancelled by its client, or cut by a shutdown."""
 
 FAULT_HEADER = "x-emulator-fault"
 """Header carrying a per-request fault string."""
@@ -134,6 +139,8 @@ class Emulator:
         self._waiters: set[asyncio.Future[None]] = set()
         self._epoch = 0
         self._held: dict[str, ResponseRecord] = {}
+        self._holding_creates = False
+        self._held_creates = 0
         self.open_streams = 0
 
     # ------------------------------------------------------------------ entry point
@@ -149,19 +156,53 @@ class Emulator:
             return self._admin(request, path)
         call = _Call(method=request.method, path=path, at=self.clock.now())
         request_id = f"req_{uuid.uuid4().hex}"
+        status = NO_ANSWER
+        # Recorded even when the request is cancelled (its client went away while a reply was held or
+        # a foreground response generated): the generation happened and "one generation per job"
+        # must count it.
         try:
-            response = await self._api(request, call)
-        except EmulatorError as error:
-            response = error_response(error, retry_after_s=self.config.retry_after_s, request_id=request_id)
-        else:
-            response.headers["x-request-id"] = request_id
-        self.ledger.record(call.entry(response.status_code))
-        return response
+            try:
+                response = await self._api(request, call)
+            except EmulatorError as error:
+                response = error_response(
+                    error, retry_after_s=self.config.retry_after_s, request_id=request_id
+                )
+            else:
+                response.headers["x-request-id"] = request_id
+            status = response.status_code
+            return response
+        finally:
+            self.ledger.record(call.entry(status))
 
     def end_streams(self) -> None:
         """Cut every open stream abruptly, e.g. because the server is shutting down."""
         self._epoch += 1
         self._pulse()
+
+    def hold_create_replies(self) -> None:
+        """Stop answering creates until :meth:`release_create_replies`.
+
+        A create made meanwhile is processed as usual (its response exists, is stored, generates and
+        is found by its ``Idempotency-Key``) but its reply waits, so a test can kill the process that
+        sent it and prove that the retry gets the same response instead of a second generation.
+        """
+        self._holding_creates = True
+
+    def release_create_replies(self) -> int:
+        """Answer the creates held by :meth:`hold_create_replies`, and every later create at once.
+
+        Returns:
+            How many replies were waiting.
+        """
+        waiting = self._held_creates
+        self._holding_creates = False
+        self._pulse()
+        return waiting
+
+    @property
+    def held_create_replies(self) -> int:
+        """Number of creates whose reply is being held; tests wait on it to know the creates arrived."""
+        return self._held_creates
 
     def release(self, *, response_id: str | None = None, metadata: dict[str, str] | None = None) -> int:
         """Let responses created with the ``hold`` fault reach their terminal status.
@@ -213,6 +254,7 @@ class Emulator:
                 "responses": len(self.store),
                 "open_streams": self.open_streams,
                 "held_responses": self.held_responses,
+                "held_create_replies": self.held_create_replies,
             }
         elif route == "ledger" and request.method == "GET":
             body = [entry.model_dump(mode="json") for entry in self.ledger.entries()]
@@ -226,6 +268,11 @@ class Emulator:
             seconds = float(query.get("seconds", ["0"])[0])
             body = {"now": advance(seconds)}
             self._pulse()
+        elif route == "create-replies/hold" and request.method == "POST":
+            self.hold_create_replies()
+            body = {"held_create_replies": self.held_create_replies}
+        elif route == "create-replies/release" and request.method == "POST":
+            body = {"released": self.release_create_replies()}
         elif route == "release" and request.method == "POST":
             response_id = query.get("response_id", [None])[0]
             metadata = {
@@ -345,6 +392,8 @@ class Emulator:
 
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         now = self.clock.now()
+        # Nothing is awaited between this lookup and the ``put`` below, so of concurrent creates with
+        # one key exactly one generates and the others (held at the reply gate or not) replay it.
         if call.idempotency_key is not None:
             previous = self.store.by_idempotency_key(call.idempotency_key, now)
             if previous is not None:
@@ -380,6 +429,7 @@ class Emulator:
     async def _answer_create(
         self, record: ResponseRecord, *, stream: bool, request_faults: Faults
     ) -> httpx2.Response:
+        await self._create_reply_gate()
         if stream:
             return self._stream_response(record, starting_after=None, request_faults=request_faults)
         if record.background:
@@ -613,6 +663,24 @@ class Emulator:
             self.open_streams -= 1
 
     # ------------------------------------------------------------------ waiting
+
+    async def _create_reply_gate(self) -> None:
+        """Wait while create replies are held; a shutdown cuts the wait like it cuts a stream.
+
+        Raises:
+            EmulatedDisconnect: The server is shutting down; the reply is lost, as it was meant to be.
+        """
+        if not self._holding_creates:
+            return
+        epoch = self._epoch
+        self._held_creates += 1
+        try:
+            while self._holding_creates:
+                if self._epoch != epoch:
+                    raise EmulatedDisconnect("server shutting down")
+                await self._wait(self.config.max_stream_wait_s)
+        finally:
+            self._held_creates -= 1
 
     async def _wait(self, delay: float) -> None:
         """Sleep ``delay`` real seconds, or less if a cancel, delete, release or shutdown happens."""
