@@ -4,6 +4,10 @@ Besides translating ASGI messages to ``httpx2`` objects and back, it does the tw
 network server can: it notices a client that hangs up on a stream (so the stream stops generating
 events nobody reads), and it turns an :class:`EmulatedDisconnect` into a TCP connection closed in the
 middle of a body, which is what the SDK sees when a real connection drops.
+
+A client that hangs up while its request is being handled (e.g. a worker killed while its create's
+reply is held) does not cancel the handling: uvicorn lets it finish and discards the answer, so the
+emulator's record and ledger are complete, as a real provider's would be.
 """
 
 from __future__ import annotations
@@ -59,7 +63,19 @@ class EmulatorASGI:
         if scope["type"] != "http":
             return
         request = await _request(scope, receive)
-        response = await self.emulator.handle(request)
+        try:
+            response = await self.emulator.handle(request)
+        except EmulatedDisconnect:
+            # A reply held at the create gate when the server stops: start an answer and drop the
+            # connection, so the client sees the reply lost mid-body instead of a made-up 500.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            raise DeliberateReset from None
         await send(
             {
                 "type": "http.response.start",

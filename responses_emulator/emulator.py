@@ -9,10 +9,16 @@ Per-request control travels in ``metadata`` (so it passes through the SDK untouc
 - ``emulator_duration``: seconds from ``queued`` to the terminal status of this response.
 - ``emulator_tokens``: number of output tokens to generate.
 - ``emulator_fault``: a fault string (grammar in :mod:`responses_emulator.faults`), e.g.
-  ``stuck_queued``, ``fail:server_error``, ``incomplete:max_output_tokens``, ``drop_stream_after:5``,
-  ``reset_mid_body``, ``cancel_race``, ``http:429:2``, ``http:503:3``.
+  ``stuck_queued``, ``hold``, ``fail:server_error``, ``incomplete:max_output_tokens``,
+  ``drop_stream_after:5``, ``reset_mid_body``, ``cancel_race``, ``http:429:2``, ``http:503:3``.
 
 The ``X-Emulator-Fault`` header takes the same grammar and applies to the request that carries it.
+
+A response created with the ``hold`` fault runs on its schedule but only ends when a test calls
+:meth:`Emulator.release`, so integration tests decide when a job's response completes instead of
+racing a wall-clock duration. :meth:`Emulator.hold_create_replies` likewise keeps creates from being
+answered (their responses exist) until :meth:`Emulator.release_create_replies`, to reproduce a reply
+lost with the process that sent the request.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ from responses_emulator.faults import EmulatedDisconnect, Faults, parse_faults
 from responses_emulator.ledger import Ledger, LedgerEntry
 from responses_emulator.store import TERMINAL, Outcome, ResponseRecord, Store
 from responses_emulator.textgen import count_input_tokens, generate_tokens, request_digest
+
+NO_ANSWER = 499
+"""Ledger status of a request that got no answer: cancelled by its client, or cut by a shutdown."""
 
 FAULT_HEADER = "x-emulator-fault"
 """Header carrying a per-request fault string."""
@@ -129,6 +138,9 @@ class Emulator:
         self._rng = random.Random(self.config.seed)
         self._waiters: set[asyncio.Future[None]] = set()
         self._epoch = 0
+        self._held: dict[str, ResponseRecord] = {}
+        self._holding_creates = False
+        self._held_creates = 0
         self.open_streams = 0
 
     # ------------------------------------------------------------------ entry point
@@ -144,26 +156,106 @@ class Emulator:
             return self._admin(request, path)
         call = _Call(method=request.method, path=path, at=self.clock.now())
         request_id = f"req_{uuid.uuid4().hex}"
+        status = NO_ANSWER
+        # Recorded even when the request is cancelled (its client went away while a reply was held or
+        # a foreground response generated): the generation happened and "one generation per job"
+        # must count it.
         try:
-            response = await self._api(request, call)
-        except EmulatorError as error:
-            response = error_response(error, retry_after_s=self.config.retry_after_s, request_id=request_id)
-        else:
-            response.headers["x-request-id"] = request_id
-        self.ledger.record(call.entry(response.status_code))
-        return response
+            try:
+                response = await self._api(request, call)
+            except EmulatorError as error:
+                response = error_response(
+                    error, retry_after_s=self.config.retry_after_s, request_id=request_id
+                )
+            else:
+                response.headers["x-request-id"] = request_id
+            status = response.status_code
+            return response
+        finally:
+            self.ledger.record(call.entry(status))
 
     def end_streams(self) -> None:
         """Cut every open stream abruptly, e.g. because the server is shutting down."""
         self._epoch += 1
         self._pulse()
 
+    def hold_create_replies(self) -> None:
+        """Stop answering creates until :meth:`release_create_replies`.
+
+        A create made meanwhile is processed as usual (its response exists, is stored, generates and
+        is found by its ``Idempotency-Key``) but its reply waits, so a test can kill the process that
+        sent it and prove that the retry gets the same response instead of a second generation.
+        """
+        self._holding_creates = True
+
+    def release_create_replies(self) -> int:
+        """Answer the creates held by :meth:`hold_create_replies`, and every later create at once.
+
+        Returns:
+            How many replies were waiting.
+        """
+        waiting = self._held_creates
+        self._holding_creates = False
+        self._pulse()
+        return waiting
+
+    @property
+    def held_create_replies(self) -> int:
+        """Number of creates whose reply is being held; tests wait on it to know the creates arrived."""
+        return self._held_creates
+
+    def release(self, *, response_id: str | None = None, metadata: dict[str, str] | None = None) -> int:
+        """Let responses created with the ``hold`` fault reach their terminal status.
+
+        A released response ends at its natural end, or now if that has passed; its open streams wake
+        at once. The filters combine: with both, a response must match the id and every metadata pair;
+        with neither, every held response is released. A response that was cancelled or deleted
+        while held is dropped without counting, since releasing it changes nothing.
+
+        Args:
+            response_id: Release only this response.
+            metadata: Release only responses whose metadata contains every one of these pairs (lanes
+                tags its jobs, so a test can release one job's response without knowing its id).
+
+        Returns:
+            How many responses were released.
+        """
+        now = self.clock.now()
+        released = 0
+        for record in list(self._held.values()):
+            if record.gone or record.cancelled:
+                del self._held[record.id]
+                continue
+            if response_id is not None and record.id != response_id:
+                continue
+            if metadata and any(record.metadata.get(k) != v for k, v in metadata.items()):
+                continue
+            del self._held[record.id]
+            record.released_at = now
+            record.version += 1
+            released += 1
+        if released:
+            self._pulse()
+        return released
+
+    @property
+    def held_responses(self) -> int:
+        """Number of responses a ``hold`` fault still keeps from ending (cancelled ones excluded)."""
+        return sum(1 for r in self._held.values() if not (r.gone or r.cancelled))
+
     # ------------------------------------------------------------------ admin
 
     def _admin(self, request: httpx2.Request, path: str) -> httpx2.Response:
         route = path.removeprefix("/_emulator").strip("/")
+        query = parse_qs(request.url.query.decode(), keep_blank_values=True)
         if route == "health" and request.method == "GET":
-            body: Any = {"status": "ok", "responses": len(self.store), "open_streams": self.open_streams}
+            body: Any = {
+                "status": "ok",
+                "responses": len(self.store),
+                "open_streams": self.open_streams,
+                "held_responses": self.held_responses,
+                "held_create_replies": self.held_create_replies,
+            }
         elif route == "ledger" and request.method == "GET":
             body = [entry.model_dump(mode="json") for entry in self.ledger.entries()]
         elif route == "ledger" and request.method == "DELETE":
@@ -173,9 +265,20 @@ class Emulator:
             advance = getattr(self.clock, "advance", None)
             if advance is None:
                 return _json(409, {"error": {"message": "the emulator runs on a real-time clock"}})
-            seconds = float(parse_qs(request.url.query.decode()).get("seconds", ["0"])[0])
+            seconds = float(query.get("seconds", ["0"])[0])
             body = {"now": advance(seconds)}
             self._pulse()
+        elif route == "create-replies/hold" and request.method == "POST":
+            self.hold_create_replies()
+            body = {"held_create_replies": self.held_create_replies}
+        elif route == "create-replies/release" and request.method == "POST":
+            body = {"released": self.release_create_replies()}
+        elif route == "release" and request.method == "POST":
+            response_id = query.get("response_id", [None])[0]
+            metadata = {
+                k.removeprefix("metadata."): v[0] for k, v in query.items() if k.startswith("metadata.")
+            }
+            body = {"released": self.release(response_id=response_id, metadata=metadata)}
         else:
             return _json(404, {"error": {"message": f"no admin route {request.method} {path}"}})
         return _json(200, body)
@@ -278,6 +381,7 @@ class Emulator:
         metadata_faults = parse_faults(metadata.get("emulator_fault"))
         response_faults = Faults(
             stuck_queued=header_faults.stuck_queued,
+            hold=header_faults.hold,
             fail_code=header_faults.fail_code,
             incomplete_reason=header_faults.incomplete_reason,
             cancel_race=header_faults.cancel_race,
@@ -288,6 +392,8 @@ class Emulator:
 
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         now = self.clock.now()
+        # Nothing is awaited between this lookup and the ``put`` below, so of concurrent creates with
+        # one key exactly one generates and the others (held at the reply gate or not) replay it.
         if call.idempotency_key is not None:
             previous = self.store.by_idempotency_key(call.idempotency_key, now)
             if previous is not None:
@@ -312,6 +418,9 @@ class Emulator:
             raise EmulatorError(400, f"Invalid value for '{param}': {first['msg']}.", param=param) from None
         if store or background:
             self.store.put(record)
+        if faults.hold:
+            # Kept apart from the store: a held foreground store=false response must be releasable too.
+            self._held[record.id] = record
         self.store.sweep(now)
         call.response_id = record.id
         call.generated = True
@@ -320,20 +429,24 @@ class Emulator:
     async def _answer_create(
         self, record: ResponseRecord, *, stream: bool, request_faults: Faults
     ) -> httpx2.Response:
+        await self._create_reply_gate()
         if stream:
             return self._stream_response(record, starting_after=None, request_faults=request_faults)
         if record.background:
             return self._plain(record, snapshot(record, self.clock.now()), request_faults, touch=False)
-        # A foreground call is synchronous: answer once generation has finished.
-        end = record.terminal_at
-        while self.clock.realtime and (end is None or self.clock.now() < end):
-            if end is None:
-                await self._wait(self.config.max_stream_wait_s)
-            else:
-                await asyncio.sleep(end - self.clock.now())
-        if end is None:
-            return self._plain(record, snapshot(record, self.clock.now()), request_faults, touch=False)
-        return self._plain(record, final_snapshot(record), request_faults, touch=False)
+        # A foreground call is synchronous: answer once generation has finished. The end is read again
+        # after every wait because a release gives a held response its end, and an advance of the
+        # clock brings it closer.
+        while True:
+            end = record.terminal_at
+            now = self.clock.now()
+            if end is not None and (now >= end or not self.clock.realtime):
+                return self._plain(record, final_snapshot(record), request_faults, touch=False)
+            if end is None and (record.gone or (not record.held and not self.clock.realtime)):
+                # Deleted, or stuck in queued under a manual clock: nothing will end it, answer what exists.
+                return self._plain(record, snapshot(record, now), request_faults, touch=False)
+            delay = self.config.max_stream_wait_s
+            await self._wait(delay if end is None else min(delay, end - now))
 
     def _new_record(
         self,
@@ -551,8 +664,26 @@ class Emulator:
 
     # ------------------------------------------------------------------ waiting
 
+    async def _create_reply_gate(self) -> None:
+        """Wait while create replies are held; a shutdown cuts the wait like it cuts a stream.
+
+        Raises:
+            EmulatedDisconnect: The server is shutting down; the reply is lost, as it was meant to be.
+        """
+        if not self._holding_creates:
+            return
+        epoch = self._epoch
+        self._held_creates += 1
+        try:
+            while self._holding_creates:
+                if self._epoch != epoch:
+                    raise EmulatedDisconnect("server shutting down")
+                await self._wait(self.config.max_stream_wait_s)
+        finally:
+            self._held_creates -= 1
+
     async def _wait(self, delay: float) -> None:
-        """Sleep ``delay`` real seconds, or less if a cancel, delete or shutdown happens."""
+        """Sleep ``delay`` real seconds, or less if a cancel, delete, release or shutdown happens."""
         if delay <= 0:
             await asyncio.sleep(0)
             return

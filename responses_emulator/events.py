@@ -202,6 +202,8 @@ def timeline(record: ResponseRecord) -> list[Step]:
 
     A cancelled response's timeline stops after the last delta generated before the cancel: the SDK
     has no ``response.cancelled`` stream event, so the stream simply ends (unconfirmed in the real API).
+    A held response's timeline stops after its last delta until it is released; releasing it appends
+    the closing events without renumbering anything, so a resume cursor stays valid.
 
     Returns:
         The steps; index ``i`` has ``sequence_number`` ``i``.
@@ -218,10 +220,10 @@ def timeline(record: ResponseRecord) -> list[Step]:
     steps.append(Step(start, "part_added"))
     steps.extend(Step(record.token_time(i), "delta", i) for i in range(record.limit))
     end = record.terminal_at
-    assert end is not None
-    if record.outcome != "failed":
-        steps.extend(Step(end, kind) for kind in ("text_done", "part_done", "item_done"))
-    steps.append(Step(end, "terminal"))
+    if end is not None:
+        if record.outcome != "failed":
+            steps.extend(Step(end, kind) for kind in ("text_done", "part_done", "item_done"))
+        steps.append(Step(end, "terminal"))
     if record.cancelled and record.cancelled_at is not None:
         cut = record.cancelled_at
         steps = [s for s in steps if s.at <= cut and s.kind not in ("text_done", "part_done", "item_done")]

@@ -5,6 +5,8 @@ response and to every later request that touches it) or in an ``X-Emulator-Fault
 applies to that one request only). Several faults are joined with commas::
 
     stuck_queued                      never leaves queued
+    hold                              generates on schedule but withholds the terminal status (stays
+                                      in_progress, streams stay open) until Emulator.release()
     fail:<code>                       fails half-way with error.code <code> (e.g. server_error,
                                       rate_limit_exceeded; any ResponseError code)
     incomplete:<reason>               stops half-way as incomplete (max_output_tokens, content_filter,
@@ -21,8 +23,8 @@ applies to that one request only). Several faults are joined with commas::
     delay_ms:<ms>                     adds real latency before answering (header) or before every
                                       answer about the response (metadata)
 
-Response-level faults (``stuck_queued``, ``fail``, ``incomplete``, ``cancel_race``) in a header of a
-create apply to the response it creates, exactly as in metadata.
+Response-level faults (``stuck_queued``, ``hold``, ``fail``, ``incomplete``, ``cancel_race``) in a
+header of a create apply to the response it creates, exactly as in metadata.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class Faults:
 
     Attributes:
         stuck_queued: The response never leaves ``queued``.
+        hold: The response reaches its terminal status only once released (``Emulator.release``), so a
+            test, not a wall-clock duration, decides when it completes.
         fail_code: The response fails with this ``error.code``.
         incomplete_reason: The response ends ``incomplete`` with this reason.
         drop_stream_after: Number of events after which a stream is cut.
@@ -64,6 +68,7 @@ class Faults:
     """
 
     stuck_queued: bool = False
+    hold: bool = False
     fail_code: str | None = None
     incomplete_reason: str | None = None
     drop_stream_after: int | None = None
@@ -88,6 +93,7 @@ class Faults:
         return replace(
             self,
             stuck_queued=self.stuck_queued or other.stuck_queued,
+            hold=self.hold or other.hold,
             fail_code=other.fail_code or self.fail_code,
             incomplete_reason=other.incomplete_reason or self.incomplete_reason,
             drop_stream_after=(
@@ -136,6 +142,8 @@ def parse_faults(text: str | None) -> Faults:
         args = rest.split(":") if rest else []
         if name == "stuck_queued" and not args:
             faults = replace(faults, stuck_queued=True)
+        elif name == "hold" and not args:
+            faults = replace(faults, hold=True)
         elif name == "cancel_race" and not args:
             faults = replace(faults, cancel_race=True)
         elif name == "fail" and len(args) == 1:

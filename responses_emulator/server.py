@@ -91,6 +91,13 @@ class EmulatorServer:
         return f"http://{self._host}:{self.port}/v1"
 
     @property
+    def connections(self) -> int:
+        """Open client connections, so a test can observe that a client it killed has hung up."""
+        if self._server is None:
+            return 0
+        return len(self._server.server_state.connections)
+
+    @property
     def admin_url(self) -> str:
         """Prefix of the admin endpoints (``/ledger``, ``/health``)."""
         return f"http://{self._host}:{self.port}/_emulator"

@@ -41,6 +41,7 @@ class ResponseRecord:
         start_at: Clock time of ``in_progress``; ``None`` for a response stuck in ``queued``.
         gen_s: Time from ``in_progress`` to the last of all ``tokens``.
         cancelled_at: Clock time of the first effective cancel.
+        released_at: Clock time at which a ``hold`` fault was lifted (``None`` while still held).
         faults: Faults attached to the response at create time.
         drops_left: Streams still to be cut by ``drop_stream_after``.
         resets_left: Plain reads still to be cut by ``reset_mid_body``.
@@ -69,6 +70,7 @@ class ResponseRecord:
     start_at: float | None
     gen_s: float
     cancelled_at: float | None = None
+    released_at: float | None = None
     faults: Faults = field(default_factory=Faults)
     drops_left: int = 0
     resets_left: int = 0
@@ -89,11 +91,30 @@ class ResponseRecord:
         return self.start_at + self.gen_s * (index + 1) / len(self.tokens)
 
     @property
-    def terminal_at(self) -> float | None:
-        """When the natural (uncancelled) outcome is reached; ``None`` if never."""
+    def natural_end(self) -> float | None:
+        """When the last emitted token is generated; ``None`` for a response stuck in ``queued``."""
         if self.start_at is None:
             return None
         return self.start_at + self.gen_s * self.limit / len(self.tokens)
+
+    @property
+    def held(self) -> bool:
+        """Whether a ``hold`` fault still withholds the terminal status."""
+        return self.faults.hold and self.released_at is None
+
+    @property
+    def terminal_at(self) -> float | None:
+        """When the (uncancelled) outcome is reached; ``None`` if never, or not yet known.
+
+        A held response has no terminal time until it is released; it then ends at its natural end,
+        or at once if that has passed, so tokens keep their schedule and only the ending moves.
+        """
+        end = self.natural_end
+        if end is None or not self.faults.hold:
+            return end
+        if self.released_at is None:
+            return None
+        return max(end, self.released_at)
 
     @property
     def cancelled(self) -> bool:

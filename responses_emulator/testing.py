@@ -7,7 +7,7 @@ and cannot import one another; lanes' own integration tests use them too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 
 import httpx2
 import openai
@@ -109,3 +109,20 @@ def response_of(event: ResponseStreamEvent) -> Response:
     if not isinstance(response, Response):
         raise TypeError(f"{event.type} carries no response")
     return response
+
+
+async def wait_until(
+    predicate: Callable[[], bool], *, timeout_s: float = 30.0, interval_s: float = 0.01
+) -> None:
+    """Wait until ``predicate()`` is true, e.g. ``lambda: emulator.held_create_replies == 3``.
+
+    Tests wait on observed emulator state rather than sleeping a guessed duration, so they neither
+    flake on a slow machine nor waste time on a fast one.
+
+    Raises:
+        TimeoutError: If it is still false after ``timeout_s`` real seconds.
+    """
+    async with asyncio.timeout(timeout_s):
+        # Polling, not an Event: the predicate reads state (counters, other processes) that signals nothing.
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(interval_s)
