@@ -24,14 +24,13 @@ from datetime import timedelta
 import openai
 from temporalio.exceptions import ApplicationError
 
+from activities.failures import FailureType
+
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """4xx statuses that mean "try again later" rather than "this request is wrong"."""
 
 MAX_RETRY_AFTER = timedelta(minutes=10)
 """Upper bound on a provider-requested delay, so a bogus header cannot park a job for hours."""
-
-PROVIDER_ERROR = "ProviderError"
-"""``ApplicationError.type`` of every mapped provider failure."""
 
 TRANSIENT_ERROR_CODES = frozenset(
     {"rate_limit_exceeded", "server_error", "server_is_overloaded", "overloaded", "internal_error", "timeout"}
@@ -96,7 +95,7 @@ def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
         exc: What the SDK raised.
 
     Returns:
-        An :class:`ApplicationError` of type :data:`PROVIDER_ERROR` whose ``non_retryable`` and
+        An :class:`ApplicationError` of type :attr:`FailureType.PROVIDER_ERROR` whose ``non_retryable`` and
         ``next_retry_delay`` follow the rules in this module's docstring. Its details hold
         ``{"status", "code"}`` (no request or response body, which could echo prompt text).
     """
@@ -107,7 +106,7 @@ def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
         return ApplicationError(
             f"provider returned HTTP {status}" + (f" ({code})" if code else "") + f": {exc.message}",
             {"status": status, "code": code},
-            type=PROVIDER_ERROR,
+            type=FailureType.PROVIDER_ERROR,
             non_retryable=not retryable,
             next_retry_delay=retry_after(exc.response.headers) if retryable else None,
         )
@@ -115,7 +114,7 @@ def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
         return ApplicationError(
             f"provider unreachable ({request_target(exc)}): {type(exc).__name__}: {exc}",
             {"status": 0, "code": "connection_error"},
-            type=PROVIDER_ERROR,
+            type=FailureType.PROVIDER_ERROR,
         )
     if isinstance(exc, openai.APIError):
         # An ``error`` event inside a stream: the HTTP status was 200, the event carries the code.
@@ -123,12 +122,12 @@ def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
         return ApplicationError(
             f"provider sent an error event ({code}) on {request_target(exc)}: {exc.message}",
             {"status": 0, "code": code},
-            type=PROVIDER_ERROR,
+            type=FailureType.PROVIDER_ERROR,
             non_retryable=not is_transient_code(code),
         )
     return ApplicationError(
         f"provider client error: {type(exc).__name__}: {exc}",
         {"status": 0, "code": "client_error"},
-        type=PROVIDER_ERROR,
+        type=FailureType.PROVIDER_ERROR,
         non_retryable=True,
     )

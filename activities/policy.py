@@ -15,10 +15,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.decision_tags import DecisionTags
+from activities.failures import FailureType
 from policy import PolicyDecision, PolicyQuery, PolicySource, UnknownJobTypeError, evaluate
-
-UNKNOWN_JOB_TYPE = "UnknownJobType"
-"""``ApplicationError.type`` when the worker's policy does not know the job type."""
 
 
 class EvaluatePolicyInput(BaseModel):
@@ -64,7 +62,7 @@ class PolicyActivities:
             raise ApplicationError(
                 str(exc),
                 {"job_type": exc.job_type, "known": exc.known, "policy_digest": policy.digest},
-                type=UNKNOWN_JOB_TYPE,
+                type=FailureType.UNKNOWN_JOB_TYPE,
                 non_retryable=True,
             ) from exc
         DecisionTags.of(decision).tag_current_span()

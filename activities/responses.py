@@ -44,6 +44,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.decision_tags import DecisionTags
 from activities.errors import is_transient_code, to_application_error
+from activities.failures import FailureType
 from activities.heartbeat import heartbeating
 from activities.outcome import TERMINAL_STATUSES, ProviderOutcome
 from activities.poll_schedule import next_interval_s
@@ -52,15 +53,6 @@ _T = TypeVar("_T")
 
 StreamMode = Literal["stream", "poll"]
 """How the await activity follows a background response."""
-
-RESULT_EXPIRED = "ResultExpired"
-"""``ApplicationError.type`` when the provider no longer has the response (retention window passed)."""
-
-STUCK_QUEUED = "StuckQueued"
-"""``ApplicationError.type`` when a response stayed queued past the job type's limit."""
-
-WORKER_SHUTDOWN = "WorkerShutdown"
-"""``ApplicationError.type`` raised on worker shutdown so that another worker resumes at once."""
 
 MAX_STREAM_RECONNECTS = 20
 """Dropped streams tolerated in one attempt before the activity falls back to polling."""
@@ -268,7 +260,7 @@ class ResponsesActivities:
         except openai.OpenAIError as exc:
             raise to_application_error(exc) from None
         raise ApplicationError(
-            "the provider's stream ended before it named the response", type="ProviderError"
+            "the provider's stream ended before it named the response", type=FailureType.PROVIDER_ERROR
         )
 
     @activity.defn
@@ -303,7 +295,7 @@ class ResponsesActivities:
                 activity.heartbeat(progress.model_dump(mode="json"))
                 raise ApplicationError(
                     "worker shutting down; the next attempt resumes from the last cursor",
-                    type=WORKER_SHUTDOWN,
+                    type=FailureType.WORKER_SHUTDOWN,
                 )
             response = follower.result()
         _record_response(response.id, response.status)
@@ -429,7 +421,7 @@ class ResponsesActivities:
                     f"response {input.response_id} stayed queued for more than {input.queued_timeout_s:g} s; "
                     "it was cancelled at the provider",
                     {"response_id": input.response_id, "queued_timeout_s": input.queued_timeout_s},
-                    type=STUCK_QUEUED,
+                    type=FailureType.STUCK_QUEUED,
                     non_retryable=True,
                 )
         return response
@@ -441,7 +433,7 @@ class ResponsesActivities:
                 f"response {response_id} no longer exists at the provider: its stored state expired (or was "
                 "deleted) before a worker could read the result",
                 {"response_id": response_id},
-                type=RESULT_EXPIRED,
+                type=FailureType.RESULT_EXPIRED,
                 non_retryable=True,
             )
         return to_application_error(exc)

@@ -34,6 +34,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.failures import FailureType
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect
 from client.jobs import InvalidWorkflowIdError, JobIdInUseError, check_workflow_id, start_job
 from client.policy_cli import register as register_policy_commands
@@ -41,7 +42,6 @@ from client.settings import Settings
 from policy import PolicyError, load_policy
 from responses_emulator import command as emulator_command
 from workflows.model_task import (
-    POLICY_DENIED,
     CancelInput,
     ModelTaskInput,
     ModelTaskResult,
@@ -160,7 +160,7 @@ def failure_summary(exc: WorkflowFailureError, workflow_id: str) -> dict[str, An
     cause: BaseException | None = exc.cause
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause if isinstance(cause, FailureError) else None
-    if isinstance(cause, ApplicationError) and cause.type == POLICY_DENIED and cause.details:
+    if isinstance(cause, ApplicationError) and cause.type == FailureType.POLICY_DENIED and cause.details:
         decision = cause.details[0]
         return {
             "workflow_id": workflow_id,

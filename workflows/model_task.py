@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
 
     from activities.decision_tags import DecisionTags
+    from activities.failures import FailureType
     from activities.outcome import ProviderOutcome, TokenUsage
     from activities.policy import EvaluatePolicyInput, PolicyActivities
     from activities.responses import (
@@ -68,14 +69,14 @@ MAX_USER_METADATA = 12
 OUTCOME_FIELDS = set(ProviderOutcome.model_fields) - {"response_id"}
 """What a result copies from a provider outcome (the response id is the workflow's own record)."""
 
-RERUN_FAILURE_TYPES = {"StuckQueued": "stuck_queued", "ResultExpired": "result_expired"}
+RERUN_FAILURE_TYPES: dict[str, str] = {
+    FailureType.STUCK_QUEUED: "stuck_queued",
+    FailureType.RESULT_EXPIRED: "result_expired",
+}
 """Activity failure types that a job type's ``rerun_on`` may turn into a fresh generation."""
 
 RERUN_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
 """Provider error codes of a ``failed`` response that ``rerun_on`` may turn into a fresh generation."""
-
-POLICY_DENIED = "PolicyDenied"
-"""``ApplicationError.type`` of the failure of a denied job; its first detail is the decision."""
 
 Phase = Literal[
     "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
@@ -307,7 +308,7 @@ class ModelTaskWorkflow:
                 f"policy {decision.policy_version} denies job type {decision.job_type!r} with data class "
                 f"{decision.data_class!r} (rule {decision.rule}): " + " ".join(decision.reasons),
                 decision.model_dump(mode="json"),
-                type=POLICY_DENIED,
+                type=FailureType.POLICY_DENIED,
                 non_retryable=True,
             )
         if self._cancel is not None:

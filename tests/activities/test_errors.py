@@ -4,7 +4,8 @@ import httpx2
 import openai
 import pytest
 
-from activities.errors import PROVIDER_ERROR, retry_after, to_application_error
+from activities.errors import retry_after, to_application_error
+from activities.failures import FailureType
 
 REQUEST = httpx2.Request("POST", "http://provider.test/v1/responses")
 
@@ -22,7 +23,7 @@ def status_error(
 def test_request_errors_are_not_retryable(status: int) -> None:
     error = to_application_error(status_error(status, code="invalid_request"))
     assert error.non_retryable
-    assert error.type == PROVIDER_ERROR
+    assert error.type == FailureType.PROVIDER_ERROR
     assert f"HTTP {status}" in error.message
     assert "invalid_request" in error.message
     assert error.details[0] == {"status": status, "code": "invalid_request"}

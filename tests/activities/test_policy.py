@@ -5,7 +5,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.policy import UNKNOWN_JOB_TYPE, EvaluatePolicyInput, PolicyActivities
+from activities.failures import FailureType
+from activities.policy import EvaluatePolicyInput, PolicyActivities
 from policy import PolicySource, default_policy_path
 
 
@@ -48,7 +49,7 @@ async def test_unknown_job_type_fails_without_retry_and_lists_the_known_ones() -
         await ActivityEnvironment().run(
             activities.evaluate_policy, EvaluatePolicyInput(job_type="legal_review")
         )
-    assert failure.value.type == UNKNOWN_JOB_TYPE
+    assert failure.value.type == FailureType.UNKNOWN_JOB_TYPE
     assert failure.value.non_retryable
     assert "legal_review" in failure.value.message
     assert "regulated_review" in failure.value.details[0]["known"]

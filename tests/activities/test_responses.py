@@ -28,11 +28,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.decision_tags import DecisionTags
-from activities.errors import PROVIDER_ERROR
+from activities.failures import FailureType
 from activities.responses import (
-    RESULT_EXPIRED,
-    STUCK_QUEUED,
-    WORKER_SHUTDOWN,
     AwaitBackgroundInput,
     AwaitBackgroundResult,
     AwaitProgress,
@@ -361,7 +358,7 @@ async def test_poll_interval_follows_the_poll_count_under_the_cap_and_continues_
     first.worker_shutdown()
     with pytest.raises(ApplicationError) as shutdown:
         await follow
-    assert shutdown.value.type == WORKER_SHUTDOWN
+    assert shutdown.value.type == FailureType.WORKER_SHUTDOWN
     # The interval is computed from the number of polls made so far, under the job type's cap.
     count = len(asked)
     assert [p for p, _ in asked] == list(range(1, count + 1))
@@ -389,7 +386,7 @@ async def test_rate_limited_create_is_retryable_after_the_providers_retry_after(
     finally:
         await rig.provider.close()
     error = failure.value
-    assert error.type == PROVIDER_ERROR
+    assert error.type == FailureType.PROVIDER_ERROR
     assert error.non_retryable is False
     assert error.next_retry_delay == timedelta(seconds=7)
     assert error.details[0]["status"] == 429
@@ -404,7 +401,7 @@ async def test_server_errors_on_create_are_retryable(status: int, delay: timedel
             await rig.start(stream=False)
     finally:
         await rig.provider.close()
-    assert failure.value.type == PROVIDER_ERROR
+    assert failure.value.type == FailureType.PROVIDER_ERROR
     assert failure.value.non_retryable is False
     assert failure.value.next_retry_delay == delay
     assert failure.value.details[0]["status"] == status
@@ -414,7 +411,7 @@ async def test_invalid_create_is_not_retryable(rig: Rig) -> None:
     with pytest.raises(ApplicationError) as failure:
         await rig.start(stream=True, max_output_tokens=8)  # the API's minimum is 16
     error = failure.value
-    assert error.type == PROVIDER_ERROR
+    assert error.type == FailureType.PROVIDER_ERROR
     assert error.non_retryable is True
     assert error.next_retry_delay is None
     assert error.details[0] == {"status": 400, "code": "integer_below_min_value"}
@@ -446,7 +443,7 @@ async def test_error_burst_while_awaiting_fails_retryably_then_resumes(
             failures.append(error)
     assert result is not None
     assert [(f.type, f.non_retryable, f.details[0]["status"]) for f in failures] == [
-        (PROVIDER_ERROR, False, status)
+        (FailureType.PROVIDER_ERROR, False, status)
     ] * 3
     assert [f.next_retry_delay for f in failures] == [delay] * 3
     assert result.status == "completed"
@@ -478,7 +475,7 @@ async def test_stuck_in_queued_is_cancelled_and_fails_with_stuck_queued(rig: Rig
         await rig.follow(started, mode=mode, queued_timeout_s=0.3, poll_interval_cap_s=0.05)
 
     error = failure.value
-    assert error.type == STUCK_QUEUED
+    assert error.type == FailureType.STUCK_QUEUED
     assert error.non_retryable is True
     assert started.response_id in error.message
     assert error.details[0]["response_id"] == started.response_id
@@ -499,7 +496,7 @@ async def test_stuck_in_queued_timer_survives_a_retry(rig: Rig) -> None:
     env = rig.env(attempt=2, details=[previous.model_dump(mode="json")])
     with pytest.raises(ApplicationError) as failure:
         await rig.follow(started, mode="poll", env=env, queued_timeout_s=60)
-    assert failure.value.type == STUCK_QUEUED
+    assert failure.value.type == FailureType.STUCK_QUEUED
     assert len(rig.polls(started.response_id)) == 1  # no fresh 60 s wait after the retry
     assert (await rig.provider.responses.retrieve(started.response_id)).status == "cancelled"
 
@@ -535,7 +532,7 @@ async def test_stuck_in_queued_is_cancelled_even_when_the_first_cancel_fails() -
     finally:
         await rig.provider.close()
     assert last is not None
-    assert last.type == STUCK_QUEUED
+    assert last.type == FailureType.STUCK_QUEUED
     assert status == "cancelled"
 
 
@@ -549,7 +546,7 @@ async def test_result_past_retention_fails_with_result_expired_without_retrying(
         await rig.follow(started, mode=mode)
 
     error = failure.value
-    assert error.type == RESULT_EXPIRED
+    assert error.type == FailureType.RESULT_EXPIRED
     assert error.non_retryable is True
     assert error.details[0] == {"response_id": started.response_id}
     reads = [e for e in rig.requests(started.response_id) if e.method == "GET"]
@@ -759,7 +756,7 @@ async def test_worker_shutdown_heartbeats_progress_and_fails_retryably(rig: Rig)
         await asyncio.wait_for(follow, timeout=30)
 
     error = failure.value
-    assert error.type == WORKER_SHUTDOWN
+    assert error.type == FailureType.WORKER_SHUTDOWN
     assert error.non_retryable is False
     last = rig.heartbeats[-1]
     assert last["response_id"] == started.response_id

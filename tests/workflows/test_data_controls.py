@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
+from activities.failures import FailureType
 from client.telemetry import quiet_payload_loggers
 from policy import load_policy
 from responses_emulator import Emulator
@@ -63,7 +64,7 @@ async def outcome(handle: WorkflowHandle[Any, ModelTaskResult]) -> tuple[dict[st
     else:
         return result.decision.model_dump(mode="json"), result.output_text
     assert isinstance(cause, ApplicationError)
-    assert cause.type == "PolicyDenied"
+    assert cause.type == FailureType.POLICY_DENIED
     return cause.details[0], ""
 
 

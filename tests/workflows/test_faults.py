@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
+from activities.failures import FailureType
 from client.connect import openai_client
 from client.settings import Settings
 from policy import default_policy_path
@@ -167,7 +168,7 @@ async def test_stuck_in_queued_fails_the_job_with_stuck_queued_after_cancelling(
 
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == "StuckQueued"
+    assert cause.type == FailureType.STUCK_QUEUED
     assert cause.non_retryable
     assert "queued" in cause.message
     created = generations(emulator, handle.id)
@@ -265,7 +266,7 @@ async def test_result_gone_before_it_was_read_fails_with_result_expired(
 
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == "ResultExpired"
+    assert cause.type == FailureType.RESULT_EXPIRED
     assert cause.non_retryable
     entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
     assert len([e for e in entries if e.generated]) == 1

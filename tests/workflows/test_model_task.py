@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.failures import FailureType
 from client.connect import openai_client
 from client.jobs import wait_for_phase
 from responses_emulator import Emulator, EmulatorServer
@@ -99,7 +100,7 @@ async def test_denied_lane_fails_with_decision_and_calls_no_model(
 
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == "PolicyDenied"
+    assert cause.type == FailureType.POLICY_DENIED
     assert cause.non_retryable
     decision = cause.details[0]
     assert decision["lane"] == "denied"
@@ -230,6 +231,6 @@ async def test_unknown_job_type_from_a_client_that_skipped_validation_fails_fast
         await handle.result()
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
-    assert cause.type == "UnknownJobType"
+    assert cause.type == FailureType.UNKNOWN_JOB_TYPE
     assert "regulated_review" in cause.message
     assert emulator.ledger.tagged("lanes_workflow_id", handle.id) == []
