@@ -177,7 +177,12 @@ class RerunRecord(BaseModel):
 
 
 class ModelTaskResult(BaseModel):
-    """The outcome of a job that was allowed to run (a denied job fails with ``PolicyDenied`` instead)."""
+    """The outcome of a job that was allowed to run.
+
+    A denied job fails with ``PolicyDenied`` instead, and a job the provider failed (``status ==
+    "failed"``) fails with ``ProviderFailed`` carrying this result (:func:`provider_failed_result`).
+    An ``incomplete`` job completes: its partial output is a result, and the status says it is partial.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -196,6 +201,19 @@ class ModelTaskResult(BaseModel):
     reconnects: int = 0
     reruns: list[RerunRecord] = Field(default_factory=list)
     """Generations replaced under the policy's ``rerun_on``; empty for almost every job."""
+
+
+def provider_failed_result(failure: BaseException | None) -> ModelTaskResult | None:
+    """The result carried by a ``ProviderFailed`` workflow failure, or ``None`` for any other failure.
+
+    Args:
+        failure: The cause of a ``WorkflowFailureError`` (what ``handle.result()`` raises).
+    """
+    if not isinstance(failure, ApplicationError) or failure.type != FailureType.PROVIDER_FAILED:
+        return None
+    if not failure.details:
+        return None
+    return ModelTaskResult.model_validate(failure.details[0])
 
 
 class StatusResult(BaseModel):
@@ -330,8 +348,21 @@ class ModelTaskWorkflow:
         )
         heartbeat = timedelta(seconds=input.options.heartbeat_timeout_s)
         if decision.lane == Lane.STATELESS:
-            return await self._stateless(call, decision, heartbeat)
-        return await self._background(call, decision, heartbeat)
+            result = await self._stateless(call, decision, heartbeat)
+        else:
+            result = await self._background(call, decision, heartbeat)
+        if result.status == "failed":
+            # The provider ran the job and failed it: the workflow fails too, so Temporal's "Failed"
+            # filter, alerting and `lanes result` agree. The result rides in the failure's details.
+            self._phase = "failed"
+            raise ApplicationError(
+                f"the provider failed the job ({result.error_code or 'no code'}): "
+                + (result.error_message or ""),
+                result.model_dump(mode="json"),
+                type=FailureType.PROVIDER_FAILED,
+                non_retryable=True,
+            )
+        return result
 
     async def _stateless(
         self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta

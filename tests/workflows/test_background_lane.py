@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from client.cli import job_status
 from client.connect import openai_client
@@ -28,9 +29,19 @@ from workflows.model_task import (
     ModelTaskInput,
     ModelTaskResult,
     ModelTaskWorkflow,
+    provider_failed_result,
 )
 
 PROMPT = "background lane prompt text that must never show in progress"
+
+
+async def failed_result(handle: WorkflowHandle[Any, ModelTaskResult]) -> ModelTaskResult:
+    """The result of a job the provider failed: the workflow fails with it in the failure's details."""
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    result = provider_failed_result(failure.value.cause)
+    assert result is not None, failure.value.cause
+    return result
 
 
 async def start(
@@ -200,7 +211,7 @@ async def test_rate_limited_generation_is_rerun_within_the_policy_limit_and_reco
         job_type="public_research", input=PROMPT, metadata={"emulator_fault": "fail:rate_limit_exceeded"}
     )
     handle = await start(client, worker, task)
-    result = await handle.result()
+    result = await failed_result(handle)
     assert result.status == "failed"
     assert result.error_code == "rate_limit_exceeded"
     assert [r.cause for r in result.reruns] == ["rate_limit_exceeded"]
@@ -214,7 +225,7 @@ async def test_job_types_without_reruns_never_rerun(client: Client, worker: str,
         job_type="coding_analysis", input=PROMPT, metadata={"emulator_fault": "fail:rate_limit_exceeded"}
     )
     handle = await start(client, worker, task)
-    result = await handle.result()
+    result = await failed_result(handle)
     assert result.status == "failed"
     assert result.reruns == []
     generations = [e for e in emulator.ledger.tagged("lanes_workflow_id", handle.id) if e.generated]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import FailureType
@@ -25,7 +25,13 @@ from client.settings import Settings
 from policy import default_policy_path
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer, LedgerEntry
 from worker import build_worker
-from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
+from workflows.model_task import (
+    ExecutionOptions,
+    ModelTaskInput,
+    ModelTaskResult,
+    ModelTaskWorkflow,
+    provider_failed_result,
+)
 
 PROMPT = "faults suite prompt: compare the public sources on durable execution"
 FAST = ExecutionOptions(heartbeat_timeout_s=2)
@@ -208,7 +214,18 @@ async def test_terminal_states_map_to_the_result(
     reason: str | None,
 ) -> None:
     handle = await start(client, worker, task(lane, fault=fault))
-    result = await handle.result()
+    if status == "failed":
+        # A job the provider failed fails its workflow, with the result in the failure's details.
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        assert isinstance(failure.value.cause, ApplicationError)
+        assert failure.value.cause.type == FailureType.PROVIDER_FAILED
+        failed = provider_failed_result(failure.value.cause)
+        assert failed is not None
+        result = failed
+        assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    else:
+        result = await handle.result()
 
     assert result.status == status
     assert result.error_code == error_code
