@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityCancellationType, ActivityHandle
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from opentelemetry import trace
@@ -53,8 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StatelessResult,
     )
     from policy import Lane, PolicyDecision
-    from workflows import search_attributes
-    from workflows.retry import AWAIT_RETRY, POLICY_RETRY, PROVIDER_RETRY
+    from workflows import activity_options, search_attributes
 
 MAX_INPUT_CHARS = 400_000
 """Hard ceiling on input text, whatever the policy says: four bytes a character stays under Temporal's
@@ -302,8 +301,7 @@ class ModelTaskWorkflow:
                     tenant=input.tenant,
                     input_chars=len(input.input),
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=POLICY_RETRY,
+                **activity_options.EVALUATE_POLICY,
             )
         )
         self._decision = decision
@@ -371,10 +369,7 @@ class ModelTaskWorkflow:
         handle = workflow.start_activity_method(
             ResponsesActivities.create_stateless_response,
             StatelessInput(**call.model_dump(), timeout_s=decision.limits.max_duration_s),
-            start_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s + 30),
-            heartbeat_timeout=heartbeat,
-            retry_policy=PROVIDER_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            **activity_options.create_stateless(heartbeat, decision.limits.max_duration_s),
         )
         self._running = handle
         await workflow.wait_condition(lambda: self._cancel is not None or handle.done())
@@ -429,13 +424,7 @@ class ModelTaskWorkflow:
                 stream=decision.profile.stream,
                 completion_window=decision.profile.completion_window,
             ),
-            start_to_close_timeout=timedelta(seconds=60),
-            heartbeat_timeout=heartbeat,
-            retry_policy=PROVIDER_RETRY,
-            # The activity never abandons a create in flight (its response would exist with no id to
-            # cancel it by): it returns the id, or reports the cancel once the attempt has failed. A
-            # create waiting for its next retry is cancelled at once.
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            **activity_options.start_background(heartbeat),
         )
         self._start = start
         await workflow.wait_condition(lambda: self._cancel is not None or start.done())
@@ -462,11 +451,7 @@ class ModelTaskWorkflow:
                 poll_interval_cap_s=decision.limits.poll_interval_cap_s,
                 queued_timeout_s=decision.limits.queued_timeout_s,
             ),
-            start_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s),
-            schedule_to_close_timeout=timedelta(seconds=decision.limits.max_duration_s + 300),
-            heartbeat_timeout=heartbeat,
-            retry_policy=AWAIT_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            **activity_options.await_background(heartbeat, decision.limits.max_duration_s),
         )
         self._running = follow
         await workflow.wait_condition(lambda: self._cancel is not None or follow.done())
@@ -505,9 +490,7 @@ class ModelTaskWorkflow:
         final = await workflow.execute_activity_method(
             ResponsesActivities.cancel_background_response,
             CancelBackgroundInput(tags=DecisionTags.of(self._decision), response_id=self._response_id),
-            start_to_close_timeout=timedelta(seconds=90),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=PROVIDER_RETRY,
+            **activity_options.CANCEL_BACKGROUND,
         )
         self._provider_status = final.provider_status
         return final

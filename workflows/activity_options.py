@@ -1,0 +1,95 @@
+"""Timeouts, retries and cancellation of every activity of the model-task workflow, in one table.
+
+Temporal owns every retry (the OpenAI client has ``max_retries=0``): each policy here is the whole
+retry behaviour of its step. Provider errors that cannot succeed on retry are raised non-retryable by
+``activities/errors.py``, and a provider's ``Retry-After`` overrides these intervals for the next try.
+
+Each step's options are a :class:`temporalio.workflow.ActivityConfig` that the workflow spreads into
+``start_activity_method``, so a reviewer reads all of them here rather than at five call sites. Steps
+whose bounds depend on the job (its heartbeat timeout, its job type's maximum duration) are functions.
+"""
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType, ActivityConfig
+
+POLICY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+)
+"""Evaluating policy only fails if the worker cannot read its policy file; a few tries, then fail loudly."""
+
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+)
+"""Creates and cancels: transient provider errors (429, 5xx, resets) back off up to a minute apart."""
+
+AWAIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+)
+"""Following a background response: retried without an attempt limit (its schedule-to-close timeout
+bounds it) because each retry resumes from the last heartbeat and costs no generation. The short first
+interval lets another worker take over quickly after a graceful shutdown."""
+
+STATELESS_GRACE = timedelta(seconds=30)
+"""Added to a synchronous call's own timeout, so the provider's timeout fires before Temporal's."""
+
+AWAIT_RETRY_WINDOW = timedelta(seconds=300)
+"""How long past its maximum duration a followed response may still be retried into (a crash near the
+end must not lose a finished result)."""
+
+EVALUATE_POLICY: ActivityConfig = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": POLICY_RETRY,
+}
+"""``evaluate_policy``: local file read and a pure function; 30 s is generous."""
+
+CANCEL_BACKGROUND: ActivityConfig = {
+    "start_to_close_timeout": timedelta(seconds=90),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": PROVIDER_RETRY,
+}
+"""``cancel_background_response``: a cancel plus re-reads until terminal (up to 30 s of settling)."""
+
+
+def start_background(heartbeat: timedelta) -> ActivityConfig:
+    """``start_background_response``: one create, heartbeating while it is in flight.
+
+    A cancel waits for the attempt in flight (``WAIT_CANCELLATION_COMPLETED``): the activity never
+    abandons a create whose response would then exist with no id to cancel it by; a create waiting for
+    its next retry is cancelled at once.
+    """
+    return {
+        "start_to_close_timeout": timedelta(seconds=60),
+        "heartbeat_timeout": heartbeat,
+        "retry_policy": PROVIDER_RETRY,
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }
+
+
+def await_background(heartbeat: timedelta, max_duration_s: float) -> ActivityConfig:
+    """``await_background_response``: as long as the job type allows, heartbeating its cursor."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=max_duration_s),
+        "schedule_to_close_timeout": timedelta(seconds=max_duration_s) + AWAIT_RETRY_WINDOW,
+        "heartbeat_timeout": heartbeat,
+        "retry_policy": AWAIT_RETRY,
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }
+
+
+def create_stateless(heartbeat: timedelta, max_duration_s: float) -> ActivityConfig:
+    """``create_stateless_response``: one synchronous call; cancelling it closes the connection."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=max_duration_s) + STATELESS_GRACE,
+        "heartbeat_timeout": heartbeat,
+        "retry_policy": PROVIDER_RETRY,
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }
