@@ -4,7 +4,8 @@
 
 Reads :class:`~client.settings.Settings` from the environment, installs tracing, connects through
 ``client/connect.py``, loads the policy (failing at start, not at the first job, if it is malformed),
-and runs :data:`~workflows.WORKFLOWS` with the policy and Responses activities until SIGTERM or SIGINT.
+and runs the workflows (from the client's :class:`~client.plugin.LanesPlugin`) with the policy and
+Responses activities until SIGTERM or SIGINT.
 Shutdown is graceful: running await activities are told, heartbeat their cursor and fail retryably, so
 another worker resumes them at once instead of after a heartbeat timeout.
 """
@@ -27,7 +28,6 @@ from client.connect import connect, openai_client
 from client.settings import Settings
 from client.telemetry import configure_logging, setup_tracing
 from policy import PolicySource
-from workflows import WORKFLOWS
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 """How long running activities get to hand over on shutdown before they are cancelled."""
@@ -58,14 +58,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=[
-            policy.evaluate_policy,
-            responses.start_background_response,
-            responses.await_background_response,
-            responses.cancel_background_response,
-            responses.create_stateless_response,
-        ],
+        activities=[policy.evaluate_policy, *responses.definitions()],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 

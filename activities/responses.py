@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
@@ -193,6 +194,15 @@ class ResponsesActivities:
 
     def __init__(self, openai_client: openai.AsyncOpenAI) -> None:
         self._openai = openai_client
+
+    def definitions(self) -> list[Callable[..., Any]]:
+        """Every activity of this class, for a worker to register."""
+        return [
+            self.start_background_response,
+            self.await_background_response,
+            self.cancel_background_response,
+            self.create_stateless_response,
+        ]
 
     @activity.defn
     async def start_background_response(self, input: StartBackgroundInput) -> StartBackgroundResult:

@@ -1,9 +1,9 @@
 """The one place where Temporal and OpenAI clients are configured.
 
 The worker, the CLI, the demo and the tests all connect through this module, so that they agree on the
-data converter (pydantic, because every workflow and activity payload is a pydantic model), on the
-OpenTelemetry plugin (registered on the client only: workers inherit client plugins, and registering it
-twice would duplicate every span), and on how the OpenAI client is built.
+plugins (:class:`~client.plugin.LanesPlugin` with the converter and workflows, and OpenTelemetry's),
+registered on the client only (workers inherit client plugins, and registering one twice would
+duplicate every span), and on how the OpenAI client is built.
 
     client = await connect(Settings())
 """
@@ -15,14 +15,10 @@ import asyncio
 import openai
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
 
+from client.plugin import LanesPlugin
 from client.settings import Settings
-
-DATA_CONVERTER: DataConverter = pydantic_data_converter
-"""Converter for every client, worker, replayer and test environment."""
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the Temporal frontend before telling the user it is unreachable."""
@@ -41,13 +37,13 @@ class ProviderNotConfiguredError(RuntimeError):
 
 
 def plugins() -> list[SimplePlugin]:
-    """Return the client plugins: OpenTelemetry tracing with Temporal's own spans.
+    """Return the client plugins: lanes' own (converter, workflows) and OpenTelemetry tracing.
 
     ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
-    record the lane decision. The plugin is both a client and a worker plugin, so the replayer takes the
-    same list.
+    record the lane decision. Both plugins are client and worker plugins, so workers inherit them from
+    the client, and the replayer takes the same list.
     """
-    return [OpenTelemetryPlugin(add_temporal_spans=True)]
+    return [LanesPlugin(), OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
@@ -68,7 +64,6 @@ async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -
             Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
-                data_converter=DATA_CONVERTER,
                 plugins=plugins(),
             ),
             timeout=timeout_s,

@@ -1,4 +1,4 @@
-"""Workflows of lanes; the worker registers exactly :data:`WORKFLOWS`."""
+"""Workflows of lanes; :class:`~client.plugin.LanesPlugin` registers exactly :data:`WORKFLOWS`."""
 
 from workflows.model_task import ModelTaskWorkflow
 

@@ -1,0 +1,41 @@
+"""One Temporal plugin that carries everything lanes needs from Temporal, for clients, workers and replayers.
+
+As sdk-python's ``OpenAIAgentsPlugin`` and pydantic-ai's Temporal plugin do, :class:`LanesPlugin` owns
+the data converter (pydantic, because every workflow and activity payload is a pydantic model) and the
+workflows a worker runs. It is registered once, on the client (``client/connect.py``); workers built
+from that client inherit it, and the replayer takes the same list, so nothing is configured twice and
+nothing is forgotten on one of the three.
+
+Activities are not in the plugin: they are methods of objects that own an OpenAI client and a policy
+source, which only the worker builds (``worker.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.plugin import SimplePlugin
+
+from workflows import WORKFLOWS
+
+DATA_CONVERTER: DataConverter = pydantic_data_converter
+"""Converter of every client, worker, replayer and test environment."""
+
+
+def _with_workflows(existing: Sequence[type] | None) -> Sequence[type]:
+    """Add lanes' workflows to a worker's or replayer's list, once."""
+    workflows = list(existing or ())
+    return workflows + [w for w in WORKFLOWS if w not in workflows]
+
+
+class LanesPlugin(SimplePlugin):
+    """lanes' data converter and workflows, for a client, the workers it builds and a replayer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "lanes.LanesPlugin",
+            data_converter=DATA_CONVERTER,
+            workflows=_with_workflows,
+        )
