@@ -16,18 +16,20 @@ import asyncio
 import os
 import signal
 import sys
+import traceback
 from datetime import timedelta
 
 import openai
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
-from client.connect import connect, openai_client
+from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
 from client.settings import Settings
 from client.telemetry import configure_logging, setup_tracing
-from policy import PolicySource
+from policy import PolicyError, PolicySource
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 """How long running activities get to hand over on shutdown before they are cancelled."""
@@ -79,13 +81,27 @@ async def run(settings: Settings) -> None:
         await stop.wait()
 
 
+CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
+    TemporalUnreachableError,
+    ProviderNotConfiguredError,
+    PolicyError,
+    ValidationError,
+)
+"""Errors that mean "fix the configuration": one line naming what and how. Anything else is a bug and
+keeps its traceback."""
+
+
 def main() -> int:
     """Entry point of ``python worker.py`` and ``lanes worker``; returns the exit code."""
-    configure_logging(os.environ.get("LANES_LOG_LEVEL", "INFO").upper())
     try:
-        asyncio.run(run(Settings()))
-    except Exception as exc:
+        settings = Settings()
+        configure_logging(settings.log_level)
+        asyncio.run(run(settings))
+    except CONFIGURATION_ERRORS as exc:
         print(f"lanes worker: {exc}", file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
         return 1
     return 0
 

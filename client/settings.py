@@ -8,7 +8,9 @@ is configured by its standard ``OTEL_*`` variables, which the OpenTelemetry SDK 
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TASK_QUEUE = "lanes"
@@ -47,6 +49,17 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
     )
     """API key. Without ``OPENAI_BASE_URL`` it makes the worker talk to OpenAI itself."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=AliasChoices("LANES_LOG_LEVEL", "log_level")
+    )
+    """Worker log level. Payload-logging libraries stay at INFO or above even at DEBUG (see
+    ``client/telemetry.py``), so no prompt or output text reaches a log."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
