@@ -10,7 +10,8 @@ Per-request control travels in ``metadata`` (so it passes through the SDK untouc
 - ``emulator_tokens``: number of output tokens to generate.
 - ``emulator_fault``: a fault string (grammar in :mod:`responses_emulator.faults`), e.g.
   ``stuck_queued``, ``hold``, ``fail:server_error``, ``incomplete:max_output_tokens``,
-  ``drop_stream_after:5``, ``reset_mid_body``, ``cancel_race``, ``http:429:2``, ``http:503:3``.
+  ``drop_stream_after:5``, ``stream_error:rate_limit_exceeded:8``, ``reset_mid_body``, ``cancel_race``,
+  ``http:429:2``, ``http:503:3``.
 
 The ``X-Emulator-Fault`` header takes the same grammar and applies to the request that carries it.
 
@@ -40,7 +41,14 @@ from pydantic import ValidationError
 from responses_emulator.clock import Clock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.errors import JSON_HEADERS, EmulatorError, error_response, not_found
-from responses_emulator.events import final_snapshot, render_step, snapshot, sse, timeline
+from responses_emulator.events import (
+    final_snapshot,
+    render_step,
+    snapshot,
+    sse,
+    stream_error_event,
+    timeline,
+)
 from responses_emulator.faults import EmulatedDisconnect, Faults, parse_faults
 from responses_emulator.ledger import Ledger, LedgerEntry
 from responses_emulator.store import TERMINAL, Outcome, ResponseRecord, Store
@@ -77,6 +85,22 @@ _ECHOED = (
     "max_tool_calls",
     "top_logprobs",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamError:
+    """A ``stream_error`` armed on one stream.
+
+    Attributes:
+        code: ``error.code`` of the event.
+        after: Events the stream sends before it.
+        counted: Whether it uses up one of the response's ``stream_error`` times (a header fault
+            belongs to its request only).
+    """
+
+    code: str
+    after: int
+    counted: bool
 
 
 @dataclass(slots=True)
@@ -515,6 +539,7 @@ class Emulator:
             gen_s=max(0.0, gen_s),
             faults=faults,
             drops_left=faults.drop_stream_times if faults.drop_stream_after is not None else 0,
+            stream_errors_left=faults.stream_error_times if faults.stream_error_code is not None else 0,
             resets_left=faults.reset_mid_body,
             http_left=faults.http_count if faults.http_status is not None else 0,
         )
@@ -615,14 +640,26 @@ class Emulator:
         if drop_after is None and record.drops_left > 0:
             record.drops_left -= 1
             drop_after = record.faults.drop_stream_after
+        error: _StreamError | None = None
+        if request_faults.stream_error_code is not None and request_faults.stream_error_after is not None:
+            error = _StreamError(request_faults.stream_error_code, request_faults.stream_error_after, False)
+        elif record.stream_errors_left > 0 and record.faults.stream_error_code is not None:
+            after = record.faults.stream_error_after or 0
+            error = _StreamError(record.faults.stream_error_code, after, True)
         first = 0 if starting_after is None else max(0, starting_after + 1)
         headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
-        return httpx2.Response(200, headers=headers, content=self._events(record, first, drop_after))
+        return httpx2.Response(200, headers=headers, content=self._events(record, first, drop_after, error))
 
     async def _events(
-        self, record: ResponseRecord, first: int, drop_after: int | None
+        self, record: ResponseRecord, first: int, drop_after: int | None, error: _StreamError | None
     ) -> AsyncIterator[bytes]:
-        """Emit the timeline from ``first`` as it happens on the clock, then end at a terminal status."""
+        """Emit the timeline from ``first`` as it happens on the clock, then end at a terminal status.
+
+        A due ``stream_error`` ends the stream cleanly after its event instead, unless the stream has
+        already carried the response to its end (the live API sends no error after the last event).
+        The error event carries the ``sequence_number`` the next event would have had without using
+        it up, so resuming after the last event received yields exactly the rest of the timeline.
+        """
         epoch = self._epoch
         version = -1
         steps = timeline(record)
@@ -639,6 +676,8 @@ class Emulator:
                 now = self.clock.now()
                 chunk: list[bytes] = []
                 while seq < len(steps) and steps[seq].at <= now:
+                    if error is not None and sent >= error.after:
+                        break
                     if drop_after is not None and sent >= drop_after:
                         if chunk:
                             yield b"".join(chunk)
@@ -648,10 +687,24 @@ class Emulator:
                     chunk.append(sse(*render_step(record, steps[seq], seq)))
                     seq += 1
                     sent += 1
+                ended_at = record.ended_at()
+                finished = record.gone or (seq >= len(steps) and ended_at is not None and now >= ended_at)
+                if error is not None and sent >= error.after and not finished:
+                    if error.counted:
+                        # Counted when it fires, not when the stream opens: a stream that ends before
+                        # reaching <after> events (a manual clock's) leaves the fault for the next one.
+                        if record.stream_errors_left <= 0:
+                            error = None
+                            if chunk:
+                                yield b"".join(chunk)
+                            continue
+                        record.stream_errors_left -= 1
+                    chunk.append(sse(*stream_error_event(record, error.code, seq)))
+                    yield b"".join(chunk)
+                    return
                 if chunk:
                     yield b"".join(chunk)
-                ended_at = record.ended_at()
-                if record.gone or (seq >= len(steps) and ended_at is not None and now >= ended_at):
+                if finished:
                     return
                 if not self.clock.realtime:
                     return

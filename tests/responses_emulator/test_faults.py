@@ -146,3 +146,71 @@ async def test_malformed_fault_is_a_loud_400(server: EmulatorServer):
         answer = await http.get("/responses/resp_x", headers={"X-Emulator-Fault": "http:200"})
     assert answer.status_code == 400
     assert "Invalid emulator fault" in answer.json()["error"]["message"]
+
+
+async def test_stream_error_event_makes_the_sdk_raise_a_bare_api_error(served: openai.AsyncOpenAI):
+    """What lanes' activities map on: the SDK's exact exception for a mid-stream ``error`` event."""
+    stream = await served.responses.create(
+        model="gpt-5-mini",
+        input="x",
+        background=True,
+        stream=True,
+        metadata=control(fault="stream_error:rate_limit_exceeded:5"),
+    )
+    seen: list[ResponseStreamEvent] = []
+
+    async def drain() -> None:
+        async for event in stream:
+            seen.append(event)
+
+    with pytest.raises(openai.APIError) as caught:
+        await drain()
+    error = caught.value
+    message = (
+        "Rate limit reached for gpt-5-mini in organization org-emulator on tokens per min (TPM): "
+        "Limit 30000, Used 30000, Requested 1. Please try again in 1s."
+    )
+    assert type(error) is openai.APIError  # not APIStatusError: the HTTP status was 200
+    assert (error.code, error.type, error.param, error.message) == (
+        "rate_limit_exceeded",
+        "tokens",
+        None,
+        message,
+    )
+    assert str(error) == message
+    assert error.body == {"type": "tokens", "code": "rate_limit_exceeded", "message": message, "param": None}
+    assert not hasattr(error, "status_code")
+    assert [e.sequence_number for e in seen] == [0, 1, 2, 3, 4]
+    # The response goes on generating: a resume after the last event received gets the rest.
+    response_id = response_of(seen[0]).id
+    rest = await collect(await served.responses.retrieve(response_id, stream=True, starting_after=4))
+    joined = seen + rest
+    assert [e.sequence_number for e in joined] == list(range(len(joined)))
+    assert joined[-1].type == "response.completed"
+    assert delta_text(joined) == (await wait_for_terminal(served, response_id)).output_text
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type"),
+    [
+        ("server_error", "server_error"),
+        ("overloaded", "service_unavailable_error"),
+        ("flaky_thing", "server_error"),
+    ],
+)
+async def test_stream_error_codes_over_a_header_on_a_resume(served: openai.AsyncOpenAI, code, error_type):
+    created = await collect(await served.responses.create(model="m", input="x", background=True, stream=True))
+    response_id = response_of(created[0]).id
+    resumed = await served.responses.retrieve(
+        response_id,
+        stream=True,
+        starting_after=1,
+        extra_headers={"X-Emulator-Fault": f"stream_error:{code}:0"},
+    )
+    with pytest.raises(openai.APIError) as caught:
+        await collect(resumed)
+    assert (caught.value.code, caught.value.type) == (code, error_type)
+    # A header fault belongs to its request: the next resume is clean.
+    rest = await collect(await served.responses.retrieve(response_id, stream=True, starting_after=1))
+    assert rest[0].sequence_number == 2
+    assert rest[-1].type == "response.completed"

@@ -253,6 +253,15 @@ async def test_idempotency_key_returns_same_response_without_generating(client, 
         ),
         ({"model": "m", "input": "x", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
         ({"model": "m", "input": "x", "metadata": {"emulator_fault": "explode"}}, "metadata.emulator_fault"),
+        (
+            {"model": "m", "input": "x", "metadata": {"emulator_fault": "stream_error:Busy:1"}},
+            "metadata.emulator_fault",
+        ),
+        (
+            {"model": "m", "input": "x", "metadata": {"emulator_fault": "stream_error:busy"}},
+            "metadata.emulator_fault",
+        ),
+        ({"model": "m", "input": "x", "metadata": {"emulator_fault": "hold:1"}}, "metadata.emulator_fault"),
     ],
 )
 async def test_invalid_requests_are_400(emulator, kwargs, param):

@@ -1,5 +1,8 @@
 """Streaming and resume, in-process with a ManualClock: streams emit what exists now, then end."""
 
+import json
+
+import httpx2
 import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -124,3 +127,87 @@ async def test_foreground_stream_is_complete_at_once_with_manual_clock(client):
     assert "response.queued" not in [e.type for e in events]
     assert events[-1].type == "response.completed"
     assert delta_text(events) == response_of(events[-1]).output_text
+
+
+def _frames(body: bytes) -> list[tuple[str, dict]]:
+    frames = []
+    for block in body.decode().split("\n\n"):
+        if block:
+            event_line, data_line = block.split("\n")
+            frames.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
+    return frames
+
+
+async def test_stream_error_frame_is_the_live_apis_shape_and_uses_no_sequence_number(emulator, clock):
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(emulator.handle)) as http:
+        body = {
+            "model": "m",
+            "input": "x",
+            "background": True,
+            "stream": True,
+            "metadata": control(fault="stream_error:server_error:2:2"),
+        }
+        first = await http.post("http://emulator.local/v1/responses", json=body)
+        frames = _frames(first.content)
+        assert [name for name, _ in frames] == ["response.created", "response.queued", "error"]
+        assert frames[-1][1] == {
+            "type": "error",
+            "error": {
+                "type": "server_error",
+                "code": "server_error",
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "param": None,
+            },
+            "sequence_number": 2,
+        }
+        response_id = frames[0][1]["response"]["id"]
+        clock.advance(10)
+        url = f"http://emulator.local/v1/responses/{response_id}"
+        second = _frames((await http.get(url, params={"stream": "true", "starting_after": "1"})).content)
+        # The error took no number: the event after the last one received is still number 2.
+        assert [(name, data["sequence_number"]) for name, data in second] == [
+            ("response.in_progress", 2),
+            ("response.output_item.added", 3),
+            ("error", 4),
+        ]
+        third = _frames((await http.get(url, params={"stream": "true", "starting_after": "3"})).content)
+        assert third[-1][0] == "response.completed"
+        assert [data["sequence_number"] for _, data in third] == list(range(4, 4 + len(third)))
+
+
+async def test_stream_error_waits_for_a_stream_that_reaches_its_count(client, clock):
+    """Under a manual clock a stream that ends early does not use the fault up."""
+    events = await collect(
+        await client.responses.create(
+            model="m",
+            input="x",
+            background=True,
+            stream=True,
+            metadata=control(fault="stream_error:overloaded:4"),
+        )
+    )
+    assert [e.type for e in events] == ["response.created", "response.queued"]
+    clock.advance(10)
+    with pytest.raises(openai.APIError) as caught:
+        await collect(
+            await client.responses.retrieve(response_of(events[0]).id, stream=True, starting_after=1)
+        )
+    assert caught.value.code == "overloaded"
+    rest = await collect(
+        await client.responses.retrieve(response_of(events[0]).id, stream=True, starting_after=1)
+    )
+    assert rest[-1].type == "response.completed"
+
+
+async def test_stream_error_after_the_last_event_is_not_sent(client):
+    events = await collect(
+        await client.responses.create(
+            model="m",
+            input="x",
+            stream=True,
+            store=False,
+            metadata=control(fault="stream_error:server_error:48"),
+        )
+    )
+    assert events[-1].type == "response.completed"
+    assert len(events) == 48
