@@ -1,6 +1,7 @@
 """Streaming and resume, in-process with a ManualClock: streams emit what exists now, then end."""
 
 import json
+from typing import Any
 
 import httpx2
 import openai
@@ -129,7 +130,7 @@ async def test_foreground_stream_is_complete_at_once_with_manual_clock(client):
     assert delta_text(events) == response_of(events[-1]).output_text
 
 
-def _frames(body: bytes) -> list[tuple[str, dict]]:
+def _frames(body: bytes) -> list[tuple[str, dict[str, Any]]]:
     frames = []
     for block in body.decode().split("\n\n"):
         if block:
