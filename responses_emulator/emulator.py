@@ -38,7 +38,7 @@ from urllib.parse import parse_qs
 import httpx2
 from pydantic import ValidationError
 
-from responses_emulator.clock import Clock, SystemClock
+from responses_emulator.clock import AdvanceableClock, Clock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.errors import JSON_HEADERS, EmulatorError, error_response, not_found
 from responses_emulator.events import (
@@ -203,6 +203,26 @@ class Emulator:
         self._epoch += 1
         self._pulse()
 
+    def advance(self, seconds: float) -> float:
+        """Move an advanceable clock forward and wake every waiting stream and call.
+
+        On a :class:`~responses_emulator.clock.ShiftedClock` the open streams then emit at once what
+        became due and stay open for the rest, so a test fast-forwards a quiet stream without
+        resuming it; on a ``ManualClock`` it is the same as advancing the clock.
+
+        Returns:
+            The new time.
+
+        Raises:
+            TypeError: If the clock cannot be advanced (``SystemClock``).
+            ValueError: If ``seconds`` is negative.
+        """
+        if not isinstance(self.clock, AdvanceableClock):
+            raise TypeError(f"a {type(self.clock).__name__} cannot be advanced")
+        now = self.clock.advance(seconds)
+        self._pulse()
+        return now
+
     def hold_create_replies(self) -> None:
         """Stop answering creates until :meth:`release_create_replies`.
 
@@ -286,12 +306,12 @@ class Emulator:
             body = {"cleared": len(self.ledger)}
             self.ledger.clear()
         elif route == "clock/advance" and request.method == "POST":
-            advance = getattr(self.clock, "advance", None)
-            if advance is None:
-                return _json(409, {"error": {"message": "the emulator runs on a real-time clock"}})
-            seconds = float(query.get("seconds", ["0"])[0])
-            body = {"now": advance(seconds)}
-            self._pulse()
+            try:
+                body = {"now": self.advance(float(query.get("seconds", ["0"])[0]))}
+            except TypeError as error:
+                return _json(409, {"error": {"message": f"{error}: the emulator runs on the system clock"}})
+            except ValueError as error:
+                return _json(400, {"error": {"message": str(error)}})
         elif route == "create-replies/hold" and request.method == "POST":
             self.hold_create_replies()
             body = {"held_create_replies": self.held_create_replies}

@@ -19,6 +19,7 @@ def test_defaults():
     config = config_from_args(args)
     assert config.duration_s == 3.0
     assert config.background_store_false == "reject"
+    assert args.clock == "system"
 
 
 def test_flags():
@@ -45,7 +46,10 @@ def test_flags():
         "60",
         "--resume-window",
         "30",
+        "--clock",
+        "shifted",
     )
+    assert args.clock == "shifted"
     config = config_from_args(args)
     assert (config.duration_s, config.queued_s, config.seed) == (9.0, 2.0, 7)
     assert (config.rate_429, config.rate_500, config.rate_503, config.latency_ms) == (0.1, 0.2, 0.3, 15.0)

@@ -83,7 +83,17 @@ async def test_no_prompt_or_output_text_in_ledger_json(prompt: str, instructions
 
 def test_python_dash_m_serves_and_logs_its_address():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "responses_emulator", "--port", "0", "--duration", "0.2"],
+        [
+            sys.executable,
+            "-m",
+            "responses_emulator",
+            "--port",
+            "0",
+            "--duration",
+            "0.2",
+            "--clock",
+            "shifted",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -100,6 +110,9 @@ def test_python_dash_m_serves_and_logs_its_address():
             except httpx2.ConnectError:
                 time.sleep(0.05)
         assert health.json()["status"] == "ok"
+        advanced = httpx2.post(f"{base}/_emulator/clock/advance", params={"seconds": 60}, timeout=5)
+        assert advanced.status_code == 200
+        assert advanced.json()["now"] >= time.time() + 59
     finally:
         proc.terminate()
         proc.wait(timeout=10)
