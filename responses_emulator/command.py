@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every answer")
     parser.add_argument("--retry-after", type=int, default=defaults.retry_after_s, help="Retry-After seconds")
     parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated model ids to accept; '' accepts any (default: every model the SDK names)",
+    )
+    parser.add_argument(
         "--clock",
         choices=["system", "shifted"],
         default="system",
@@ -61,7 +66,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Returns:
         The validated configuration.
     """
+    models = EmulatorConfig().models if args.models is None else tuple(m for m in args.models.split(",") if m)
     return EmulatorConfig(
+        models=models,
         duration_s=args.duration,
         queued_s=args.queued,
         foreground_duration_s=args.foreground_duration,

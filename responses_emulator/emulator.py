@@ -36,6 +36,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx2
+from openai.types.responses.response_create_params import (
+    ResponseCreateParamsNonStreaming,
+    ResponseCreateParamsStreaming,
+)
 from pydantic import ValidationError
 
 from responses_emulator.clock import AdvanceableClock, Clock, SystemClock
@@ -62,6 +66,18 @@ FAULT_HEADER = "x-emulator-fault"
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 """Header whose reuse returns the original response instead of generating again."""
+
+CREATE_PARAMETERS: frozenset[str] = frozenset().union(
+    *(
+        t.__required_keys__ | t.__optional_keys__
+        for t in (ResponseCreateParamsStreaming, ResponseCreateParamsNonStreaming)
+    )
+)
+"""Every top-level create parameter the SDK can send; anything else is the API's ``unknown_parameter``.
+
+Read from the SDK's own ``TypedDict``s, so a parameter the SDK adds is accepted without an edit here,
+and a misspelt one (``backgroud``) fails in tests as it does against the real API.
+"""
 
 COMPLETION_WINDOWS = ("soonest", "2h", "8h")
 """Accepted ``background_options.completion_window`` values."""
@@ -160,6 +176,7 @@ class Emulator:
         self.ledger = Ledger()
         self.store = Store(retention_s=self.config.retention_s)
         self._rng = random.Random(self.config.seed)
+        self._models = frozenset(self.config.models)
         self._waiters: set[asyncio.Future[None]] = set()
         self._epoch = 0
         self._held: dict[str, ResponseRecord] = {}
@@ -384,16 +401,20 @@ class Emulator:
     async def _create(self, request: httpx2.Request, call: _Call, header_faults: Faults) -> httpx2.Response:
         body = _parse_body(request)
         call.model = body.get("model") if isinstance(body.get("model"), str) else None
+        call.idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+        _check_known_parameters(body)
         call.background = _opt_bool(body, "background")
         call.store = _opt_bool(body, "store")
         call.stream = _opt_bool(body, "stream")
         metadata = _metadata(body)
         call.metadata = metadata
-        call.idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-        if call.model is None:
+        model = body.get("model")
+        if model is None:
             raise EmulatorError(
                 400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
             )
+        if not isinstance(model, str):
+            raise _invalid_type("model", "a string", model)
         background = bool(call.background)
         store = call.store is not False
         stream = bool(call.stream)
@@ -414,6 +435,12 @@ class Emulator:
                     param="max_output_tokens",
                     code="integer_below_min_value",
                 )
+        _check_decimal(body, "temperature", maximum=2)
+        _check_decimal(body, "top_p", maximum=1)
+        if self._models and model not in self._models:
+            raise EmulatorError(
+                400, f"The requested model '{model}' does not exist.", param="model", code="model_not_found"
+            )
         _check_background_options(body, background=background, stream=stream)
         if background and not store and self.config.background_store_false == "reject":
             raise EmulatorError(
@@ -804,6 +831,61 @@ def _opt_bool(body: dict[str, Any], key: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise EmulatorError(400, f"Invalid type for '{key}': expected a boolean.", param=key, code="invalid_type")
+
+
+def _check_known_parameters(body: dict[str, Any]) -> None:
+    for key in body:
+        if key not in CREATE_PARAMETERS:
+            raise EmulatorError(400, f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+
+
+def _json_type(value: Any) -> str:
+    """Name a JSON value's type the way the API's ``invalid_type`` messages do."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def _check_decimal(body: dict[str, Any], key: str, *, maximum: float, minimum: float = 0.0) -> None:
+    """Refuse a sampling parameter outside its range, as the API does (``null`` means the default)."""
+    value = body.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _invalid_type(key, "a decimal", value)
+    if value > maximum:
+        raise EmulatorError(
+            400,
+            f"Invalid '{key}': decimal above maximum value. Expected a value <= {maximum:g}, "
+            f"but got {value:g} instead.",
+            param=key,
+            code="decimal_above_max_value",
+        )
+    if value < minimum:
+        raise EmulatorError(
+            400,
+            f"Invalid '{key}': decimal below minimum value. Expected a value >= {minimum:g}, "
+            f"but got {value:g} instead.",
+            param=key,
+            code="decimal_below_min_value",
+        )
 
 
 def _metadata(body: dict[str, Any]) -> dict[str, str]:

@@ -23,7 +23,7 @@ EXPECTED_TYPES = (
 
 async def _stream_id(client: openai.AsyncOpenAI, **metadata: str) -> str:
     stream = await client.responses.create(
-        model="m", input="stream me", background=True, stream=True, metadata=metadata or None
+        model="gpt-5-mini", input="stream me", background=True, stream=True, metadata=metadata or None
     )
     first = await collect(stream)
     assert first[0].type == "response.created"
@@ -43,7 +43,7 @@ async def test_full_stream_event_sequence(client: openai.AsyncOpenAI, clock: Man
 
 
 async def test_stream_emits_only_what_exists_then_ends(client, clock):
-    stream = await client.responses.create(model="m", input="x", background=True, stream=True)
+    stream = await client.responses.create(model="gpt-5-mini", input="x", background=True, stream=True)
     at_create = await collect(stream)
     assert [e.type for e in at_create] == ["response.created", "response.queued"]
     response_id = response_of(at_create[0]).id
@@ -60,7 +60,7 @@ async def test_resume_from_any_cursor_yields_exactly_the_missing_events(cut: int
     clock = ManualClock()
     sdk = in_process_client(Emulator(EmulatorConfig(duration_s=3.0, queued_s=1.0), clock=clock))
     created = await collect(
-        await sdk.responses.create(model="m", input="resume", background=True, stream=True)
+        await sdk.responses.create(model="gpt-5-mini", input="resume", background=True, stream=True)
     )
     response_id = response_of(created[0]).id
     clock.advance(split_time)
@@ -116,14 +116,16 @@ async def test_resume_window_expiry(client, clock):
 
 
 async def test_background_not_created_with_stream_cannot_be_streamed(client):
-    created = await client.responses.create(model="m", input="x", background=True)
+    created = await client.responses.create(model="gpt-5-mini", input="x", background=True)
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.retrieve(created.id, stream=True)
     assert caught.value.param == "stream"
 
 
 async def test_foreground_stream_is_complete_at_once_with_manual_clock(client):
-    events = await collect(await client.responses.create(model="m", input="x", stream=True, store=False))
+    events = await collect(
+        await client.responses.create(model="gpt-5-mini", input="x", stream=True, store=False)
+    )
     assert response_of(events[0]).status == "in_progress"
     assert "response.queued" not in [e.type for e in events]
     assert events[-1].type == "response.completed"
@@ -142,7 +144,7 @@ def _frames(body: bytes) -> list[tuple[str, dict[str, Any]]]:
 async def test_stream_error_frame_is_the_live_apis_shape_and_uses_no_sequence_number(emulator, clock):
     async with httpx2.AsyncClient(transport=httpx2.MockTransport(emulator.handle)) as http:
         body = {
-            "model": "m",
+            "model": "gpt-5-mini",
             "input": "x",
             "background": True,
             "stream": True,
@@ -180,7 +182,7 @@ async def test_stream_error_waits_for_a_stream_that_reaches_its_count(client, cl
     """Under a manual clock a stream that ends early does not use the fault up."""
     events = await collect(
         await client.responses.create(
-            model="m",
+            model="gpt-5-mini",
             input="x",
             background=True,
             stream=True,
@@ -203,7 +205,7 @@ async def test_stream_error_waits_for_a_stream_that_reaches_its_count(client, cl
 async def test_stream_error_after_the_last_event_is_not_sent(client):
     events = await collect(
         await client.responses.create(
-            model="m",
+            model="gpt-5-mini",
             input="x",
             stream=True,
             store=False,
