@@ -43,7 +43,7 @@ async def _creates(http: httpx2.AsyncClient, count: int, concurrency: int) -> tu
         async with gate:
             answer = await http.post(
                 "/responses",
-                json={"model": "bench", "input": f"job {i}", "background": True, "store": True},
+                json={"model": "gpt-5-mini", "input": f"job {i}", "background": True, "store": True},
             )
             if answer.status_code != 200 or answer.json()["status"] != "queued":
                 failures += 1
@@ -59,7 +59,7 @@ async def _streams(http: httpx2.AsyncClient, count: int) -> tuple[float, int, in
 
     async def one(i: int) -> None:
         nonlocal completed, events
-        body = {"model": "bench", "input": f"stream {i}", "background": True, "stream": True}
+        body = {"model": "gpt-5-mini", "input": f"stream {i}", "background": True, "stream": True}
         async with http.stream("POST", "/responses", json=body) as answer:
             async for line in answer.aiter_lines():
                 if line.startswith("event: "):

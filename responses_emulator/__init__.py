@@ -5,13 +5,14 @@ no network: in-process through ``httpx2.MockTransport(Emulator().handle)``, or o
 through :class:`EmulatorServer` / ``lanes emulator``. See ``docs/emulator.md``.
 """
 
-from responses_emulator.clock import Clock, ManualClock, SystemClock
+from responses_emulator.clock import AdvanceableClock, Clock, ManualClock, ShiftedClock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
 from responses_emulator.ledger import Ledger, LedgerEntry
 from responses_emulator.server import EmulatorServer, serve
 
 __all__ = [
+    "AdvanceableClock",
     "Clock",
     "Emulator",
     "EmulatorConfig",
@@ -19,6 +20,7 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "ManualClock",
+    "ShiftedClock",
     "SystemClock",
     "serve",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from responses_emulator.clock import ShiftedClock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.server import serve
 
@@ -46,6 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-503", type=float, default=0.0, help="probability of a random 503")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every answer")
     parser.add_argument("--retry-after", type=int, default=defaults.retry_after_s, help="Retry-After seconds")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated model ids to accept; '' accepts any (default: every model the SDK names)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["system", "shifted"],
+        default="system",
+        help="shifted: wall time that POST /_emulator/clock/advance moves on (default: %(default)s)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -54,7 +66,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Returns:
         The validated configuration.
     """
+    models = EmulatorConfig().models if args.models is None else tuple(m for m in args.models.split(",") if m)
     return EmulatorConfig(
+        models=models,
         duration_s=args.duration,
         queued_s=args.queued,
         foreground_duration_s=args.foreground_duration,
@@ -78,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The process exit code.
     """
-    serve(config_from_args(args), host=args.host, port=args.port)
+    clock = ShiftedClock() if args.clock == "shifted" else SystemClock()
+    serve(config_from_args(args), host=args.host, port=args.port, clock=clock)
     return 0
 
 

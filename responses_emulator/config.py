@@ -6,9 +6,21 @@ the emulator the same way, and so that a test can state its whole scenario in on
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
+from openai.types.shared import ResponsesModel
 from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MODELS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        name for arg in get_args(ResponsesModel) if get_origin(arg) is Literal for name in get_args(arg)
+    )
+)
+"""Every model id the SDK's ``ResponsesModel`` type names, in its order.
+
+Taken from the installed SDK rather than written out, so the list moves with the SDK lanes runs; a
+model the SDK stops naming (shut down upstream) then fails in tests as it would in production.
+"""
 
 
 class EmulatorConfig(BaseModel):
@@ -38,6 +50,9 @@ class EmulatorConfig(BaseModel):
         latency_ms: Real (not simulated) latency added before every ``/v1`` answer.
         retry_after_s: ``Retry-After`` value sent with 429 and 503 answers.
         max_stream_wait_s: Longest real sleep of a stream between checks for cancellation.
+        models: Model ids a create may name; any other gets the API's 400 ``model_not_found``, so a
+            typo in a policy fails in tests rather than in production. Empty accepts every model, for
+            pointing other tools (with their own model names) at the emulator.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,3 +73,4 @@ class EmulatorConfig(BaseModel):
     latency_ms: float = Field(default=0.0, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
     max_stream_wait_s: float = Field(default=1.0, gt=0)
+    models: tuple[str, ...] = DEFAULT_MODELS

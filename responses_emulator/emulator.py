@@ -10,7 +10,8 @@ Per-request control travels in ``metadata`` (so it passes through the SDK untouc
 - ``emulator_tokens``: number of output tokens to generate.
 - ``emulator_fault``: a fault string (grammar in :mod:`responses_emulator.faults`), e.g.
   ``stuck_queued``, ``hold``, ``fail:server_error``, ``incomplete:max_output_tokens``,
-  ``drop_stream_after:5``, ``reset_mid_body``, ``cancel_race``, ``http:429:2``, ``http:503:3``.
+  ``drop_stream_after:5``, ``stream_error:rate_limit_exceeded:8``, ``reset_mid_body``, ``cancel_race``,
+  ``http:429:2``, ``http:503:3``.
 
 The ``X-Emulator-Fault`` header takes the same grammar and applies to the request that carries it.
 
@@ -35,12 +36,23 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx2
+from openai.types.responses.response_create_params import (
+    ResponseCreateParamsNonStreaming,
+    ResponseCreateParamsStreaming,
+)
 from pydantic import ValidationError
 
-from responses_emulator.clock import Clock, SystemClock
+from responses_emulator.clock import AdvanceableClock, Clock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.errors import JSON_HEADERS, EmulatorError, error_response, not_found
-from responses_emulator.events import final_snapshot, render_step, snapshot, sse, timeline
+from responses_emulator.events import (
+    final_snapshot,
+    render_step,
+    snapshot,
+    sse,
+    stream_error_event,
+    timeline,
+)
 from responses_emulator.faults import EmulatedDisconnect, Faults, parse_faults
 from responses_emulator.ledger import Ledger, LedgerEntry
 from responses_emulator.store import TERMINAL, Outcome, ResponseRecord, Store
@@ -54,6 +66,18 @@ FAULT_HEADER = "x-emulator-fault"
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 """Header whose reuse returns the original response instead of generating again."""
+
+CREATE_PARAMETERS: frozenset[str] = frozenset().union(
+    *(
+        t.__required_keys__ | t.__optional_keys__
+        for t in (ResponseCreateParamsStreaming, ResponseCreateParamsNonStreaming)
+    )
+)
+"""Every top-level create parameter the SDK can send; anything else is the API's ``unknown_parameter``.
+
+Read from the SDK's own ``TypedDict``s, so a parameter the SDK adds is accepted without an edit here,
+and a misspelt one (``backgroud``) fails in tests as it does against the real API.
+"""
 
 COMPLETION_WINDOWS = ("soonest", "2h", "8h")
 """Accepted ``background_options.completion_window`` values."""
@@ -77,6 +101,22 @@ _ECHOED = (
     "max_tool_calls",
     "top_logprobs",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamError:
+    """A ``stream_error`` armed on one stream.
+
+    Attributes:
+        code: ``error.code`` of the event.
+        after: Events the stream sends before it.
+        counted: Whether it uses up one of the response's ``stream_error`` times (a header fault
+            belongs to its request only).
+    """
+
+    code: str
+    after: int
+    counted: bool
 
 
 @dataclass(slots=True)
@@ -136,6 +176,7 @@ class Emulator:
         self.ledger = Ledger()
         self.store = Store(retention_s=self.config.retention_s)
         self._rng = random.Random(self.config.seed)
+        self._models = frozenset(self.config.models)
         self._waiters: set[asyncio.Future[None]] = set()
         self._epoch = 0
         self._held: dict[str, ResponseRecord] = {}
@@ -178,6 +219,26 @@ class Emulator:
         """Cut every open stream abruptly, e.g. because the server is shutting down."""
         self._epoch += 1
         self._pulse()
+
+    def advance(self, seconds: float) -> float:
+        """Move an advanceable clock forward and wake every waiting stream and call.
+
+        On a :class:`~responses_emulator.clock.ShiftedClock` the open streams then emit at once what
+        became due and stay open for the rest, so a test fast-forwards a quiet stream without
+        resuming it; on a ``ManualClock`` it is the same as advancing the clock.
+
+        Returns:
+            The new time.
+
+        Raises:
+            TypeError: If the clock cannot be advanced (``SystemClock``).
+            ValueError: If ``seconds`` is negative.
+        """
+        if not isinstance(self.clock, AdvanceableClock):
+            raise TypeError(f"a {type(self.clock).__name__} cannot be advanced")
+        now = self.clock.advance(seconds)
+        self._pulse()
+        return now
 
     def hold_create_replies(self) -> None:
         """Stop answering creates until :meth:`release_create_replies`.
@@ -262,12 +323,12 @@ class Emulator:
             body = {"cleared": len(self.ledger)}
             self.ledger.clear()
         elif route == "clock/advance" and request.method == "POST":
-            advance = getattr(self.clock, "advance", None)
-            if advance is None:
-                return _json(409, {"error": {"message": "the emulator runs on a real-time clock"}})
-            seconds = float(query.get("seconds", ["0"])[0])
-            body = {"now": advance(seconds)}
-            self._pulse()
+            try:
+                body = {"now": self.advance(float(query.get("seconds", ["0"])[0]))}
+            except TypeError as error:
+                return _json(409, {"error": {"message": f"{error}: the emulator runs on the system clock"}})
+            except ValueError as error:
+                return _json(400, {"error": {"message": str(error)}})
         elif route == "create-replies/hold" and request.method == "POST":
             self.hold_create_replies()
             body = {"held_create_replies": self.held_create_replies}
@@ -340,16 +401,20 @@ class Emulator:
     async def _create(self, request: httpx2.Request, call: _Call, header_faults: Faults) -> httpx2.Response:
         body = _parse_body(request)
         call.model = body.get("model") if isinstance(body.get("model"), str) else None
+        call.idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+        _check_known_parameters(body)
         call.background = _opt_bool(body, "background")
         call.store = _opt_bool(body, "store")
         call.stream = _opt_bool(body, "stream")
         metadata = _metadata(body)
         call.metadata = metadata
-        call.idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-        if call.model is None:
+        model = body.get("model")
+        if model is None:
             raise EmulatorError(
                 400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
             )
+        if not isinstance(model, str):
+            raise _invalid_type("model", "a string", model)
         background = bool(call.background)
         store = call.store is not False
         stream = bool(call.stream)
@@ -370,6 +435,12 @@ class Emulator:
                     param="max_output_tokens",
                     code="integer_below_min_value",
                 )
+        _check_decimal(body, "temperature", maximum=2)
+        _check_decimal(body, "top_p", maximum=1)
+        if self._models and model not in self._models:
+            raise EmulatorError(
+                400, f"The requested model '{model}' does not exist.", param="model", code="model_not_found"
+            )
         _check_background_options(body, background=background, stream=stream)
         if background and not store and self.config.background_store_false == "reject":
             raise EmulatorError(
@@ -515,6 +586,7 @@ class Emulator:
             gen_s=max(0.0, gen_s),
             faults=faults,
             drops_left=faults.drop_stream_times if faults.drop_stream_after is not None else 0,
+            stream_errors_left=faults.stream_error_times if faults.stream_error_code is not None else 0,
             resets_left=faults.reset_mid_body,
             http_left=faults.http_count if faults.http_status is not None else 0,
         )
@@ -615,14 +687,26 @@ class Emulator:
         if drop_after is None and record.drops_left > 0:
             record.drops_left -= 1
             drop_after = record.faults.drop_stream_after
+        error: _StreamError | None = None
+        if request_faults.stream_error_code is not None and request_faults.stream_error_after is not None:
+            error = _StreamError(request_faults.stream_error_code, request_faults.stream_error_after, False)
+        elif record.stream_errors_left > 0 and record.faults.stream_error_code is not None:
+            after = record.faults.stream_error_after or 0
+            error = _StreamError(record.faults.stream_error_code, after, True)
         first = 0 if starting_after is None else max(0, starting_after + 1)
         headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
-        return httpx2.Response(200, headers=headers, content=self._events(record, first, drop_after))
+        return httpx2.Response(200, headers=headers, content=self._events(record, first, drop_after, error))
 
     async def _events(
-        self, record: ResponseRecord, first: int, drop_after: int | None
+        self, record: ResponseRecord, first: int, drop_after: int | None, error: _StreamError | None
     ) -> AsyncIterator[bytes]:
-        """Emit the timeline from ``first`` as it happens on the clock, then end at a terminal status."""
+        """Emit the timeline from ``first`` as it happens on the clock, then end at a terminal status.
+
+        A due ``stream_error`` ends the stream cleanly after its event instead, unless the stream has
+        already carried the response to its end (the live API sends no error after the last event).
+        The error event carries the ``sequence_number`` the next event would have had without using
+        it up, so resuming after the last event received yields exactly the rest of the timeline.
+        """
         epoch = self._epoch
         version = -1
         steps = timeline(record)
@@ -639,6 +723,8 @@ class Emulator:
                 now = self.clock.now()
                 chunk: list[bytes] = []
                 while seq < len(steps) and steps[seq].at <= now:
+                    if error is not None and sent >= error.after:
+                        break
                     if drop_after is not None and sent >= drop_after:
                         if chunk:
                             yield b"".join(chunk)
@@ -648,10 +734,24 @@ class Emulator:
                     chunk.append(sse(*render_step(record, steps[seq], seq)))
                     seq += 1
                     sent += 1
+                ended_at = record.ended_at()
+                finished = record.gone or (seq >= len(steps) and ended_at is not None and now >= ended_at)
+                if error is not None and sent >= error.after and not finished:
+                    if error.counted:
+                        # Counted when it fires, not when the stream opens: a stream that ends before
+                        # reaching <after> events (a manual clock's) leaves the fault for the next one.
+                        if record.stream_errors_left <= 0:
+                            error = None
+                            if chunk:
+                                yield b"".join(chunk)
+                            continue
+                        record.stream_errors_left -= 1
+                    chunk.append(sse(*stream_error_event(record, error.code, seq)))
+                    yield b"".join(chunk)
+                    return
                 if chunk:
                     yield b"".join(chunk)
-                ended_at = record.ended_at()
-                if record.gone or (seq >= len(steps) and ended_at is not None and now >= ended_at):
+                if finished:
                     return
                 if not self.clock.realtime:
                     return
@@ -731,6 +831,61 @@ def _opt_bool(body: dict[str, Any], key: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise EmulatorError(400, f"Invalid type for '{key}': expected a boolean.", param=key, code="invalid_type")
+
+
+def _check_known_parameters(body: dict[str, Any]) -> None:
+    for key in body:
+        if key not in CREATE_PARAMETERS:
+            raise EmulatorError(400, f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+
+
+def _json_type(value: Any) -> str:
+    """Name a JSON value's type the way the API's ``invalid_type`` messages do."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def _check_decimal(body: dict[str, Any], key: str, *, maximum: float, minimum: float = 0.0) -> None:
+    """Refuse a sampling parameter outside its range, as the API does (``null`` means the default)."""
+    value = body.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _invalid_type(key, "a decimal", value)
+    if value > maximum:
+        raise EmulatorError(
+            400,
+            f"Invalid '{key}': decimal above maximum value. Expected a value <= {maximum:g}, "
+            f"but got {value:g} instead.",
+            param=key,
+            code="decimal_above_max_value",
+        )
+    if value < minimum:
+        raise EmulatorError(
+            400,
+            f"Invalid '{key}': decimal below minimum value. Expected a value >= {minimum:g}, "
+            f"but got {value:g} instead.",
+            param=key,
+            code="decimal_below_min_value",
+        )
 
 
 def _metadata(body: dict[str, Any]) -> dict[str, str]:

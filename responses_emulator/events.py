@@ -320,6 +320,50 @@ def render_step(record: ResponseRecord, step: Step, sequence_number: int) -> tup
     return str(body["type"]), body
 
 
+_STREAM_ERRORS: dict[str, tuple[str, str]] = {
+    "rate_limit_exceeded": (
+        "tokens",
+        "Rate limit reached for {model} in organization org-emulator on tokens per min (TPM): "
+        "Limit 30000, Used 30000, Requested 1. Please try again in 1s.",
+    ),
+    "insufficient_quota": (
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+    ),
+    "server_error": (
+        "server_error",
+        "The server had an error while processing your request. Sorry about that!",
+    ),
+    "overloaded": (
+        "service_unavailable_error",
+        "Our servers are currently overloaded. Please try again later.",
+    ),
+    "server_is_overloaded": (
+        "service_unavailable_error",
+        "Our servers are currently overloaded. Please try again later.",
+    ),
+}
+"""``error.type`` and message of the mid-stream errors the live API is known to send; other codes get
+``server_error`` and a generic message."""
+
+
+def stream_error_event(record: ResponseRecord, code: str, sequence_number: int) -> tuple[str, dict[str, Any]]:
+    """Build the SSE ``error`` event the live API sends when a stream fails after it began.
+
+    The live API nests the error under ``error`` (as in an HTTP error body), not the flat ``code``/
+    ``message`` fields of the SDK's ``ResponseErrorEvent``; the nested shape is what makes the SDK's
+    stream raise ``openai.APIError``, so that is the shape a client must be tested against.
+
+    Returns:
+        The event type (``error``) and its JSON body.
+    """
+    type_, message = _STREAM_ERRORS.get(
+        code, ("server_error", f"An error occurred while streaming the response ({code}).")
+    )
+    error = {"type": type_, "code": code, "message": message.format(model=record.model), "param": None}
+    return "error", {"type": "error", "error": error, "sequence_number": sequence_number}
+
+
 def sse(event_type: str, data: dict[str, Any]) -> bytes:
     """Frame one event as the API does: ``event: <type>``, ``data: <json>``, blank line.
 

@@ -13,6 +13,11 @@ applies to that one request only). Several faults are joined with commas::
                                       max_messages)
     drop_stream_after:<n>[:<times>]   the next <times> (default 1) streams of the response are cut
                                       abruptly after <n> events; the SDK raises APIConnectionError
+    stream_error:<code>:<n>[:<times>] the next <times> (default 1) streams of the response that reach
+                                      <n> events then send an SSE ``error`` event with error.code
+                                      <code> ([a-z_]+, e.g. rate_limit_exceeded, server_error,
+                                      overloaded) and end cleanly; the response goes on generating, so
+                                      a resume gets the rest. The SDK raises a bare APIError
     reset_mid_body[:<times>]          the next <times> (default 1) plain reads (GET, cancel, a
                                       non-streamed create) send half of the JSON body, then reset
     cancel_race                       cancel answers "cancelled", but the response goes on and later
@@ -29,6 +34,7 @@ header of a create apply to the response it creates, exactly as in metadata.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import get_args
 
@@ -40,6 +46,9 @@ from responses_emulator.errors import EmulatorError
 
 FAIL_CODES: frozenset[str] = frozenset(get_args(ResponseError.model_fields["code"].annotation))
 """Every ``error.code`` the SDK's ``ResponseError`` accepts."""
+
+STREAM_ERROR_CODE = re.compile(r"[a-z_]+")
+"""What ``stream_error:<code>`` accepts: the live API sends codes beyond any enum the SDK declares."""
 
 INCOMPLETE_REASONS: frozenset[str] = frozenset(
     r for r in get_args(get_args(IncompleteDetails.model_fields["reason"].annotation)[0]) if r != "steered"
@@ -59,6 +68,9 @@ class Faults:
         incomplete_reason: The response ends ``incomplete`` with this reason.
         drop_stream_after: Number of events after which a stream is cut.
         drop_stream_times: How many streams are cut.
+        stream_error_code: ``error.code`` of the SSE ``error`` event sent mid-stream.
+        stream_error_after: Number of events a stream sends before that ``error`` event.
+        stream_error_times: How many streams end with it.
         reset_mid_body: How many plain reads are cut half-way through the body.
         cancel_race: Cancel reports ``cancelled`` but generation continues to ``completed``.
         http_status: Status answered instead of processing the request.
@@ -73,6 +85,9 @@ class Faults:
     incomplete_reason: str | None = None
     drop_stream_after: int | None = None
     drop_stream_times: int = 0
+    stream_error_code: str | None = None
+    stream_error_after: int | None = None
+    stream_error_times: int = 0
     reset_mid_body: int = 0
     cancel_race: bool = False
     http_status: int | None = None
@@ -100,6 +115,11 @@ class Faults:
                 other.drop_stream_after if other.drop_stream_after is not None else self.drop_stream_after
             ),
             drop_stream_times=other.drop_stream_times or self.drop_stream_times,
+            stream_error_code=other.stream_error_code or self.stream_error_code,
+            stream_error_after=(
+                other.stream_error_after if other.stream_error_after is not None else self.stream_error_after
+            ),
+            stream_error_times=other.stream_error_times or self.stream_error_times,
             reset_mid_body=other.reset_mid_body or self.reset_mid_body,
             cancel_race=self.cancel_race or other.cancel_race,
             http_status=other.http_status or self.http_status,
@@ -158,6 +178,14 @@ def parse_faults(text: str | None) -> Faults:
             times = _int(args[1], what="times", minimum=1) if len(args) == 2 else 1
             after = _int(args[0], what="drop_stream_after", minimum=0)
             faults = replace(faults, drop_stream_after=after, drop_stream_times=times)
+        elif name == "stream_error" and len(args) in (2, 3):
+            if not STREAM_ERROR_CODE.fullmatch(args[0]):
+                raise _syntax(f"stream_error code must match [a-z_]+, got {args[0]!r}")
+            after = _int(args[1], what="stream_error events", minimum=0)
+            times = _int(args[2], what="times", minimum=1) if len(args) == 3 else 1
+            faults = replace(
+                faults, stream_error_code=args[0], stream_error_after=after, stream_error_times=times
+            )
         elif name == "reset_mid_body" and len(args) <= 1:
             times = _int(args[0], what="times", minimum=1) if args else 1
             faults = replace(faults, reset_mid_body=times)

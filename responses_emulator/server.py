@@ -16,7 +16,7 @@ from types import TracebackType
 import uvicorn
 
 from responses_emulator.asgi import EmulatorASGI, ResetLogFilter
-from responses_emulator.clock import SystemClock
+from responses_emulator.clock import Clock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
 
@@ -148,12 +148,19 @@ class EmulatorServer:
         await self.stop()
 
 
-def serve(config: EmulatorConfig, *, host: str, port: int) -> None:
+def serve(config: EmulatorConfig, *, host: str, port: int, clock: Clock | None = None) -> None:
     """Serve an emulator with a real-time clock until interrupted (the ``lanes emulator`` command).
 
     Logs ``responses emulator listening on http://host:port/v1`` to stderr once bound.
+
+    Args:
+        config: The emulator's settings.
+        host: Interface to bind.
+        port: TCP port, 0 for any free port.
+        clock: A real-time clock; ``SystemClock`` by default, a ``ShiftedClock`` to let tests in other
+            processes fast-forward it through ``POST /_emulator/clock/advance``.
     """
-    emulator = Emulator(config, clock=SystemClock())
+    emulator = Emulator(config, clock=clock if clock is not None else SystemClock())
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     print(f"responses emulator listening on http://{host}:{bound}/v1", file=sys.stderr, flush=True)

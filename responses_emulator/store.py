@@ -44,6 +44,7 @@ class ResponseRecord:
         released_at: Clock time at which a ``hold`` fault was lifted (``None`` while still held).
         faults: Faults attached to the response at create time.
         drops_left: Streams still to be cut by ``drop_stream_after``.
+        stream_errors_left: Streams still to end with a ``stream_error`` event.
         resets_left: Plain reads still to be cut by ``reset_mid_body``.
         http_left: Requests still to be answered ``faults.http_status``.
         idempotency_key: ``Idempotency-Key`` of the create.
@@ -73,6 +74,7 @@ class ResponseRecord:
     released_at: float | None = None
     faults: Faults = field(default_factory=Faults)
     drops_left: int = 0
+    stream_errors_left: int = 0
     resets_left: int = 0
     http_left: int = 0
     idempotency_key: str | None = None

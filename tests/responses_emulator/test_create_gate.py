@@ -19,10 +19,12 @@ async def _create(sdk: openai.AsyncOpenAI, *, stream: bool = False) -> str:
     """Create a background response with the job's key and return the id its reply names."""
     if stream:
         events = await collect(
-            await sdk.responses.create(model="m", input="x", background=True, stream=True, extra_headers=KEY)
+            await sdk.responses.create(
+                model="gpt-5-mini", input="x", background=True, stream=True, extra_headers=KEY
+            )
         )
         return response_of(events[0]).id
-    created = await sdk.responses.create(model="m", input="x", background=True, extra_headers=KEY)
+    created = await sdk.responses.create(model="gpt-5-mini", input="x", background=True, extra_headers=KEY)
     assert isinstance(created, Response)
     return created.id
 
@@ -40,7 +42,7 @@ async def test_held_create_exists_before_its_reply(client, emulator: Emulator, s
     assert emulator.held_create_replies == 0
     assert [(e.status_code, e.generated) for e in emulator.ledger.creates()] == [(200, True)]
     # Released for good: the next create answers at once.
-    await client.responses.create(model="m", input="y", background=True)
+    await client.responses.create(model="gpt-5-mini", input="y", background=True)
 
 
 async def test_concurrent_creates_with_one_key_generate_once(client, emulator: Emulator):
@@ -104,7 +106,7 @@ async def test_admin_routes_hold_and_release_create_replies(server: EmulatorServ
     async with httpx2.AsyncClient() as admin:
         held = await admin.post(f"{server.admin_url}/create-replies/hold")
         assert held.json() == {"held_create_replies": 0}
-        call = asyncio.ensure_future(served.responses.create(model="m", input="x", background=True))
+        call = asyncio.ensure_future(served.responses.create(model="gpt-5-mini", input="x", background=True))
         await wait_until(lambda: server.emulator.held_create_replies == 1)
         released = await admin.post(f"{server.admin_url}/create-replies/release")
         assert released.json() == {"released": 1}
@@ -117,7 +119,7 @@ async def test_shutdown_cuts_a_held_reply_quickly():
     await server.start()
     sdk = served_client(server)
     emulator.hold_create_replies()
-    call = asyncio.ensure_future(sdk.responses.create(model="m", input="x", background=True))
+    call = asyncio.ensure_future(sdk.responses.create(model="gpt-5-mini", input="x", background=True))
     await wait_until(lambda: emulator.held_create_replies == 1)
     started = time.monotonic()
     await server.stop()

@@ -18,7 +18,11 @@ from responses_emulator.testing import (
 
 async def test_drop_stream_after_raises_then_resume_completes(served: openai.AsyncOpenAI):
     stream = await served.responses.create(
-        model="m", input="x", background=True, stream=True, metadata=control(fault="drop_stream_after:5")
+        model="gpt-5-mini",
+        input="x",
+        background=True,
+        stream=True,
+        metadata=control(fault="drop_stream_after:5"),
     )
     seen: list[ResponseStreamEvent] = []
 
@@ -38,7 +42,7 @@ async def test_drop_stream_after_raises_then_resume_completes(served: openai.Asy
 
 async def test_reset_mid_body_breaks_one_plain_read(served: openai.AsyncOpenAI):
     created = await served.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="reset_mid_body")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="reset_mid_body")
     )
     with pytest.raises(openai.APIConnectionError):
         await served.responses.retrieve(created.id)
@@ -53,7 +57,7 @@ async def test_http_fault_hits_the_next_n_requests(
     served: openai.AsyncOpenAI, server: EmulatorServer, status, error
 ):
     created = await served.responses.create(
-        model="m", input="x", background=True, metadata=control(fault=f"http:{status}:2")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault=f"http:{status}:2")
     )
     for _ in range(2):
         with pytest.raises(error) as caught:
@@ -71,7 +75,7 @@ async def test_sdk_retries_through_429_with_retry_after():
     async with EmulatorServer(Emulator(config)) as server:
         sdk = served_client(server, max_retries=2)
         created = await sdk.responses.create(
-            model="m", input="x", background=True, metadata=control(fault="http:429:2")
+            model="gpt-5-mini", input="x", background=True, metadata=control(fault="http:429:2")
         )
         assert (await sdk.responses.retrieve(created.id)).id == created.id
         assert [e.status_code for e in server.emulator.ledger.for_response(created.id)] == [
@@ -86,10 +90,10 @@ async def test_sdk_retries_through_429_with_retry_after():
 async def test_header_fault_applies_to_its_request_only(served: openai.AsyncOpenAI, server: EmulatorServer):
     with pytest.raises(openai.InternalServerError):
         await served.responses.create(
-            model="m", input="x", background=True, extra_headers={"X-Emulator-Fault": "http:500"}
+            model="gpt-5-mini", input="x", background=True, extra_headers={"X-Emulator-Fault": "http:500"}
         )
     assert server.emulator.ledger.generations() == []
-    created = await served.responses.create(model="m", input="x", background=True)
+    created = await served.responses.create(model="gpt-5-mini", input="x", background=True)
     with pytest.raises(openai.APIConnectionError):
         await served.responses.retrieve(created.id, extra_headers={"X-Emulator-Fault": "reset_mid_body"})
     assert (await served.responses.retrieve(created.id)).id == created.id
@@ -97,7 +101,10 @@ async def test_header_fault_applies_to_its_request_only(served: openai.AsyncOpen
 
 async def test_header_fault_on_create_shapes_the_response(served: openai.AsyncOpenAI):
     created = await served.responses.create(
-        model="m", input="x", background=True, extra_headers={"X-Emulator-Fault": "fail:server_error"}
+        model="gpt-5-mini",
+        input="x",
+        background=True,
+        extra_headers={"X-Emulator-Fault": "fail:server_error"},
     )
     final = await wait_for_terminal(served, created.id)
     assert final.status == "failed"
@@ -107,7 +114,7 @@ async def test_header_fault_on_create_shapes_the_response(served: openai.AsyncOp
 
 async def test_stuck_queued_stays_queued(served: openai.AsyncOpenAI):
     created = await served.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="stuck_queued")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="stuck_queued")
     )
     with pytest.raises(TimeoutError):
         await wait_for_terminal(served, created.id, timeout_s=1.0)
@@ -117,7 +124,7 @@ async def test_stuck_queued_stays_queued(served: openai.AsyncOpenAI):
 async def test_failed_stream_over_http_ends_with_response_failed(served: openai.AsyncOpenAI):
     events = await collect(
         await served.responses.create(
-            model="m",
+            model="gpt-5-mini",
             input="x",
             background=True,
             stream=True,
@@ -134,7 +141,7 @@ async def test_random_fault_rates_and_latency():
     async with EmulatorServer(Emulator(EmulatorConfig(rate_503=1.0, latency_ms=20))) as server:
         sdk = served_client(server)
         with pytest.raises(openai.InternalServerError) as caught:
-            await sdk.responses.create(model="m", input="x", background=True)
+            await sdk.responses.create(model="gpt-5-mini", input="x", background=True)
         assert caught.value.status_code == 503
         assert caught.value.code == "server_is_overloaded"
         assert server.emulator.ledger.entries()[0].fault == "random:503"
@@ -146,3 +153,73 @@ async def test_malformed_fault_is_a_loud_400(server: EmulatorServer):
         answer = await http.get("/responses/resp_x", headers={"X-Emulator-Fault": "http:200"})
     assert answer.status_code == 400
     assert "Invalid emulator fault" in answer.json()["error"]["message"]
+
+
+async def test_stream_error_event_makes_the_sdk_raise_a_bare_api_error(served: openai.AsyncOpenAI):
+    """What lanes' activities map on: the SDK's exact exception for a mid-stream ``error`` event."""
+    stream = await served.responses.create(
+        model="gpt-5-mini",
+        input="x",
+        background=True,
+        stream=True,
+        metadata=control(fault="stream_error:rate_limit_exceeded:5"),
+    )
+    seen: list[ResponseStreamEvent] = []
+
+    async def drain() -> None:
+        async for event in stream:
+            seen.append(event)
+
+    with pytest.raises(openai.APIError) as caught:
+        await drain()
+    error = caught.value
+    message = (
+        "Rate limit reached for gpt-5-mini in organization org-emulator on tokens per min (TPM): "
+        "Limit 30000, Used 30000, Requested 1. Please try again in 1s."
+    )
+    assert type(error) is openai.APIError  # not APIStatusError: the HTTP status was 200
+    assert (error.code, error.type, error.param, error.message) == (
+        "rate_limit_exceeded",
+        "tokens",
+        None,
+        message,
+    )
+    assert str(error) == message
+    assert error.body == {"type": "tokens", "code": "rate_limit_exceeded", "message": message, "param": None}
+    assert not hasattr(error, "status_code")
+    assert [e.sequence_number for e in seen] == [0, 1, 2, 3, 4]
+    # The response goes on generating: a resume after the last event received gets the rest.
+    response_id = response_of(seen[0]).id
+    rest = await collect(await served.responses.retrieve(response_id, stream=True, starting_after=4))
+    joined = seen + rest
+    assert [e.sequence_number for e in joined] == list(range(len(joined)))
+    assert joined[-1].type == "response.completed"
+    assert delta_text(joined) == (await wait_for_terminal(served, response_id)).output_text
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type"),
+    [
+        ("server_error", "server_error"),
+        ("overloaded", "service_unavailable_error"),
+        ("flaky_thing", "server_error"),
+    ],
+)
+async def test_stream_error_codes_over_a_header_on_a_resume(served: openai.AsyncOpenAI, code, error_type):
+    created = await collect(
+        await served.responses.create(model="gpt-5-mini", input="x", background=True, stream=True)
+    )
+    response_id = response_of(created[0]).id
+    resumed = await served.responses.retrieve(
+        response_id,
+        stream=True,
+        starting_after=1,
+        extra_headers={"X-Emulator-Fault": f"stream_error:{code}:0"},
+    )
+    with pytest.raises(openai.APIError) as caught:
+        await collect(resumed)
+    assert (caught.value.code, caught.value.type) == (code, error_type)
+    # A header fault belongs to its request: the next resume is clean.
+    rest = await collect(await served.responses.retrieve(response_id, stream=True, starting_after=1))
+    assert rest[0].sequence_number == 2
+    assert rest[-1].type == "response.completed"

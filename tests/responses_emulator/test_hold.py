@@ -19,7 +19,7 @@ from responses_emulator.testing import (
 
 async def test_held_response_stays_in_progress_until_released(client, emulator: Emulator, clock: ManualClock):
     created = await client.responses.create(
-        model="m", input="x", background=True, stream=True, metadata=control(fault="hold")
+        model="gpt-5-mini", input="x", background=True, stream=True, metadata=control(fault="hold")
     )
     response_id = response_of((await collect(created))[0]).id
     clock.advance(60)  # far past the natural end (3 s)
@@ -53,7 +53,7 @@ async def test_held_response_stays_in_progress_until_released(client, emulator: 
 
 async def test_release_before_the_natural_end_keeps_the_schedule(client, emulator, clock):
     created = await client.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="hold")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="hold")
     )
     assert emulator.release(response_id=created.id) == 1
     clock.advance(2.0)
@@ -68,13 +68,13 @@ async def test_release_matches_every_metadata_pair_and_no_filter_releases_all(cl
     ids = {}
     for job in ("1", "2", "3"):
         created = await client.responses.create(
-            model="m",
+            model="gpt-5-mini",
             input=job,
             background=True,
             metadata={"job": job, "tenant": "a" if job != "3" else "b", **control(fault="hold")},
         )
         ids[job] = created.id
-    plain = await client.responses.create(model="m", input="p", background=True)
+    plain = await client.responses.create(model="gpt-5-mini", input="p", background=True)
     clock.advance(10)
     assert emulator.release(metadata={"job": "1", "tenant": "b"}) == 0
     assert emulator.release(metadata={"job": "1", "tenant": "a"}) == 1
@@ -88,7 +88,7 @@ async def test_release_matches_every_metadata_pair_and_no_filter_releases_all(cl
 
 async def test_cancelling_a_held_response_works_as_usual(client, emulator, clock):
     created = await client.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="hold")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="hold")
     )
     clock.advance(10)
     cancelled = await client.responses.cancel(created.id)
@@ -101,7 +101,7 @@ async def test_cancelling_a_held_response_works_as_usual(client, emulator, clock
 
 async def test_held_failure_ends_with_its_fault_once_released(client, emulator, clock):
     created = await client.responses.create(
-        model="m",
+        model="gpt-5-mini",
         input="x",
         background=True,
         extra_headers={"X-Emulator-Fault": "hold,fail:server_error"},
@@ -120,7 +120,7 @@ async def test_served_stream_stays_open_after_its_last_delta_until_released(
 ):
     emulator = server.emulator
     stream = await served.responses.create(
-        model="m",
+        model="gpt-5-mini",
         input="x",
         background=True,
         stream=True,
@@ -149,7 +149,7 @@ async def test_served_foreground_create_answers_when_released(
 ):
     emulator = server.emulator
     call = asyncio.ensure_future(
-        served.responses.create(model="m", input="x", store=False, metadata=control(fault="hold"))
+        served.responses.create(model="gpt-5-mini", input="x", store=False, metadata=control(fault="hold"))
     )
     await wait_until(lambda: emulator.held_responses == 1)
     assert not call.done()
@@ -164,7 +164,7 @@ async def test_served_foreground_create_answers_when_released(
 async def test_hold_with_response_id_over_the_admin_route(served: openai.AsyncOpenAI, server: EmulatorServer):
     emulator = server.emulator
     created = await served.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="hold", duration=0.05)
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="hold", duration=0.05)
     )
     record = emulator.store.get(created.id, emulator.clock.now())
     assert record is not None

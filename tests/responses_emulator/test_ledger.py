@@ -67,9 +67,13 @@ async def test_no_prompt_or_output_text_in_ledger_json(prompt: str, instructions
     sdk = in_process_client(emulator)
     secret, secret_instructions = MARKER + prompt, MARKER + instructions
     created = await sdk.responses.create(
-        model="m", input=secret, instructions=secret_instructions, background=True, metadata={"job": "1"}
+        model="gpt-5-mini",
+        input=secret,
+        instructions=secret_instructions,
+        background=True,
+        metadata={"job": "1"},
     )
-    foreground = await sdk.responses.create(model="m", input=secret, store=False)
+    foreground = await sdk.responses.create(model="gpt-5-mini", input=secret, store=False)
     clock.advance(10)
     final = await sdk.responses.retrieve(created.id)
     await sdk.close()
@@ -83,7 +87,17 @@ async def test_no_prompt_or_output_text_in_ledger_json(prompt: str, instructions
 
 def test_python_dash_m_serves_and_logs_its_address():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "responses_emulator", "--port", "0", "--duration", "0.2"],
+        [
+            sys.executable,
+            "-m",
+            "responses_emulator",
+            "--port",
+            "0",
+            "--duration",
+            "0.2",
+            "--clock",
+            "shifted",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -100,6 +114,9 @@ def test_python_dash_m_serves_and_logs_its_address():
             except httpx2.ConnectError:
                 time.sleep(0.05)
         assert health.json()["status"] == "ok"
+        advanced = httpx2.post(f"{base}/_emulator/clock/advance", params={"seconds": 60}, timeout=5)
+        assert advanced.status_code == 200
+        assert advanced.json()["now"] >= time.time() + 59
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -109,10 +126,10 @@ def test_python_dash_m_serves_and_logs_its_address():
 
 async def test_tagged_returns_a_jobs_creates_and_every_request_on_their_responses(client, emulator):
     mine = await client.responses.create(
-        model="m", input="a", background=True, store=True, metadata={"job": "1"}
+        model="gpt-5-mini", input="a", background=True, store=True, metadata={"job": "1"}
     )
     other = await client.responses.create(
-        model="m", input="b", background=True, store=True, metadata={"job": "2"}
+        model="gpt-5-mini", input="b", background=True, store=True, metadata={"job": "2"}
     )
     await client.responses.retrieve(mine.id)
     await client.responses.retrieve(other.id)

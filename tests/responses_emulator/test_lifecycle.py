@@ -57,12 +57,14 @@ async def test_text_is_deterministic_across_emulators():
     texts = []
     for _ in range(2):
         sdk = in_process_client(Emulator(clock=ManualClock()))
-        response = await sdk.responses.create(model="m", input="same prompt", instructions="be brief")
+        response = await sdk.responses.create(
+            model="gpt-5-mini", input="same prompt", instructions="be brief"
+        )
         texts.append(response.output_text)
         await sdk.close()
     assert texts[0] == texts[1]
     sdk = in_process_client(Emulator(clock=ManualClock()))
-    other = await sdk.responses.create(model="m", input="another prompt", instructions="be brief")
+    other = await sdk.responses.create(model="gpt-5-mini", input="another prompt", instructions="be brief")
     await sdk.close()
     assert other.output_text != texts[0]
 
@@ -100,7 +102,7 @@ async def test_foreground_stored_cannot_be_cancelled_or_restreamed(client: opena
 )
 async def test_fault_terminal_statuses(client, clock, fault, status, event_reason):
     created = await client.responses.create(
-        model="m", input="x", background=True, metadata=control(fault=fault)
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault=fault)
     )
     clock.advance(60)
     final = await client.responses.retrieve(created.id)
@@ -116,7 +118,9 @@ async def test_fault_terminal_statuses(client, clock, fault, status, event_reaso
 
 
 async def test_max_output_tokens_below_generated_length_is_incomplete(client, clock):
-    created = await client.responses.create(model="m", input="x", background=True, max_output_tokens=16)
+    created = await client.responses.create(
+        model="gpt-5-mini", input="x", background=True, max_output_tokens=16
+    )
     clock.advance(60)
     final = await client.responses.retrieve(created.id)
     assert final.status == "incomplete"
@@ -128,7 +132,7 @@ async def test_max_output_tokens_below_generated_length_is_incomplete(client, cl
 
 
 async def test_cancel_is_idempotent_and_keeps_partial_output(client, clock):
-    created = await client.responses.create(model="m", input="x", background=True)
+    created = await client.responses.create(model="gpt-5-mini", input="x", background=True)
     clock.advance(2.0)  # half-way through generation
     cancelled = await client.responses.cancel(created.id)
     assert cancelled.status == "cancelled"
@@ -142,7 +146,7 @@ async def test_cancel_is_idempotent_and_keeps_partial_output(client, clock):
 
 
 async def test_cancel_completed_returns_it_unchanged(client, clock):
-    created = await client.responses.create(model="m", input="x", background=True)
+    created = await client.responses.create(model="gpt-5-mini", input="x", background=True)
     clock.advance(10)
     completed = await client.responses.retrieve(created.id)
     after = await client.responses.cancel(created.id)
@@ -152,7 +156,7 @@ async def test_cancel_completed_returns_it_unchanged(client, clock):
 
 async def test_cancel_race_reads_cancelled_then_completed(client, clock):
     created = await client.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="cancel_race")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="cancel_race")
     )
     clock.advance(1.5)
     assert (await client.responses.cancel(created.id)).status == "cancelled"
@@ -165,7 +169,7 @@ async def test_cancel_race_reads_cancelled_then_completed(client, clock):
 
 async def test_stuck_queued_never_progresses(client, clock):
     created = await client.responses.create(
-        model="m", input="x", background=True, metadata=control(fault="stuck_queued")
+        model="gpt-5-mini", input="x", background=True, metadata=control(fault="stuck_queued")
     )
     clock.advance(3600)
     assert (await client.responses.retrieve(created.id)).status == "queued"
@@ -173,7 +177,7 @@ async def test_stuck_queued_never_progresses(client, clock):
 
 
 async def test_delete_then_404(client, clock):
-    created = await client.responses.create(model="m", input="x", background=True)
+    created = await client.responses.create(model="gpt-5-mini", input="x", background=True)
     await client.responses.delete(created.id)
     with pytest.raises(openai.NotFoundError):
         await client.responses.retrieve(created.id)
@@ -182,7 +186,7 @@ async def test_delete_then_404(client, clock):
 
 
 async def test_retention_expiry(client, clock, emulator):
-    created = await client.responses.create(model="m", input="x", background=True)
+    created = await client.responses.create(model="gpt-5-mini", input="x", background=True)
     clock.advance(3.0 + 599)
     assert (await client.responses.retrieve(created.id)).status == "completed"
     clock.advance(2)
@@ -193,14 +197,14 @@ async def test_retention_expiry(client, clock, emulator):
 
 
 async def test_foreground_stored_response_does_not_expire(client, clock):
-    created = await client.responses.create(model="m", input="x")
+    created = await client.responses.create(model="gpt-5-mini", input="x")
     clock.advance(30 * 24 * 3600)
     assert (await client.responses.retrieve(created.id)).status == "completed"
 
 
 async def test_background_store_false_rejected_by_default(client):
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.responses.create(model="m", input="x", background=True, store=False)
+        await client.responses.create(model="gpt-5-mini", input="x", background=True, store=False)
     assert caught.value.param == "store"
 
 
@@ -208,7 +212,7 @@ async def test_background_store_false_accepted_only_for_retention_window():
     clock = ManualClock()
     emulator = Emulator(EmulatorConfig(background_store_false="accept", retention_s=60), clock=clock)
     sdk = in_process_client(emulator)
-    created = await sdk.responses.create(model="m", input="x", background=True, store=False)
+    created = await sdk.responses.create(model="gpt-5-mini", input="x", background=True, store=False)
     clock.advance(10)
     assert (await sdk.responses.retrieve(created.id)).status == "completed"
     clock.advance(60)
@@ -220,15 +224,21 @@ async def test_background_store_false_accepted_only_for_retention_window():
 
 async def test_idempotency_key_returns_same_response_without_generating(client, emulator, clock):
     headers = {"Idempotency-Key": "job-1"}
-    first = await client.responses.create(model="m", input="x", background=True, extra_headers=headers)
+    first = await client.responses.create(
+        model="gpt-5-mini", input="x", background=True, extra_headers=headers
+    )
     clock.advance(10)
-    second = await client.responses.create(model="m", input="x", background=True, extra_headers=headers)
+    second = await client.responses.create(
+        model="gpt-5-mini", input="x", background=True, extra_headers=headers
+    )
     assert second.id == first.id
     assert second.status == "completed"
     assert [e.generated for e in emulator.ledger.creates()] == [True, False]
     assert len(emulator.ledger.generations()) == 1
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.responses.create(model="m", input="other", background=True, extra_headers=headers)
+        await client.responses.create(
+            model="gpt-5-mini", input="other", background=True, extra_headers=headers
+        )
     assert caught.value.code == "idempotency_key_reused"
     assert len(emulator.ledger.generations()) == 1
 
@@ -237,10 +247,10 @@ async def test_idempotency_key_returns_same_response_without_generating(client, 
     ("kwargs", "param"),
     [
         ({"input": "x"}, "model"),
-        ({"model": "m", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
+        ({"model": "gpt-5-mini", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
         (
             {
-                "model": "m",
+                "model": "gpt-5-mini",
                 "input": "x",
                 "background": True,
                 "background_options": {"completion_window": "3h"},
@@ -248,11 +258,26 @@ async def test_idempotency_key_returns_same_response_without_generating(client, 
             "background_options.completion_window",
         ),
         (
-            {"model": "m", "input": "x", "background_options": {"completion_window": "2h"}},
+            {"model": "gpt-5-mini", "input": "x", "background_options": {"completion_window": "2h"}},
             "background_options.completion_window",
         ),
-        ({"model": "m", "input": "x", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
-        ({"model": "m", "input": "x", "metadata": {"emulator_fault": "explode"}}, "metadata.emulator_fault"),
+        ({"model": "gpt-5-mini", "input": "x", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        (
+            {"model": "gpt-5-mini", "input": "x", "metadata": {"emulator_fault": "explode"}},
+            "metadata.emulator_fault",
+        ),
+        (
+            {"model": "gpt-5-mini", "input": "x", "metadata": {"emulator_fault": "stream_error:Busy:1"}},
+            "metadata.emulator_fault",
+        ),
+        (
+            {"model": "gpt-5-mini", "input": "x", "metadata": {"emulator_fault": "stream_error:busy"}},
+            "metadata.emulator_fault",
+        ),
+        (
+            {"model": "gpt-5-mini", "input": "x", "metadata": {"emulator_fault": "hold:1"}},
+            "metadata.emulator_fault",
+        ),
     ],
 )
 async def test_invalid_requests_are_400(emulator, kwargs, param):
@@ -268,7 +293,7 @@ async def test_invalid_requests_are_400(emulator, kwargs, param):
 
 async def test_completion_window_8h_background_is_accepted(client, clock):
     created = await client.responses.create(
-        model="m", input="x", background=True, background_options={"completion_window": "8h"}
+        model="gpt-5-mini", input="x", background=True, background_options={"completion_window": "8h"}
     )
     clock.advance(10)
     assert (await client.responses.retrieve(created.id)).status == "completed"

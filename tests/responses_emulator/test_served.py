@@ -48,18 +48,18 @@ async def test_contract_of_openai_python_background_example(served: openai.Async
 
 
 async def test_every_endpoint_over_http(served: openai.AsyncOpenAI, server: EmulatorServer):
-    created = await served.responses.create(model="m", input="x", background=True, store=True)
+    created = await served.responses.create(model="gpt-5-mini", input="x", background=True, store=True)
     assert created.status == "queued"
     final = await wait_for_terminal(served, created.id)
     assert final.status == "completed"
     cancel_me = await served.responses.create(
-        model="m", input="y", background=True, metadata=control(duration=30)
+        model="gpt-5-mini", input="y", background=True, metadata=control(duration=30)
     )
     assert (await served.responses.cancel(cancel_me.id)).status == "cancelled"
     await served.responses.delete(cancel_me.id)
     with pytest.raises(openai.NotFoundError):
         await served.responses.retrieve(cancel_me.id)
-    foreground = await served.responses.create(model="m", input="z", store=False)
+    foreground = await served.responses.create(model="gpt-5-mini", input="z", store=False)
     assert foreground.status == "completed"
     with pytest.raises(openai.NotFoundError):
         await served.responses.retrieve(foreground.id)
@@ -72,7 +72,7 @@ async def test_streams_are_paced_in_real_time_and_end_at_terminal(served: openai
     started = time.monotonic()
     events = await collect(
         await served.responses.create(
-            model="m", input="x", background=True, stream=True, metadata=control(duration=1.0)
+            model="gpt-5-mini", input="x", background=True, stream=True, metadata=control(duration=1.0)
         )
     )
     elapsed = time.monotonic() - started
@@ -83,7 +83,7 @@ async def test_streams_are_paced_in_real_time_and_end_at_terminal(served: openai
 
 async def test_stream_sees_cancel_and_ends(served: openai.AsyncOpenAI):
     stream = await served.responses.create(
-        model="m", input="x", background=True, stream=True, metadata=control(duration=30)
+        model="gpt-5-mini", input="x", background=True, stream=True, metadata=control(duration=30)
     )
     events = []
     async for event in stream:
@@ -96,7 +96,7 @@ async def test_stream_sees_cancel_and_ends(served: openai.AsyncOpenAI):
 
 
 async def test_admin_endpoints(server: EmulatorServer, served: openai.AsyncOpenAI):
-    await served.responses.create(model="m", input="x", background=True, metadata={"job": "7"})
+    await served.responses.create(model="gpt-5-mini", input="x", background=True, metadata={"job": "7"})
     async with httpx2.AsyncClient() as http:
         health = (await http.get(f"{server.admin_url}/health")).json()
         assert health["status"] == "ok"
@@ -117,7 +117,8 @@ async def test_shutdown_with_open_streams_is_quick():
     await server.start()
     sdk = served_client(server)
     streams = [
-        await sdk.responses.create(model="m", input=str(i), background=True, stream=True) for i in range(3)
+        await sdk.responses.create(model="gpt-5-mini", input=str(i), background=True, stream=True)
+        for i in range(3)
     ]
     readers = [asyncio.ensure_future(collect(s)) for s in streams]
     await asyncio.sleep(0.2)
@@ -132,7 +133,9 @@ async def test_shutdown_with_open_streams_is_quick():
 
 async def test_served_json_validates_as_sdk_response(server: EmulatorServer):
     async with httpx2.AsyncClient(base_url=server.base_url) as http:
-        created = await http.post("/responses", json={"model": "m", "input": "x", "background": True})
+        created = await http.post(
+            "/responses", json={"model": "gpt-5-mini", "input": "x", "background": True}
+        )
         assert created.status_code == 200
         Response.model_validate(created.json())
         got = await http.get(f"/responses/{created.json()['id']}")

@@ -1,5 +1,9 @@
 """Streaming and resume, in-process with a ManualClock: streams emit what exists now, then end."""
 
+import json
+from typing import Any
+
+import httpx2
 import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +23,7 @@ EXPECTED_TYPES = (
 
 async def _stream_id(client: openai.AsyncOpenAI, **metadata: str) -> str:
     stream = await client.responses.create(
-        model="m", input="stream me", background=True, stream=True, metadata=metadata or None
+        model="gpt-5-mini", input="stream me", background=True, stream=True, metadata=metadata or None
     )
     first = await collect(stream)
     assert first[0].type == "response.created"
@@ -39,7 +43,7 @@ async def test_full_stream_event_sequence(client: openai.AsyncOpenAI, clock: Man
 
 
 async def test_stream_emits_only_what_exists_then_ends(client, clock):
-    stream = await client.responses.create(model="m", input="x", background=True, stream=True)
+    stream = await client.responses.create(model="gpt-5-mini", input="x", background=True, stream=True)
     at_create = await collect(stream)
     assert [e.type for e in at_create] == ["response.created", "response.queued"]
     response_id = response_of(at_create[0]).id
@@ -56,7 +60,7 @@ async def test_resume_from_any_cursor_yields_exactly_the_missing_events(cut: int
     clock = ManualClock()
     sdk = in_process_client(Emulator(EmulatorConfig(duration_s=3.0, queued_s=1.0), clock=clock))
     created = await collect(
-        await sdk.responses.create(model="m", input="resume", background=True, stream=True)
+        await sdk.responses.create(model="gpt-5-mini", input="resume", background=True, stream=True)
     )
     response_id = response_of(created[0]).id
     clock.advance(split_time)
@@ -112,15 +116,101 @@ async def test_resume_window_expiry(client, clock):
 
 
 async def test_background_not_created_with_stream_cannot_be_streamed(client):
-    created = await client.responses.create(model="m", input="x", background=True)
+    created = await client.responses.create(model="gpt-5-mini", input="x", background=True)
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.retrieve(created.id, stream=True)
     assert caught.value.param == "stream"
 
 
 async def test_foreground_stream_is_complete_at_once_with_manual_clock(client):
-    events = await collect(await client.responses.create(model="m", input="x", stream=True, store=False))
+    events = await collect(
+        await client.responses.create(model="gpt-5-mini", input="x", stream=True, store=False)
+    )
     assert response_of(events[0]).status == "in_progress"
     assert "response.queued" not in [e.type for e in events]
     assert events[-1].type == "response.completed"
     assert delta_text(events) == response_of(events[-1]).output_text
+
+
+def _frames(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    frames = []
+    for block in body.decode().split("\n\n"):
+        if block:
+            event_line, data_line = block.split("\n")
+            frames.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
+    return frames
+
+
+async def test_stream_error_frame_is_the_live_apis_shape_and_uses_no_sequence_number(emulator, clock):
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(emulator.handle)) as http:
+        body = {
+            "model": "gpt-5-mini",
+            "input": "x",
+            "background": True,
+            "stream": True,
+            "metadata": control(fault="stream_error:server_error:2:2"),
+        }
+        first = await http.post("http://emulator.local/v1/responses", json=body)
+        frames = _frames(first.content)
+        assert [name for name, _ in frames] == ["response.created", "response.queued", "error"]
+        assert frames[-1][1] == {
+            "type": "error",
+            "error": {
+                "type": "server_error",
+                "code": "server_error",
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "param": None,
+            },
+            "sequence_number": 2,
+        }
+        response_id = frames[0][1]["response"]["id"]
+        clock.advance(10)
+        url = f"http://emulator.local/v1/responses/{response_id}"
+        second = _frames((await http.get(url, params={"stream": "true", "starting_after": "1"})).content)
+        # The error took no number: the event after the last one received is still number 2.
+        assert [(name, data["sequence_number"]) for name, data in second] == [
+            ("response.in_progress", 2),
+            ("response.output_item.added", 3),
+            ("error", 4),
+        ]
+        third = _frames((await http.get(url, params={"stream": "true", "starting_after": "3"})).content)
+        assert third[-1][0] == "response.completed"
+        assert [data["sequence_number"] for _, data in third] == list(range(4, 4 + len(third)))
+
+
+async def test_stream_error_waits_for_a_stream_that_reaches_its_count(client, clock):
+    """Under a manual clock a stream that ends early does not use the fault up."""
+    events = await collect(
+        await client.responses.create(
+            model="gpt-5-mini",
+            input="x",
+            background=True,
+            stream=True,
+            metadata=control(fault="stream_error:overloaded:4"),
+        )
+    )
+    assert [e.type for e in events] == ["response.created", "response.queued"]
+    clock.advance(10)
+    with pytest.raises(openai.APIError) as caught:
+        await collect(
+            await client.responses.retrieve(response_of(events[0]).id, stream=True, starting_after=1)
+        )
+    assert caught.value.code == "overloaded"
+    rest = await collect(
+        await client.responses.retrieve(response_of(events[0]).id, stream=True, starting_after=1)
+    )
+    assert rest[-1].type == "response.completed"
+
+
+async def test_stream_error_after_the_last_event_is_not_sent(client):
+    events = await collect(
+        await client.responses.create(
+            model="gpt-5-mini",
+            input="x",
+            stream=True,
+            store=False,
+            metadata=control(fault="stream_error:server_error:48"),
+        )
+    )
+    assert events[-1].type == "response.completed"
+    assert len(events) == 48
