@@ -39,7 +39,7 @@ from activities.responses import (
     StartBackgroundResult,
     StreamMode,
 )
-from responses_emulator import Emulator, EmulatorConfig, LedgerEntry, ManualClock
+from responses_emulator import Emulator, EmulatorConfig, LedgerEntry, ManualClock, ShiftedClock
 from responses_emulator.testing import control
 
 PROMPT = "prompt-marker-okapi-71 survey the public sources"
@@ -172,9 +172,10 @@ def make_rig(
     manual: bool = True,
     handler: Callable[[Emulator, ManualClock | None], Handler] | None = None,
     headers: Mapping[str, str] | None = None,
+    shifted: ShiftedClock | None = None,
 ) -> Rig:
-    clock = ManualClock() if manual else None
-    emulator = Emulator(config, clock=clock)
+    clock = ManualClock() if manual and shifted is None else None
+    emulator = Emulator(config, clock=shifted or clock)
     transport = httpx2.MockTransport(handler(emulator, clock) if handler else emulator.handle)
     provider = openai.AsyncOpenAI(
         api_key="emulator",
@@ -318,6 +319,53 @@ async def test_one_dropped_stream_counts_one_reconnect(rig: Rig) -> None:
     assert [e.starting_after for e in rig.stream_reads(started.response_id)] == [0, 5]
     assert rig.polls(started.response_id) == []
     assert result.reconnects == 1
+
+
+async def test_a_quiet_twenty_minute_stream_costs_two_requests() -> None:
+    # One event a minute for twenty minutes, on a clock the test fast-forwards while the stream stays
+    # open. Before, a stream silent for 10 s (or the queued timeout, here 0.5 s) was closed, polled and
+    # re-opened: tens of requests for this job.
+    rig = make_rig(EmulatorConfig(queued_s=0.5), shifted=ShiftedClock())
+    try:
+        started = await rig.start(stream=True, metadata=control(duration=1200, tokens=20))
+        follow = asyncio.create_task(rig.follow(started, mode="stream", queued_timeout_s=0.5))
+        await until(lambda: rig.emulator.open_streams == 1)
+        for _ in range(10):
+            rig.emulator.advance(121)  # two events become due at once...
+            await asyncio.sleep(0.6)  # ...then real silence longer than the old idle limit
+            assert rig.emulator.open_streams == 1 or follow.done()
+        result = await follow
+    finally:
+        await rig.provider.close()
+    assert result.status == "completed"
+    assert (result.reconnects, result.polls) == (0, 0)
+    requests = rig.requests(started.response_id)
+    assert [(e.method, e.stream) for e in requests] == [("POST", True), ("GET", True)], requests
+
+
+@pytest.mark.parametrize("code", ["rate_limit_exceeded", "server_error"])
+async def test_a_transient_error_event_mid_stream_resumes_after_the_cursor(rig: Rig, code: str) -> None:
+    started = await rig.start(stream=True, metadata={"emulator_fault": f"stream_error:{code}:6"})
+    rig.advance(10)
+    result = await rig.follow(started, mode="stream")
+    assert result.status == "completed"
+    assert result.reconnects == 1
+    reads = rig.stream_reads(started.response_id)
+    assert len(reads) == 2
+    assert reads[1].starting_after is not None
+    assert reads[1].starting_after > (reads[0].starting_after or 0)
+    assert result.output_text == await undisturbed_text(rig)
+    assert len(rig.generations()) == 1
+
+
+async def test_an_error_event_with_another_code_fails_the_attempt_for_good(rig: Rig) -> None:
+    started = await rig.start(stream=True, metadata={"emulator_fault": "stream_error:invalid_prompt:6"})
+    rig.advance(10)
+    with pytest.raises(ApplicationError) as failure:
+        await rig.follow(started, mode="stream")
+    assert failure.value.type == FailureType.PROVIDER_ERROR
+    assert failure.value.non_retryable
+    assert "invalid_prompt" in failure.value.message
 
 
 @pytest.mark.parametrize("cause", ["resume_window_expired", "created_without_stream"])

@@ -95,6 +95,19 @@ async def own_stack(
             yield mine, emulator
 
 
+async def test_transient_error_events_mid_stream_resume_the_job(
+    client: Client, worker: str, emulator: Emulator, emulator_server: EmulatorServer
+) -> None:
+    # The live API can send an `error` event after generation began (a rate limit, an overload). Before,
+    # the SDK's bare APIError was mapped to a non-retryable client error and the job failed for good.
+    handle = await start(client, worker, task(STREAMED, fault="stream_error:rate_limit_exceeded:4:2"))
+    result = await handle.result()
+    assert result.status == "completed"
+    assert result.reconnects >= 1
+    assert result.output_text == await undisturbed_output(emulator_server.base_url, result)
+    assert len(generations(emulator, handle.id)) == 1
+
+
 async def test_stream_dropped_every_few_events_completes_with_the_same_output(
     client: Client, worker: str, emulator: Emulator, emulator_server: EmulatorServer
 ) -> None:
