@@ -123,16 +123,23 @@ class JobLimits(BaseModel):
 class PolicyQuery(BaseModel):
     """What a caller declares about a job; the policy decides from this alone.
 
-    Only the input's length is sent, never its text.
+    It is also the input of the worker's ``evaluate_policy`` activity, so it is recorded in workflow
+    history: it carries the input's length, never its text, and ignores unknown fields so histories
+    written by a newer workflow still load.
     """
 
     model_config = _WIRE
 
     job_type: str
+    """A job type id of the policy, e.g. ``public_research``."""
     data_class: str | None = None
+    """The declared data class; ``None`` (or an unknown id) means the job type's floor."""
     approval: str | None = None
+    """An approval reference (``[approvals.<ref>]``) the caller relies on for background."""
     tenant: str | None = None
+    """The tenant whose overrides apply; ``None`` or an unknown tenant means the base policy."""
     input_chars: int = Field(default=0, ge=0)
+    """The input's length in characters (limit ``max_input_chars``); the text itself is never sent."""
 
 
 class PolicyDecision(BaseModel):
