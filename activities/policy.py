@@ -10,28 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.decision_tags import DecisionTags
 from activities.failures import FailureType
 from policy import PolicyDecision, PolicyQuery, PolicySource, UnknownJobTypeError, evaluate
-
-
-class EvaluatePolicyInput(BaseModel):
-    """What the policy needs to know about a job: its declarations and the size of its input.
-
-    The input text itself is not sent: the policy only needs its length.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    job_type: str
-    data_class: str | None = None
-    approval: str | None = None
-    tenant: str | None = None
-    input_chars: int = 0
 
 
 class PolicyActivities:
@@ -41,20 +25,22 @@ class PolicyActivities:
         self._source = source
 
     @activity.defn
-    async def evaluate_policy(self, input: EvaluatePolicyInput) -> PolicyDecision:
+    async def evaluate_policy(self, query: PolicyQuery) -> PolicyDecision:
         """Decide the lane of a job and record the decision on the activity span.
+
+        The input is the policy query itself: what the workflow declares about the job and the length
+        of its input, never the input text, since activity inputs are recorded in history.
+
+        Args:
+            query: The job type, declared data class, approval, tenant and input length.
+
+        Returns:
+            The decision, with the version and digest of the policy that made it.
 
         Raises:
             ApplicationError: Non-retryable, of type ``UnknownJobType``, listing the known job types.
         """
         policy = self._source.current()
-        query = PolicyQuery(
-            job_type=input.job_type,
-            data_class=input.data_class,
-            approval=input.approval,
-            tenant=input.tenant,
-            input_chars=input.input_chars,
-        )
         try:
             # Wall-clock time only matters for approval expiry; the decision records what was decided.
             decision = evaluate(policy, query, now=datetime.now(UTC))

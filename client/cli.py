@@ -107,9 +107,9 @@ def build_task(args: argparse.Namespace, settings: Settings) -> ModelTaskInput:
         policy = load_policy(settings.policy_path)
     except PolicyError as exc:
         raise CliError(f"policy: {exc}") from exc
-    if args.job_type not in policy.job_types:
+    if args.job_type not in policy.job_type_names:
         raise CliError(
-            f"--job-type: unknown job type {args.job_type!r}; known: {', '.join(sorted(policy.job_types))}"
+            f"--job-type: unknown job type {args.job_type!r}; known: {', '.join(policy.job_type_names)}"
         )
     if args.data_class is not None and args.data_class not in policy.class_names:
         raise CliError(

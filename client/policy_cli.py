@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from policy import (
-    Policy,
+    CompiledPolicy,
     PolicyDecision,
     PolicyFileError,
     PolicyQuery,
@@ -124,7 +124,7 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def _describe(policy: Policy, d: PolicyDecision) -> str:
+def _describe(policy: CompiledPolicy, d: PolicyDecision) -> str:
     declared = d.declared_data_class if d.declared_data_class is not None else "(none)"
     profile = "(none)"
     if d.profile is not None:
@@ -182,7 +182,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    policies: list[Policy] = []
+    policies: list[CompiledPolicy] = []
     failed = False
     for path in (args.old, args.new):
         try:

@@ -13,11 +13,12 @@ Usage::
 
     from policy import PolicyQuery, PolicySource, evaluate
 
-    source = PolicySource()  # policy/default.toml, or a path
+    source = PolicySource()  # policy/default.toml, or a path; current() is a CompiledPolicy
     decision = evaluate(source.current(), PolicyQuery(job_type="public_research"), now=now)
     decision.lane, decision.rule, decision.reasons
 """
 
+from policy.compiled import CompiledPolicy
 from policy.errors import PolicyError, PolicyFileError, UnknownJobTypeError
 from policy.evaluation import evaluate
 from policy.loading import default_policy_path, load_policy, load_policy_text
@@ -34,6 +35,7 @@ from policy.source import PolicySource
 
 __all__ = [
     "Answer",
+    "CompiledPolicy",
     "JobLimits",
     "Lane",
     "Policy",

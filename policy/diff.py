@@ -11,8 +11,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from policy.compiled import CompiledPolicy
 from policy.matrix import decision_matrix
-from policy.models import Lane, Policy
+from policy.models import Lane
 
 __all__ = ["CellChange", "PolicyDiff", "diff_policies"]
 
@@ -58,7 +59,7 @@ class PolicyDiff(BaseModel):
         )
 
 
-def diff_policies(old: Policy, new: Policy, *, now: datetime | None = None) -> PolicyDiff:
+def diff_policies(old: CompiledPolicy, new: CompiledPolicy, *, now: datetime | None = None) -> PolicyDiff:
     """Compare the decision matrices of two policies over the cells both define.
 
     Args:
@@ -96,8 +97,8 @@ def diff_policies(old: Policy, new: Policy, *, now: datetime | None = None) -> P
         new_version=new.version,
         old_digest=old.digest,
         new_digest=new.digest,
-        added_job_types=sorted(set(new.job_types) - set(old.job_types)),
-        removed_job_types=sorted(set(old.job_types) - set(new.job_types)),
+        added_job_types=sorted(set(new.job_type_names) - set(old.job_type_names)),
+        removed_job_types=sorted(set(old.job_type_names) - set(new.job_type_names)),
         added_data_classes=[c for c in new.class_names if c not in set(old.class_names)],
         removed_data_classes=[c for c in old.class_names if c not in new_classes],
         lane_changes=lane_changes,

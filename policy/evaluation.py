@@ -11,7 +11,8 @@ the first that decides gives the decision its rule id (see ``policy.rules``):
    missing or invalid): the job type's fallback, stateless or denied;
 4. otherwise background.
 
-``evaluate`` is pure: the same policy digest, query and ``now`` give the same decision.
+``evaluate`` is pure: the same policy digest, query and ``now`` give the same decision. It takes only a
+``CompiledPolicy``, so every decision comes from cross-checked rules and carries their digest.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from policy import rules
+from policy.compiled import CompiledPolicy
 from policy.errors import UnknownJobTypeError
-from policy.index import ClassView, JobView, PolicyIndex, View, index_of
-from policy.models import Answer, Lane, Policy, PolicyDecision, PolicyQuery
+from policy.index import ClassView, JobView, PolicyIndex, View
+from policy.models import Answer, Lane, PolicyDecision, PolicyQuery
 
 __all__ = ["evaluate"]
 
@@ -48,11 +50,12 @@ def _approval_check(
     return None
 
 
-def evaluate(policy: Policy, query: PolicyQuery, *, now: datetime | None = None) -> PolicyDecision:
+def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None = None) -> PolicyDecision:
     """Decide which lane a job may take, and record why.
 
     Args:
-        policy: A policy from ``load_policy``.
+        policy: A compiled policy, from ``load_policy`` or ``PolicySource.current()``. A bare ``Policy``
+            is refused: it has not been cross-checked and has no digest to put in the decision.
         query: The job type and what the caller declares about the job.
         now: The time approvals' expiry is checked against; pass it (e.g. ``workflow.now()`` or the
             activity's clock) to keep evaluation deterministic. ``None`` reads the UTC clock, and only
@@ -62,9 +65,16 @@ def evaluate(policy: Policy, query: PolicyQuery, *, now: datetime | None = None)
         The decision: lane, rule id, policy version and digest, the three answers and short reasons.
 
     Raises:
+        TypeError: ``policy`` is not a ``CompiledPolicy`` (for example a ``Policy`` built with
+            ``Policy.model_validate``, which skipped the cross-checks).
         UnknownJobTypeError: The policy does not define ``query.job_type``.
     """
-    index = index_of(policy)
+    if not isinstance(policy, CompiledPolicy):
+        raise TypeError(
+            f"evaluate needs a CompiledPolicy from load_policy, not {type(policy).__name__}; a Policy "
+            "document has not been cross-checked and has no digest"
+        )
+    index = policy.index
     tenant = query.tenant
     view: View = index.base
     reasons: list[str] = []
@@ -185,8 +195,8 @@ def evaluate(policy: Policy, query: PolicyQuery, *, now: datetime | None = None)
         {
             "lane": lane,
             "rule": rule,
-            "policy_version": index.version,
-            "policy_digest": index.digest,
+            "policy_version": policy.document.policy_version,
+            "policy_digest": policy.digest,
             "job_type": job.name,
             "declared_data_class": declared,
             "data_class": cls.name,

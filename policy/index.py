@@ -5,7 +5,8 @@ that depends only on the file is worked out once, at load: data class ranks, ten
 their own view, the ``Answer`` objects with their key paths, and the provider profile each job type gets
 on each lane (with the job's model filled in). Evaluation then does dictionary lookups and comparisons.
 
-Only ``loading`` builds an index, after the cross-checks have passed, so lookups here cannot miss.
+``CompiledPolicy`` builds the index, after the cross-checks have passed, so lookups here cannot miss; the
+cross-checks themselves use ``build_view`` to read merged tenant scales.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime
 
 from policy.models import Answer, JobLimits, Policy, ProviderProfile
 
-__all__ = ["ApprovalView", "ClassView", "JobView", "PolicyIndex", "View", "build_index", "index_of"]
+__all__ = ["ApprovalView", "ClassView", "JobView", "PolicyIndex", "View", "build_index", "build_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +84,11 @@ class ApprovalView:
 
 @dataclass(frozen=True, slots=True)
 class PolicyIndex:
-    """The compiled policy: the base view, one view per tenant with overrides, and the approvals."""
+    """A policy compiled for evaluation: the base view, one view per tenant with overrides, and the approvals.
 
-    version: str
-    digest: str
+    It holds no identity of its own: ``CompiledPolicy`` keeps it next to the document's digest.
+    """
+
     base: View
     tenants: dict[str, View]
     approvals: dict[str, ApprovalView]
@@ -198,11 +200,16 @@ def build_view(policy: Policy, tenant: str | None) -> View:
 
 
 def build_index(policy: Policy) -> PolicyIndex:
-    """Compile a checked policy: the base view, every tenant's merged view, and the approvals."""
+    """Compile a checked policy: the base view, every tenant's merged view, and the approvals.
+
+    Args:
+        policy: A policy that passed ``policy_problems``; ``CompiledPolicy`` is the only caller.
+
+    Returns:
+        The index ``evaluate`` reads.
+    """
     rank = {name: i for i, name in enumerate(policy.data_class_order)}
     return PolicyIndex(
-        version=policy.version,
-        digest=policy.digest,
         base=build_view(policy, None),
         tenants={tenant: build_view(policy, tenant) for tenant in policy.tenants},
         approvals={
@@ -217,19 +224,3 @@ def build_index(policy: Policy) -> PolicyIndex:
             for ref, a in policy.approvals.items()
         },
     )
-
-
-def index_of(policy: Policy) -> PolicyIndex:
-    """Return the policy's compiled index, building and caching it on first use.
-
-    The loader builds the index; this reads it straight from pydantic's private-attribute dict because
-    attribute access to private attributes goes through ``BaseModel.__getattr__``, which alone cost half
-    of an evaluation.
-    """
-    private = policy.__pydantic_private__
-    index = private.get("_index") if private is not None else None
-    if isinstance(index, PolicyIndex):
-        return index
-    built = build_index(policy)
-    policy._index = built
-    return built

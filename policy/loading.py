@@ -1,4 +1,6 @@
-"""Reading a policy file: TOML syntax, then keys and types, then cross-checks, then the digest.
+"""Reading a policy file: TOML syntax, then keys and types, then cross-checks, digest and index.
+
+The result is a ``CompiledPolicy``, the only form the engine decides with.
 
 Every failure becomes a ``PolicyFileError`` whose lines name the file, the key path and the fix, e.g.::
 
@@ -24,10 +26,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from policy.checks import policy_problems
-from policy.digest import policy_digest
+from policy.compiled import CompiledPolicy
 from policy.errors import PolicyFileError
-from policy.index import build_index
 from policy.models import Policy
 
 __all__ = ["default_policy_path", "load_policy", "load_policy_text"]
@@ -38,14 +38,14 @@ def default_policy_path() -> Path:
     return Path(__file__).parent / "default.toml"
 
 
-def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
-    """Load, validate and cross-check a policy file.
+def load_policy(path: str | os.PathLike[str] | None = None) -> CompiledPolicy:
+    """Load, validate, cross-check and compile a policy file.
 
     Args:
         path: The TOML file; ``None`` means the shipped ``policy/default.toml``.
 
     Returns:
-        The validated policy, with ``source`` set to the path as given and ``digest`` computed.
+        The compiled policy, with ``source`` set to the path as given and ``digest`` computed.
 
     Raises:
         PolicyFileError: The file cannot be read or is not a valid policy; ``errors`` lists every problem.
@@ -63,15 +63,15 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     return load_policy_text(text, source=source)
 
 
-def load_policy_text(text: str, *, source: str) -> Policy:
-    """Validate policy TOML text; ``load_policy`` for text that is not in a file (tests, the CLI).
+def load_policy_text(text: str, *, source: str) -> CompiledPolicy:
+    """Validate and compile policy TOML text; ``load_policy`` for text that is not in a file (tests).
 
     Args:
         text: The TOML document.
-        source: The name used in error messages and ``Policy.source``.
+        source: The name used in error messages and ``CompiledPolicy.source``.
 
     Returns:
-        The validated, cross-checked and digested policy.
+        The validated, cross-checked, digested and indexed policy.
 
     Raises:
         PolicyFileError: The text is not a valid policy; ``errors`` lists every problem.
@@ -88,13 +88,8 @@ def load_policy_text(text: str, *, source: str) -> Policy:
         raise PolicyFileError(
             [f"{source}: {_describe(error)}" for error in exc.errors(include_url=False)], source=source
         ) from None
-    problems = policy_problems(policy)
-    if problems:
-        raise PolicyFileError([f"{source}: {problem}" for problem in problems], source=source)
-    policy._source = source
-    policy._digest = policy_digest(policy)
-    policy._index = build_index(policy)
-    return policy
+    # Cross-checks run in the constructor, so no CompiledPolicy exists for a policy that fails one.
+    return CompiledPolicy(policy, source=source)
 
 
 # --- turning pydantic errors into reviewer messages ----------------------------------------------------

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from policy.compiled import CompiledPolicy
 from policy.evaluation import evaluate
-from policy.models import Policy, PolicyDecision, PolicyQuery
+from policy.models import PolicyDecision, PolicyQuery
 
 __all__ = ["decision_matrix", "lane_matrix"]
 
 
 def decision_matrix(
-    policy: Policy, *, tenant: str | None = None, now: datetime | None = None
+    policy: CompiledPolicy, *, tenant: str | None = None, now: datetime | None = None
 ) -> dict[str, dict[str, PolicyDecision]]:
     """Evaluate every job type against every data class.
 
@@ -37,7 +38,7 @@ def decision_matrix(
     }
 
 
-def lane_matrix(policy: Policy, *, tenant: str | None = None) -> dict[str, dict[str, str]]:
+def lane_matrix(policy: CompiledPolicy, *, tenant: str | None = None) -> dict[str, dict[str, str]]:
     """Return ``{job_type: {data_class: lane}}``, the JSON shape of ``lanes policy check --json``."""
     return {
         job: {cls: d.lane.value for cls, d in row.items()}

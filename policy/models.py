@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "LANE_STRICTNESS",
@@ -123,16 +123,23 @@ class JobLimits(BaseModel):
 class PolicyQuery(BaseModel):
     """What a caller declares about a job; the policy decides from this alone.
 
-    Only the input's length is sent, never its text.
+    It is also the input of the worker's ``evaluate_policy`` activity, so it is recorded in workflow
+    history: it carries the input's length, never its text, and ignores unknown fields so histories
+    written by a newer workflow still load.
     """
 
     model_config = _WIRE
 
     job_type: str
+    """A job type id of the policy, e.g. ``public_research``."""
     data_class: str | None = None
+    """The declared data class; ``None`` (or an unknown id) means the job type's floor."""
     approval: str | None = None
+    """An approval reference (``[approvals.<ref>]``) the caller relies on for background."""
     tenant: str | None = None
+    """The tenant whose overrides apply; ``None`` or an unknown tenant means the base policy."""
     input_chars: int = Field(default=0, ge=0)
+    """The input's length in characters (limit ``max_input_chars``); the text itself is never sent."""
 
 
 class PolicyDecision(BaseModel):
@@ -290,11 +297,12 @@ class TenantOverride(BaseModel):
 
 
 class Policy(BaseModel):
-    """A validated policy file. Build it with ``load_policy``, which also cross-checks and digests it.
+    """The data of a policy file, with each table's keys and types validated, and nothing more.
 
-    ``data_classes`` is kept in sensitivity order (``data_class_order``). ``source`` and ``digest`` are
-    set by the loader: ``digest`` is the sha256 of the canonical JSON of the validated data, so the same
-    rules written with other key order, whitespace or comments digest the same.
+    A ``Policy`` has not been cross-checked (references between tables, the sensitivity scale, tenant
+    overrides), so the engine does not decide with it: ``load_policy`` validates, cross-checks and
+    compiles it into a ``CompiledPolicy``, which carries the digest and is what ``evaluate`` takes.
+    ``data_classes`` is kept in sensitivity order (``data_class_order``).
     """
 
     model_config = _FILE
@@ -308,10 +316,6 @@ class Policy(BaseModel):
     job_types: dict[str, JobType]
     approvals: dict[str, Approval] = Field(default_factory=dict)
     tenants: dict[str, TenantOverride] = Field(default_factory=dict)
-
-    _source: str = PrivateAttr(default="<memory>")
-    _digest: str = PrivateAttr(default="")
-    _index: object = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -339,16 +343,6 @@ class Policy(BaseModel):
     def version(self) -> str:
         """The ``policy_version`` the file declares; decisions carry it next to the digest."""
         return self.policy_version
-
-    @property
-    def digest(self) -> str:
-        """``sha256:<hex>`` of the canonical form; identifies the rules, whatever their layout."""
-        return self._digest
-
-    @property
-    def source(self) -> str:
-        """The file path as given to the loader, for messages and logs."""
-        return self._source
 
     @property
     def class_names(self) -> list[str]:

@@ -13,9 +13,9 @@ import logging
 import os
 import threading
 
+from policy.compiled import CompiledPolicy
 from policy.errors import PolicyFileError
 from policy.loading import default_policy_path, load_policy
-from policy.models import Policy
 
 __all__ = ["PolicySource"]
 
@@ -32,7 +32,7 @@ class PolicySource:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._path: str | os.PathLike[str] = path if path is not None else default_policy_path()
-        self._policy: Policy | None = None
+        self._policy: CompiledPolicy | None = None
         self._stamp: _Stamp | None = None
         self._lock = threading.Lock()
 
@@ -41,11 +41,12 @@ class PolicySource:
         """The watched file, as given (or the shipped default)."""
         return os.fspath(self._path)
 
-    def current(self) -> Policy:
+    def current(self) -> CompiledPolicy:
         """Return the policy, reloading it first if the file changed since the last call.
 
         Returns:
-            The newest valid policy, or the last good one if the file became unreadable or invalid.
+            The newest valid compiled policy, or the last good one if the file became unreadable or
+            invalid.
 
         Raises:
             PolicyFileError: The file could not be loaded and no earlier version was ever loaded.

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.decision_tags import DecisionTags
     from activities.failures import FailureType
     from activities.outcome import ProviderOutcome, TokenUsage
-    from activities.policy import EvaluatePolicyInput, PolicyActivities
+    from activities.policy import PolicyActivities
     from activities.responses import (
         AwaitBackgroundInput,
         AwaitBackgroundResult,
@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         StatelessInput,
         StatelessResult,
     )
-    from policy import Lane, PolicyDecision
+    from policy import Lane, PolicyDecision, PolicyQuery
     from workflows import activity_options, search_attributes
 
 MAX_INPUT_CHARS = 400_000
@@ -294,7 +294,7 @@ class ModelTaskWorkflow:
         decision: PolicyDecision = await self._settle(
             workflow.start_activity_method(
                 PolicyActivities.evaluate_policy,
-                EvaluatePolicyInput(
+                PolicyQuery(
                     job_type=input.job_type,
                     data_class=input.data_class,
                     approval=input.approval,

@@ -80,7 +80,7 @@ def test_full_matrix_is_the_golden_one():
 def test_ids_are_the_documented_ones():
     policy = load_policy()
     assert policy.class_names == ["public", "internal", "confidential", "regulated", "restricted"]
-    assert list(policy.data_classes) == policy.class_names
+    assert list(policy.document.data_classes) == policy.class_names
     assert set(policy.job_type_names) == set(DEFAULT_CLASS)
 
 

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from policy import (
+    CompiledPolicy,
     Lane,
-    Policy,
     PolicyDecision,
     PolicyQuery,
     UnknownJobTypeError,
@@ -25,11 +25,11 @@ def _doc() -> dict[str, Any]:
     return tomllib.loads(default_policy_path().read_text())
 
 
-def _load(doc: dict[str, Any]) -> Policy:
+def _load(doc: dict[str, Any]) -> CompiledPolicy:
     return load_policy_text(dump_toml(doc), source="test.toml")
 
 
-def _with_approval(**approval: Any) -> Policy:
+def _with_approval(**approval: Any) -> CompiledPolicy:
     doc = _doc()
     doc["approvals"] = {
         "SEC-1234": {
@@ -42,7 +42,7 @@ def _with_approval(**approval: Any) -> Policy:
     return _load(doc)
 
 
-def _decide(policy: Policy, **query: Any) -> PolicyDecision:
+def _decide(policy: CompiledPolicy, **query: Any) -> PolicyDecision:
     return evaluate(policy, PolicyQuery(**query), now=NOW)
 
 
@@ -260,7 +260,7 @@ def test_every_documented_rule_id_is_produced():
     doc["data_classes"]["regulated"]["stored_state"] = "deny"
     doc["data_classes"]["restricted"]["model_calls"] = True
     denying = _load(doc)
-    queries: list[tuple[Policy, dict[str, Any]]] = [
+    queries: list[tuple[CompiledPolicy, dict[str, Any]]] = [
         (edited, {"job_type": "public_research"}),
         (edited, {"job_type": "internal_drafting"}),
         (edited, {"job_type": "support_analysis"}),

@@ -7,14 +7,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policy import Lane, Policy, PolicyDecision, PolicyQuery, evaluate, load_policy_text
-from policy.index import index_of
+from policy import CompiledPolicy, Lane, PolicyDecision, PolicyQuery, evaluate, load_policy_text
 from policy.testing import datetimes_utc, dump_toml, policy_documents, queries, strictness
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _load(doc: dict[str, Any]) -> Policy:
+def _load(doc: dict[str, Any]) -> CompiledPolicy:
     return load_policy_text(dump_toml(doc), source="generated.toml")
 
 
@@ -34,7 +33,7 @@ def _cases(draw: st.DrawFn) -> tuple[dict[str, Any], list[PolicyQuery], datetime
 def test_decisions_are_consistent_with_their_evidence(case):
     doc, qs, now = case
     policy = _load(doc)
-    index = index_of(policy)
+    index = policy.index
     for query in qs:
         d = evaluate(policy, query, now=now)
         view = index.tenants.get(query.tenant or "", index.base)
@@ -55,6 +54,8 @@ def test_decisions_are_consistent_with_their_evidence(case):
             assert d.profile is None
         assert view.class_rank[d.data_class] >= view.jobs[query.job_type].floor_rank
         assert d.reasons
+        assert d.policy_digest == policy.digest
+        assert d.policy_digest.startswith("sha256:")
 
 
 @SETTINGS

@@ -31,7 +31,7 @@ def test_loads_once_and_reloads_when_the_file_changes(tmp_path: Path, caplog: py
     with caplog.at_level(logging.INFO, logger="lanes.policy"):
         second = source.current()
     assert second is not first
-    assert second.organisation.background_enabled is False
+    assert second.document.organisation.background_enabled is False
     assert second.digest != first.digest
     assert "reloaded" in caplog.text
 
@@ -52,7 +52,7 @@ def test_keeps_the_last_good_policy_when_the_file_breaks(tmp_path: Path, caplog:
     assert good.digest in record.getMessage()
     assert "do-not-log-this-value" not in caplog.text
     _write(path, DEFAULT.replace("zdr_only = false", "zdr_only = true"), tick=3)
-    assert source.current().organisation.zdr_only is True
+    assert source.current().document.organisation.zdr_only is True
 
 
 def test_keeps_serving_when_the_file_disappears(tmp_path: Path, caplog: pytest.LogCaptureFixture):

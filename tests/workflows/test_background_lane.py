@@ -44,7 +44,9 @@ async def until_pending(
     """Wait until the job's pending await activity satisfies ``condition`` (observed, never timed)."""
     async with asyncio.timeout(120):
         while True:
-            for pending in (await job_status(client, settings, handle.id))["pending_activities"]:
+            info = await job_status(client, settings, handle.id)
+            found: list[dict[str, Any]] = info["pending_activities"]
+            for pending in found:
                 if pending["activity"] == "await_background_response" and condition(pending):
                     return pending
             await asyncio.sleep(0.05)

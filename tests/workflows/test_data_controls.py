@@ -29,7 +29,7 @@ from workflows.model_task import ModelTaskInput, ModelTaskResult, ModelTaskWorkf
 
 POLICY = load_policy()
 FORBIDS_STORED_STATE = {
-    name for name, cls in POLICY.data_classes.items() if cls.stored_state == "deny" or cls.zdr
+    name for name, cls in POLICY.document.data_classes.items() if cls.stored_state == "deny" or cls.zdr
 }
 
 # Text that is easy to find again: a random token inside arbitrary printable text.
