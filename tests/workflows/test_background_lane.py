@@ -89,11 +89,27 @@ async def test_history_stays_small_however_many_polls(
 ) -> None:
     fast_polls = CODING_LIMITS.replace("poll_interval_cap_s = 30", "poll_interval_cap_s = 0.05")
     settings = settings.model_copy(update={"policy_path": policy_with(tmp_path, CODING_LIMITS, fast_polls)})
+    # The response is held in progress until the ledger shows 40 polls, however fast they come.
+    tag = uuid.uuid4().hex
     task = ModelTaskInput(
-        job_type="coding_analysis", data_class="internal", input=PROMPT, metadata={"emulator_duration": "6"}
+        job_type="coding_analysis",
+        data_class="internal",
+        input=PROMPT,
+        metadata={"emulator_duration": "1", "emulator_fault": "hold", "history": tag},
     )
     async with openai_client(settings) as provider, build_worker(client, settings, provider):
         handle = await start(client, settings.task_queue, task)
+
+        def polls() -> int:
+            entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
+            return len([e for e in entries if e.method == "GET" and not e.stream])
+
+        try:
+            async with asyncio.timeout(120):
+                while polls() < 40:  # noqa: ASYNC110 (state of the emulator)
+                    await asyncio.sleep(0.05)
+        finally:
+            assert emulator.release(metadata={"history": tag}) == 1
         result = await handle.result()
     assert result.status == "completed"
     assert result.polls >= 40, result.polls
