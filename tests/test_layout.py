@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "name", ["workflows", "activities", "policy", "client", "responses_emulator", "worker"]
+    "name", ["workflows", "activities", "policy", "client", "cli", "responses_emulator", "worker"]
 )
 def test_package_resolves_inside_the_repository(name: str) -> None:
     module = importlib.import_module(name)

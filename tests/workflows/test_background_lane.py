@@ -14,11 +14,10 @@ from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from client.cli import job_status
+from cli.stack import WorkerProcess
 from client.connect import openai_client
-from client.jobs import wait_for_phase, wait_for_status
+from client.jobs import PendingActivity, job_status, wait_for_phase, wait_for_status
 from client.settings import Settings
-from client.stack import WorkerProcess
 from policy import default_policy_path
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
 from worker import build_worker
@@ -86,16 +85,16 @@ async def test_status_shows_live_progress_from_heartbeats_without_text(
     await wait_for_phase(handle, "running")
     async with asyncio.timeout(60):
         while True:
-            info = await job_status(client, settings, handle.id)
-            pending = info["pending_activities"]
-            progress = pending[0]["progress"] if pending else None
+            info = await job_status(client, handle.id)
+            pending = info.pending_activities
+            progress = pending[0].progress if pending else None
             if progress and progress.get("chars", 0) > 0:
                 break
             await asyncio.sleep(0.2)
-    assert info["phase"] == "running"
-    assert info["lane"] == "background"
-    assert info["response_id"] == progress["response_id"]
-    assert pending[0]["activity"] == "await_background_response"
+    assert info.phase == "running"
+    assert info.lane == "background"
+    assert info.response_id == progress["response_id"]
+    assert pending[0].activity == "await_background_response"
     assert progress["mode"] == "stream"
     assert progress["cursor"] > 0
     assert progress["provider_status"] == "in_progress"
@@ -262,15 +261,15 @@ async def test_cancel_while_the_create_is_retried_stops_retrying_and_ends_cancel
                 job_type="public_research", input=PROMPT, options=ExecutionOptions(heartbeat_timeout_s=2)
             ),
         )
-        pending: dict[str, Any] = {"attempt": 0}
-        while pending["attempt"] < 2:  # observed: the create failed at least once and waits to retry
-            info = await job_status(client, settings, handle.id)
-            pending = next(iter(info["pending_activities"]), pending)
+        pending = PendingActivity(activity="", state="", attempt=0)
+        while pending.attempt < 2:  # observed: the create failed at least once and waits to retry
+            info = await job_status(client, handle.id)
+            pending = next(iter(info.pending_activities), pending)
             await asyncio.sleep(0.05)
         # What `lanes status` shows: why the job is stuck, naming the provider URL (never the key).
-        assert pending["activity"] == "start_background_response"
-        assert "provider unreachable (POST http://127.0.0.1:9/v1/responses)" in pending["last_failure"]
-        attempt = pending["attempt"]
+        assert pending.activity == "start_background_response"
+        assert "provider unreachable (POST http://127.0.0.1:9/v1/responses)" in (pending.last_failure or "")
+        attempt = pending.attempt
         cancelled_at = time.monotonic()
         await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="provider down"))
         result = await handle.result()

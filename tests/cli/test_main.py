@@ -10,11 +10,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from cli.stack import free_port
 from client.jobs import wait_for_phase
 from client.settings import Settings
-from client.stack import free_port
 
-LANES = [sys.executable, "-c", "from client.cli import main; main()"]
+LANES = [sys.executable, "-c", "from cli.main import main; main()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
