@@ -59,8 +59,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(policy_commands.app, name="policy")
-emulator_command.register(app)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
 WorkflowId = Annotated[str, typer.Argument(help="the workflow id `lanes submit` printed")]
@@ -246,8 +244,10 @@ def submit(
     id: Annotated[
         str | None, typer.Option("--id", help="workflow id (default: lanes-<job type>-<random>)")
     ] = None,
-    new_run: Annotated[bool, typer.Option(help="start a new run under an --id whose job has ended")] = False,
-    wait: Annotated[bool, typer.Option(help="wait for the job and print its outcome")] = False,
+    new_run: Annotated[
+        bool, typer.Option("--new-run", help="start a new run under an --id whose job has ended")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the job and print its outcome")] = False,
     json: JsonFlag = False,
 ) -> None:
     """Start a model job; print its workflow id (or, with --wait, its outcome)."""
@@ -351,7 +351,7 @@ def status(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
 @translate_errors("lanes result")
 def result(
     workflow_id: WorkflowId,
-    wait: Annotated[bool, typer.Option(help="wait for a running job to end")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="wait for a running job to end")] = False,
     json: JsonFlag = False,
 ) -> None:
     """How a job ended (a denied job prints its decision); exit 3 while it still runs."""
@@ -381,7 +381,10 @@ def cancel(
     workflow_id: WorkflowId,
     reason: Annotated[str, typer.Option(help="why, for the job's cancellation record")] = "",
     workflow_cancel: Annotated[
-        bool, typer.Option(help="use Temporal's workflow cancellation instead of the cancel signal")
+        bool,
+        typer.Option(
+            "--workflow-cancel", help="use Temporal's workflow cancellation instead of the cancel signal"
+        ),
     ] = False,
     json: JsonFlag = False,
 ) -> None:
@@ -487,6 +490,10 @@ def demo(
     from cli.demo import run_demo
 
     raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir)))
+
+
+emulator_command.register(app)
+app.add_typer(policy_commands.app, name="policy")
 
 
 def run(argv: list[str] | None = None) -> int:

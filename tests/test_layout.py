@@ -34,3 +34,14 @@ def test_workflows_do_not_import_nondeterministic_modules_directly() -> None:
                 assert not line.startswith((f"import {banned}", f"from {banned} ", f"from {banned}.")), (
                     f"{path.name}: {line}"
                 )
+
+
+def test_client_imports_neither_the_cli_nor_the_worker() -> None:
+    # client/ is shared by the worker, the CLI and user code: importing either would make a cycle.
+    for path in (ROOT / "client").glob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            for banned in ("cli", "worker"):
+                assert not stripped.startswith((f"import {banned}", f"from {banned} ", f"from {banned}.")), (
+                    f"{path.name}: {line}"
+                )
