@@ -1,4 +1,11 @@
-"""Client-side entry points for jobs: start one under a checked id, and watch it through its ``status``.
+"""Client-side entry points for jobs: start, cancel, read the state of and wait for a job.
+
+The CLI, the demo and user code share these typed entry points; the CLI only parses and renders.
+
+    handle = await start_job(client, task, workflow_id="lanes-42", task_queue="lanes")
+    status = await job_status(client, "lanes-42")       # JobStatus: phase, lane, live progress
+    await cancel_job(client, "lanes-42", reason="not needed")
+    outcome = await wait_for_outcome(client, "lanes-42")  # JobOutcome: completed, denied, failed, ...
 
 A client that wants to act at a point of a job's life (cancel it once it runs, show progress once the
 provider has an id) waits on the workflow's own account of its phase instead of sleeping and hoping.
@@ -8,13 +15,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
-from temporalio.client import Client, WorkflowHandle
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.model_task import ModelTaskInput, ModelTaskResult, ModelTaskWorkflow, Phase, StatusResult
+from activities.failures import FailureType
+from activities.outcome import TokenUsage
+from policy import Lane, PolicyDecision
+from workflows.model_task import (
+    CancelInput,
+    CancellationRecord,
+    ModelTaskInput,
+    ModelTaskResult,
+    ModelTaskWorkflow,
+    Phase,
+    RerunRecord,
+    StatusResult,
+)
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+"""How long a ``status`` query may take; a query needs a running worker."""
 
 MAX_WORKFLOW_ID_CHARS = 200
 """Longest workflow id lanes accepts: it travels in the provider's metadata (64-character keys, 512-
@@ -118,3 +150,281 @@ async def start_job(
             description = await client.get_workflow_handle(workflow_id).describe()
             running = description.close_time is None
         raise JobIdInUseError(workflow_id, running=running) from None
+
+
+class JobNotFoundError(LookupError):
+    """No job has this workflow id in the client's namespace; the message names both and the fix."""
+
+    def __init__(self, client: Client, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"no job with workflow id {workflow_id!r} in namespace {client.namespace!r} at "
+            f"{client.service_client.config.target_host}; use the id that `lanes submit` printed"
+        )
+
+
+async def _existing(client: Client, workflow_id: str) -> WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]:
+    handle = client.get_workflow_handle_for(ModelTaskWorkflow.run, workflow_id)
+    try:
+        await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise JobNotFoundError(client, workflow_id) from None
+        raise
+    return handle
+
+
+class PendingActivity(BaseModel):
+    """An activity the job is running or waiting to retry, as the server describes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    activity: str
+    """Activity type, e.g. ``await_background_response``."""
+    state: str
+    """``scheduled``, ``started`` or ``cancel_requested``."""
+    attempt: int
+    last_failure: str | None = None
+    """Message of the previous attempt's failure: why a job is stuck retrying."""
+    progress: dict[str, Any] | None = None
+    """The last heartbeat's progress (mode, provider status, cursor, polls, ...); never any text."""
+
+
+class JobStatus(BaseModel):
+    """Where a job is: its execution status, the workflow's ``status`` query, and pending activities.
+
+    The query fields are ``None`` when the query could not be answered (no worker); ``query_error`` then
+    says why. ``provider_status`` is the freshest known: the await activity's heartbeat when it has one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    execution_status: str
+    phase: Phase | None = None
+    job_type: str | None = None
+    lane: Lane | None = None
+    rule: str | None = None
+    data_class: str | None = None
+    policy_version: str | None = None
+    response_id: str | None = None
+    provider_status: str | None = None
+    cancellation: CancellationRecord | None = None
+    reruns: int = 0
+    pending_activities: list[PendingActivity] = Field(default_factory=list)
+    query_error: str | None = None
+
+
+def _pending_activity(client: Client, raw: PendingActivityInfo) -> PendingActivity:
+    progress: dict[str, Any] | None = None
+    if raw.HasField("heartbeat_details"):
+        details = client.data_converter.payload_converter.from_payloads(raw.heartbeat_details.payloads)
+        if details and isinstance(details[0], dict):
+            progress = details[0]
+    state = PendingActivityState.Name(raw.state).removeprefix("PENDING_ACTIVITY_STATE_").lower()
+    return PendingActivity(
+        activity=raw.activity_type.name,
+        state=state,
+        attempt=raw.attempt,
+        last_failure=raw.last_failure.message if raw.HasField("last_failure") else None,
+        progress=progress,
+    )
+
+
+async def job_status(client: Client, workflow_id: str) -> JobStatus:
+    """Read a job's state (what ``lanes status`` shows); costs the workflow no history.
+
+    Raises:
+        JobNotFoundError: No job has this id.
+    """
+    handle = await _existing(client, workflow_id)
+    description = await handle.describe()
+    fields: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "execution_status": description.status.name if description.status else "UNKNOWN",
+    }
+    try:
+        status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        fields.update(StatusResult.model_validate(status).model_dump())
+    except Exception as exc:  # a query needs a worker; without one, the description still tells a lot
+        fields["query_error"] = f"{type(exc).__name__}: {exc}"
+    pending = [_pending_activity(client, raw) for raw in description.raw_description.pending_activities]
+    for activity in pending:
+        heartbeat_status = (activity.progress or {}).get("provider_status")
+        if activity.activity == "await_background_response" and isinstance(heartbeat_status, str):
+            fields["provider_status"] = heartbeat_status
+    return JobStatus(**fields, pending_activities=pending)
+
+
+class CancelRequest(BaseModel):
+    """What :func:`cancel_job` did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    requested: bool
+    """False when the job had already ended: nothing to cancel, its result stands."""
+    execution_status: str
+    via: Literal["signal", "workflow-cancel"]
+
+
+async def cancel_job(
+    client: Client,
+    workflow_id: str,
+    *,
+    reason: str = "",
+    requested_by: str = "client",
+    workflow_cancel: bool = False,
+) -> CancelRequest:
+    """Ask a running job to stop: the ``cancel`` signal, or Temporal's workflow cancellation.
+
+    A signal ends the job with a ``cancelled`` result recording who and why; a workflow cancellation
+    (``workflow_cancel``) ends it CANCELED after the same cleanup at the provider.
+
+    Raises:
+        JobNotFoundError: No job has this id.
+    """
+    handle = await _existing(client, workflow_id)
+    description = await handle.describe()
+    status = description.status.name if description.status else "UNKNOWN"
+    via: Literal["signal", "workflow-cancel"] = "workflow-cancel" if workflow_cancel else "signal"
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return CancelRequest(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
+    if workflow_cancel:
+        await handle.cancel(reason=reason)
+    else:
+        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason=reason, requested_by=requested_by))
+    return CancelRequest(workflow_id=workflow_id, requested=True, execution_status=status, via=via)
+
+
+OutcomeStatus = Literal["completed", "incomplete", "denied", "failed", "cancelled"]
+"""How a job ended."""
+
+
+class JobOutcome(BaseModel):
+    """How a job ended, from its result or from its workflow's failure.
+
+    ``completed`` and ``cancelled`` are successes (a cancellation is what someone asked for);
+    ``incomplete`` (partial output), ``failed`` and ``denied`` are not. A denied job carries its policy
+    decision; a failed one its error code and message; a cancelled one its cancellation record.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    status: OutcomeStatus
+    lane: Lane | None = None
+    rule: str | None = None
+    decision: PolicyDecision | None = None
+    response_id: str | None = None
+    output_text: str = ""
+    incomplete_reason: str | None = None
+    error_type: str | None = None
+    """The failure's type (e.g. ``ProviderFailed``, ``PolicyDenied``) when the workflow failed."""
+    error_code: str | None = None
+    error_message: str | None = None
+    usage: TokenUsage | None = None
+    cancellation: CancellationRecord | None = None
+    polls: int = 0
+    reconnects: int = 0
+    reruns: list[RerunRecord] = Field(default_factory=list)
+    query_error: str | None = None
+    """Why a workflow-cancelled job's lane and record could not be read (the query needs a worker)."""
+
+    @property
+    def succeeded(self) -> bool:
+        """True for ``completed`` and ``cancelled``."""
+        return self.status in ("completed", "cancelled")
+
+    @classmethod
+    def from_result(
+        cls, workflow_id: str, result: ModelTaskResult, *, error_type: str | None = None
+    ) -> JobOutcome:
+        """The outcome a workflow's :class:`ModelTaskResult` describes."""
+        return cls(workflow_id=workflow_id, error_type=error_type, **result.model_dump())
+
+    @classmethod
+    def from_failure(cls, workflow_id: str, failure: WorkflowFailureError) -> JobOutcome:
+        """The outcome a workflow failure describes.
+
+        ``PolicyDenied`` carries the decision in its first detail and ``ProviderFailed`` the job's result;
+        a Temporal cancellation reads as ``cancelled`` (without its record: see :func:`wait_for_outcome`);
+        anything else is ``failed`` with the failure's type and message.
+        """
+        if isinstance(failure.cause, CancelledError):
+            return cls(workflow_id=workflow_id, status="cancelled")
+        cause: BaseException | None = failure.cause
+        while cause is not None and not isinstance(cause, ApplicationError):
+            cause = cause.cause if isinstance(cause, FailureError) else None
+        if isinstance(cause, ApplicationError):
+            details = cause.details
+            if cause.type == FailureType.POLICY_DENIED and details:
+                decision = PolicyDecision.model_validate(details[0])
+                return cls(
+                    workflow_id=workflow_id,
+                    status="denied",
+                    lane=decision.lane,
+                    rule=decision.rule,
+                    decision=decision,
+                    error_type=cause.type,
+                    error_message=cause.message,
+                )
+            if cause.type == FailureType.PROVIDER_FAILED and details:
+                result = ModelTaskResult.model_validate(details[0])
+                outcome = cls.from_result(workflow_id, result, error_type=cause.type)
+                if outcome.status != "failed" or outcome.error_message is None:
+                    update = {"status": "failed", "error_message": outcome.error_message or cause.message}
+                    outcome = outcome.model_copy(update=update)
+                return outcome
+            return cls(
+                workflow_id=workflow_id, status="failed", error_type=cause.type, error_message=cause.message
+            )
+        unknown = failure.cause or failure
+        return cls(
+            workflow_id=workflow_id,
+            status="failed",
+            error_type=type(unknown).__name__,
+            error_message=str(unknown),
+        )
+
+
+async def _outcome(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]) -> JobOutcome:
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as failure:
+        outcome = JobOutcome.from_failure(handle.id, failure)
+        if outcome.status != "cancelled":
+            return outcome
+        # A Temporal cancellation has no result: the status query tells who cancelled, why and where.
+        try:
+            status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        except Exception as exc:  # a query needs a worker; the cancellation itself is certain
+            return outcome.model_copy(update={"query_error": f"{type(exc).__name__}: {exc}"})
+        update = status.model_dump(include={"lane", "rule", "response_id", "cancellation"})
+        return outcome.model_copy(update=update)
+    return JobOutcome.from_result(handle.id, result)
+
+
+async def job_outcome(client: Client, workflow_id: str) -> JobOutcome | None:
+    """How a job ended, or ``None`` while it still runs.
+
+    Raises:
+        JobNotFoundError: No job has this id.
+    """
+    handle = await _existing(client, workflow_id)
+    description = await handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return None
+    return await _outcome(handle)
+
+
+async def wait_for_outcome(client: Client, workflow_id: str, *, timeout_s: float | None = None) -> JobOutcome:
+    """Wait for a job to end and return how it ended.
+
+    Raises:
+        JobNotFoundError: No job has this id.
+        TimeoutError: It did not end within ``timeout_s``.
+    """
+    handle = await _existing(client, workflow_id)
+    async with asyncio.timeout(timeout_s):
+        return await _outcome(handle)

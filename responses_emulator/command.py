@@ -1,108 +1,162 @@
-"""The ``lanes emulator`` subcommand: run the emulator as a standalone local server.
+"""The ``lanes emulator`` command: run the emulator as a standalone local server.
 
 Developers point ``OPENAI_BASE_URL`` at it to run lanes end to end without a key, and the load
 benchmark runs it in a separate process so that client and server do not share one CPU.
+
+Its flags are derived from :class:`~responses_emulator.config.EmulatorConfig`'s fields, so a new knob is
+a new flag without a second list to keep in step: a field's flag drops the ``_s`` unit suffix
+(``duration_s`` is ``--duration``, ``retry_after_s`` is ``--retry-after``) and keeps any other
+(``latency_ms`` is ``--latency-ms``); its help is the field's entry in the model's ``Attributes:``
+docstring, and the model validates the values.
 """
 
 from __future__ import annotations
 
-import argparse
+import inspect
+import re
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
 
 from responses_emulator.clock import ShiftedClock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.server import serve
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the emulator flags to ``parser`` (shared by ``lanes emulator`` and ``python -m``)."""
-    defaults = EmulatorConfig()
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8788, help="TCP port, 0 for any (default: %(default)s)")
-    parser.add_argument(
-        "--duration", type=float, default=defaults.duration_s, help="background seconds, queued to done"
-    )
-    parser.add_argument("--queued", type=float, default=defaults.queued_s, help="seconds spent queued")
-    parser.add_argument(
-        "--foreground-duration", type=float, default=defaults.foreground_duration_s, help="foreground seconds"
-    )
-    parser.add_argument(
-        "--output-tokens", type=int, default=defaults.output_tokens, help="tokens per response"
-    )
-    parser.add_argument("--token-rate", type=float, default=None, help="tokens/s while in_progress")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of text, ids and random faults")
-    parser.add_argument(
-        "--resume-window", type=float, default=defaults.resume_window_s, help="stream resume window, s"
-    )
-    parser.add_argument(
-        "--retention", type=float, default=defaults.retention_s, help="background retention, s"
-    )
-    parser.add_argument(
-        "--background-store-false",
-        choices=["reject", "accept"],
-        default=defaults.background_store_false,
-        help="answer to background=true, store=false (default: %(default)s)",
-    )
-    parser.add_argument("--rate-429", type=float, default=0.0, help="probability of a random 429")
-    parser.add_argument("--rate-500", type=float, default=0.0, help="probability of a random 500")
-    parser.add_argument("--rate-503", type=float, default=0.0, help="probability of a random 503")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every answer")
-    parser.add_argument("--retry-after", type=int, default=defaults.retry_after_s, help="Retry-After seconds")
-    parser.add_argument(
-        "--models",
-        default=None,
-        help="comma-separated model ids to accept; '' accepts any (default: every model the SDK names)",
-    )
-    parser.add_argument(
-        "--clock",
-        choices=["system", "shifted"],
-        default="system",
-        help="shifted: wall time that POST /_emulator/clock/advance moves on (default: %(default)s)",
-    )
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8788
 
 
-def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
-    """Build the configuration the parsed flags describe.
+def flag_name(field: str) -> str:
+    """The command-line flag of an :class:`EmulatorConfig` field."""
+    return "--" + field.removesuffix("_s").replace("_", "-")
 
-    Returns:
-        The validated configuration.
+
+def _field_help() -> dict[str, str]:
+    """Each field's text from ``EmulatorConfig``'s ``Attributes:`` docstring section."""
+    doc = inspect.getdoc(EmulatorConfig) or ""
+    section = doc.partition("Attributes:")[2]
+    helps: dict[str, str] = {}
+    current: str | None = None
+    for line in section.splitlines():
+        match = re.match(r"^    (\w+): (.*)$", line)
+        if match:
+            current = match.group(1)
+            helps[current] = match.group(2)
+        elif current is not None and line.startswith("        "):
+            helps[current] += " " + line.strip()
+    # The first sentence, without reStructuredText markup, is enough for a flag's help.
+    return {name: text.replace("``", "").split(". ")[0].rstrip(".") for name, text in helps.items()}
+
+
+def _parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per field, with its Typer option, type and default."""
+    helps = _field_help()
+    parameters = [
+        inspect.Parameter(
+            "host",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=DEFAULT_HOST,
+            annotation=Annotated[str, typer.Option("--host", help="interface to bind")],
+        ),
+        inspect.Parameter(
+            "port",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=DEFAULT_PORT,
+            annotation=Annotated[int, typer.Option("--port", help="TCP port, 0 for any")],
+        ),
+    ]
+    parameters.append(
+        inspect.Parameter(
+            "clock",
+            inspect.Parameter.KEYWORD_ONLY,
+            default="system",
+            annotation=Annotated[
+                str,
+                typer.Option(
+                    "--clock",
+                    help="system, or shifted: wall time that POST /_emulator/clock/advance moves on",
+                ),
+            ],
+        )
+    )
+    for name, info in EmulatorConfig.model_fields.items():
+        annotation: Any = info.annotation
+        if name == "models":
+            # A list on the command line: comma-separated, '' for "accept any model".
+            parameters.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[
+                        str | None,
+                        typer.Option(
+                            "--models", help="comma-separated model names to accept ('' accepts any)"
+                        ),
+                    ],
+                )
+            )
+            continue
+        option: dict[str, Any] = {"help": helps.get(name, "")}
+        flags = [flag_name(name)]
+        if annotation is bool:
+            flags = [f"{flag_name(name)}/--no-{flag_name(name).removeprefix('--')}"]
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=info.get_default(call_default_factory=True),
+                annotation=Annotated[annotation, typer.Option(*flags, **option)],
+            )
+        )
+    return parameters
+
+
+def config_from_options(values: dict[str, Any]) -> EmulatorConfig:
+    """Validate the flags' values as an :class:`EmulatorConfig`.
+
+    Raises:
+        typer.BadParameter: A value is out of range; the message names the flag.
     """
-    models = EmulatorConfig().models if args.models is None else tuple(m for m in args.models.split(",") if m)
-    return EmulatorConfig(
-        models=models,
-        duration_s=args.duration,
-        queued_s=args.queued,
-        foreground_duration_s=args.foreground_duration,
-        output_tokens=args.output_tokens,
-        token_rate=args.token_rate,
-        seed=args.seed,
-        resume_window_s=args.resume_window,
-        retention_s=args.retention,
-        background_store_false=args.background_store_false,
-        rate_429=args.rate_429,
-        rate_500=args.rate_500,
-        rate_503=args.rate_503,
-        latency_ms=args.latency_ms,
-        retry_after_s=args.retry_after,
-    )
+    fields = {k: v for k, v in values.items() if k in EmulatorConfig.model_fields}
+    if fields.get("models") is None:
+        fields.pop("models", None)
+    else:
+        fields["models"] = tuple(m.strip() for m in str(fields["models"]).split(",") if m.strip())
+    try:
+        return EmulatorConfig(**fields)
+    except ValidationError as exc:
+        problems = [
+            f"{flag_name(str(e['loc'][0])) if e['loc'] else 'config'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise typer.BadParameter("; ".join(problems)) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted.
-
-    Returns:
-        The process exit code.
-    """
-    clock = ShiftedClock() if args.clock == "shifted" else SystemClock()
-    serve(config_from_args(args), host=args.host, port=args.port, clock=clock)
-    return 0
+def emulator(**values: Any) -> None:
+    """Serve a fault-injecting emulator of the OpenAI Responses API on loopback until interrupted."""
+    config = config_from_options(values)
+    if values["clock"] not in ("system", "shifted"):
+        raise typer.BadParameter("--clock: system or shifted")
+    clock = ShiftedClock() if values["clock"] == "shifted" else SystemClock()
+    serve(config, host=str(values["host"]), port=int(values["port"]), clock=clock)
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``emulator`` subcommand to the ``lanes`` CLI."""
-    parser = subparsers.add_parser(
-        "emulator",
-        help="run a local emulator of the OpenAI Responses API",
-        description="Serve a fault-injecting emulator of the OpenAI Responses API on loopback.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
+emulator.__signature__ = inspect.Signature(_parameters(), return_annotation=None)  # type: ignore[attr-defined]
+# Typer reads the parameters from the signature; the annotations are objects, not strings.
+emulator.__annotations__ = {p.name: p.annotation for p in emulator.__signature__.parameters.values()}  # type: ignore[attr-defined]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``emulator`` command to the ``lanes`` app."""
+    app.command(
+        "emulator", help="Run a local emulator of the OpenAI Responses API (flags from EmulatorConfig)."
+    )(emulator)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m responses_emulator``: the same command without the lanes CLI."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(emulator)
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="python -m responses_emulator")

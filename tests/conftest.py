@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
+from cli.stack import DevServer
 from client.connect import connect, openai_client
 from client.settings import Settings
-from client.stack import DevServer
 from client.telemetry import setup_tracing
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
 from worker import build_worker

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "name", ["workflows", "activities", "policy", "client", "responses_emulator", "worker"]
+    "name", ["workflows", "activities", "policy", "client", "cli", "responses_emulator", "worker"]
 )
 def test_package_resolves_inside_the_repository(name: str) -> None:
     module = importlib.import_module(name)
@@ -32,5 +32,16 @@ def test_workflows_do_not_import_nondeterministic_modules_directly() -> None:
         for line in top_level_imports:
             for banned in ("os", "time", "random", "uuid", "openai", "httpx", "httpx2"):
                 assert not line.startswith((f"import {banned}", f"from {banned} ", f"from {banned}.")), (
+                    f"{path.name}: {line}"
+                )
+
+
+def test_client_imports_neither_the_cli_nor_the_worker() -> None:
+    # client/ is shared by the worker, the CLI and user code: importing either would make a cycle.
+    for path in (ROOT / "client").glob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            for banned in ("cli", "worker"):
+                assert not stripped.startswith((f"import {banned}", f"from {banned} ", f"from {banned}.")), (
                     f"{path.name}: {line}"
                 )

@@ -110,7 +110,7 @@ class ModelTaskInput(BaseModel):
     model: str | None = Field(default=None, max_length=128)
     """Model name; ``None`` takes the model of the lane's provider profile."""
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
-    max_output_tokens: int | None = Field(default=None, ge=16)
+    max_output_tokens: int | None = Field(default=None, ge=16, le=128_000)
     metadata: dict[str, str] = Field(default_factory=dict)
     """Sent to the provider with the request (never the prompt's place: metadata is stored with it)."""
     approval: str | None = Field(default=None, max_length=128)

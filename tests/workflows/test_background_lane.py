@@ -15,11 +15,10 @@ from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from client.cli import job_status
+from cli.stack import WorkerProcess
 from client.connect import openai_client
-from client.jobs import wait_for_phase, wait_for_status
+from client.jobs import PendingActivity, job_status, wait_for_phase, wait_for_status
 from client.settings import Settings
-from client.stack import WorkerProcess
 from policy import default_policy_path
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
 from worker import build_worker
@@ -36,18 +35,13 @@ PROMPT = "background lane prompt text that must never show in progress"
 
 
 async def until_pending(
-    client: Client,
-    settings: Settings,
-    handle: WorkflowHandle[Any, Any],
-    condition: Callable[[dict[str, Any]], bool],
-) -> dict[str, Any]:
+    client: Client, handle: WorkflowHandle[Any, Any], condition: Callable[[PendingActivity], bool]
+) -> PendingActivity:
     """Wait until the job's pending await activity satisfies ``condition`` (observed, never timed)."""
     async with asyncio.timeout(120):
         while True:
-            info = await job_status(client, settings, handle.id)
-            found: list[dict[str, Any]] = info["pending_activities"]
-            for pending in found:
-                if pending["activity"] == "await_background_response" and condition(pending):
+            for pending in (await job_status(client, handle.id)).pending_activities:
+                if pending.activity == "await_background_response" and condition(pending):
                     return pending
             await asyncio.sleep(0.05)
 
@@ -130,16 +124,16 @@ async def test_status_shows_live_progress_from_heartbeats_without_text(
     await wait_for_phase(handle, "running")
     async with asyncio.timeout(60):
         while True:
-            info = await job_status(client, settings, handle.id)
-            pending = info["pending_activities"]
-            progress = pending[0]["progress"] if pending else None
+            info = await job_status(client, handle.id)
+            pending = info.pending_activities
+            progress = pending[0].progress if pending else None
             if progress and progress.get("chars", 0) > 0:
                 break
             await asyncio.sleep(0.2)
-    assert info["phase"] == "running"
-    assert info["lane"] == "background"
-    assert info["response_id"] == progress["response_id"]
-    assert pending[0]["activity"] == "await_background_response"
+    assert info.phase == "running"
+    assert info.lane == "background"
+    assert info.response_id == progress["response_id"]
+    assert pending[0].activity == "await_background_response"
     assert progress["mode"] == "stream"
     assert progress["cursor"] > 0
     assert progress["provider_status"] == "in_progress"
@@ -178,10 +172,8 @@ async def test_graceful_shutdown_hands_over_without_waiting_for_heartbeat_timeou
         await second.start()
         # The first attempt ended with WorkerShutdown (not a heartbeat timeout); the second has started.
         # (Heartbeat details reach the server only every 0.8 x 90 s, so the attempt is what is observed.)
-        resumed = await until_pending(
-            client, settings, handle, lambda p: p["attempt"] == 2 and p["state"] == "started"
-        )
-        assert "worker shutting down" in (resumed["last_failure"] or ""), resumed
+        resumed = await until_pending(client, handle, lambda p: p.attempt == 2 and p.state == "started")
+        assert "worker shutting down" in (resumed.last_failure or ""), resumed
         assert emulator.release(metadata={"handover": tag}) == 1
         result = await handle.result()
     finally:
@@ -311,15 +303,15 @@ async def test_cancel_while_the_create_is_retried_stops_retrying_and_ends_cancel
                 job_type="public_research", input=PROMPT, options=ExecutionOptions(heartbeat_timeout_s=2)
             ),
         )
-        pending: dict[str, Any] = {"attempt": 0}
-        while pending["attempt"] < 2:  # observed: the create failed at least once and waits to retry
-            info = await job_status(client, settings, handle.id)
-            pending = next(iter(info["pending_activities"]), pending)
+        pending = PendingActivity(activity="", state="", attempt=0)
+        while pending.attempt < 2:  # observed: the create failed at least once and waits to retry
+            info = await job_status(client, handle.id)
+            pending = next(iter(info.pending_activities), pending)
             await asyncio.sleep(0.05)
         # What `lanes status` shows: why the job is stuck, naming the provider URL (never the key).
-        assert pending["activity"] == "start_background_response"
-        assert "provider unreachable (POST http://127.0.0.1:9/v1/responses)" in pending["last_failure"]
-        attempt = pending["attempt"]
+        assert pending.activity == "start_background_response"
+        assert "provider unreachable (POST http://127.0.0.1:9/v1/responses)" in (pending.last_failure or "")
+        attempt = pending.attempt
         cancelled_at = time.monotonic()
         await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="provider down"))
         result = await handle.result()

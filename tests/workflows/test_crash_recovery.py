@@ -32,9 +32,9 @@ import pytest
 from openai import AsyncOpenAI
 from temporalio.client import Client, WorkflowHandle
 
-from client.cli import job_status
+from cli.stack import WorkerProcess
+from client.jobs import job_status
 from client.settings import Settings
-from client.stack import WorkerProcess
 from responses_emulator import Emulator
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
@@ -80,13 +80,13 @@ async def await_attempts(
     """Each job's await activity attempt, once that attempt has heartbeated its progress; else 0."""
     attempts = []
     for handle in handles:
-        info = await job_status(client, settings, handle.id)
+        info = await job_status(client, handle.id)
         found = 0
-        for pending in info["pending_activities"]:
-            progress = pending["progress"] or {}
-            awaiting = pending["activity"] == "await_background_response"
-            if awaiting and progress.get("attempt") == pending["attempt"]:
-                found = pending["attempt"]
+        for pending in info.pending_activities:
+            progress = pending.progress or {}
+            awaiting = pending.activity == "await_background_response"
+            if awaiting and progress.get("attempt") == pending.attempt:
+                found = pending.attempt
         attempts.append(found)
     return attempts
 

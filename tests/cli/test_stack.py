@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.stack import DevServer, StackError, WorkerProcess, temporal_cli
 from client.settings import Settings
-from client.stack import DevServer, StackError, WorkerProcess, temporal_cli
 from policy import default_policy_path
 
 

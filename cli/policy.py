@@ -3,20 +3,23 @@
 These are the reviewer's tools. ``explain`` shows why one job gets its lane (the three questions with
 the policy key that answered each), ``check`` validates a file and prints its matrix of job type by data
 class, and ``diff`` shows which cells change lane between two files, the part of a policy change that
-needs sign-off. The lead's ``client/cli.py`` calls ``register(subparsers)``.
+needs sign-off. None of them needs a server.
 
-Exit codes: 0 success, 1 invalid policy file, 2 usage error (including an unknown job type).
+Exit codes: 0 success, 1 invalid policy file, 2 usage error (a missing file, an unknown job type).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from cli.render import EXIT_JOB_FAILED, EXIT_USAGE, CliError, table, translate_errors
 from policy import (
     CompiledPolicy,
     PolicyDecision,
@@ -29,56 +32,35 @@ from policy import (
 from policy.diff import PolicyDiff, diff_policies
 from policy.matrix import lane_matrix
 
-__all__ = ["POLICY_ENV", "register"]
+__all__ = ["POLICY_ENV", "app"]
 
 POLICY_ENV = "LANES_POLICY"
 """Environment variable naming the policy file when ``--policy`` is not given."""
 
+app = typer.Typer(
+    help="Explain lane decisions, validate policy files and review policy changes.", no_args_is_help=True
+)
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``policy`` command and its ``explain``, ``check`` and ``diff`` subcommands.
-
-    Each subcommand sets ``func``, a callable taking the parsed namespace and returning the exit code.
-
-    Args:
-        subparsers: The top-level CLI's subparsers.
-    """
-    parser = subparsers.add_parser(
-        "policy",
-        help="explain, check and diff lane policies",
-        description="Explain lane decisions, validate policy files and review policy changes.",
-    )
-    sub = parser.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
-
-    explain = sub.add_parser("explain", help="show the lane decision for one job and why")
-    explain.add_argument("--job-type", required=True, help="job type id, e.g. public_research")
-    explain.add_argument("--data-class", help="declared data class (default: the job type's floor)")
-    explain.add_argument("--approval", help="approval reference, e.g. SEC-1234")
-    explain.add_argument("--tenant", help="tenant id whose overrides apply")
-    explain.add_argument("--input-chars", type=int, default=0, help="input size in characters")
-    explain.add_argument("--now", type=_utc, help="ISO time for approval expiry (default: now, UTC)")
-    explain.add_argument("--policy", help=f"policy file (default: ${POLICY_ENV} or the shipped default)")
-    explain.add_argument("--json", action="store_true", help="print the decision as one JSON object")
-    explain.set_defaults(func=_explain)
-
-    check = sub.add_parser("check", help="validate a policy file and print its lane matrix")
-    check.add_argument("file", help="policy TOML file")
-    check.add_argument("--json", action="store_true", help="print digest, version and matrix as JSON")
-    check.set_defaults(func=_check)
-
-    diff = sub.add_parser("diff", help="show which job type x data class cells change lane")
-    diff.add_argument("old", help="the policy in force")
-    diff.add_argument("new", help="the proposed policy")
-    diff.add_argument("--json", action="store_true", help="print the diff as JSON")
-    diff.set_defaults(func=_diff)
+JsonFlag = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
 
 
 def _utc(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date or time: {text!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _load(path: str | None, flag: str) -> CompiledPolicy:
+    """Load a policy; a path that names no file is bad input (exit 2), an invalid file exits 1."""
+    if path is not None and not Path(path).is_file():
+        raise CliError(f"{flag}: no policy file at {path}; pass the path of an existing policy TOML file")
+    try:
+        return load_policy(path)
+    except PolicyFileError as exc:
+        _report(exc)
+        raise typer.Exit(EXIT_JOB_FAILED) from None
 
 
 def _policy_path(given: str | None) -> str | None:
@@ -90,34 +72,43 @@ def _report(exc: PolicyFileError) -> None:
         print(error, file=sys.stderr)
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
-def _explain(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(_policy_path(args.policy))
-    except PolicyFileError as exc:
-        _report(exc)
-        return 1
+@app.command()
+@translate_errors("lanes policy explain")
+def explain(
+    job_type: Annotated[str, typer.Option(help="job type id, e.g. public_research")],
+    data_class: Annotated[
+        str | None, typer.Option(help="declared data class (default: the job type's floor)")
+    ] = None,
+    approval: Annotated[str | None, typer.Option(help="approval reference, e.g. SEC-1234")] = None,
+    tenant: Annotated[str | None, typer.Option(help="tenant id whose overrides apply")] = None,
+    input_chars: Annotated[int, typer.Option(min=0, help="input size in characters")] = 0,
+    now: Annotated[
+        datetime | None,
+        typer.Option(parser=_utc, metavar="ISO", help="time for approval expiry (default: now, UTC)"),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help=f"policy file (default: ${POLICY_ENV} or the shipped default)")
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show the lane decision for one job and why."""
+    flag = "--policy" if policy else POLICY_ENV
+    loaded = _load(_policy_path(policy), flag)
     query = PolicyQuery(
-        job_type=args.job_type,
-        data_class=args.data_class,
-        approval=args.approval,
-        tenant=args.tenant,
-        input_chars=max(args.input_chars, 0),
+        job_type=job_type, data_class=data_class, approval=approval, tenant=tenant, input_chars=input_chars
     )
     try:
-        decision = evaluate(policy, query, now=args.now or datetime.now(UTC))
+        decision = evaluate(loaded, query, now=now or datetime.now(UTC))
     except UnknownJobTypeError as exc:
-        print(f"lanes policy explain: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(decision.model_dump(mode="json")))
+        raise CliError(f"--job-type: {exc}", code=EXIT_USAGE) from None
+    if json:
+        _print_json(decision.model_dump(mode="json"))
     else:
-        print(_describe(policy, decision))
-    return 0
+        print(_describe(loaded, decision))
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value))
 
 
 def _yes(value: bool) -> str:
@@ -143,7 +134,7 @@ def _describe(policy: CompiledPolicy, d: PolicyDecision) -> str:
     ]
     if d.approval:
         head.append(f"approval:   {d.approval}")
-    questions = _table(
+    questions = table(
         [
             ("question", "answer", "source"),
             ("needs long-running execution?", _yes(d.long_running.value), d.long_running.source),
@@ -159,45 +150,63 @@ def _describe(policy: CompiledPolicy, d: PolicyDecision) -> str:
     return "\n".join(head) + "\n\n" + questions + "\n\nreasons:\n" + reasons
 
 
-def _check(args: argparse.Namespace) -> int:
+@app.command()
+@translate_errors("lanes policy check")
+def check(
+    file: Annotated[str, typer.Argument(help="policy TOML file")],
+    json: Annotated[bool, typer.Option("--json", help="print digest, version and matrix as JSON")] = False,
+) -> None:
+    """Validate a policy file and print its digest, version and job type x data class matrix."""
+    if not Path(file).is_file():
+        raise CliError(f"FILE: no policy file at {file}; pass the path of an existing policy TOML file")
     try:
-        policy = load_policy(args.file)
+        policy = load_policy(file)
     except PolicyFileError as exc:
         _report(exc)
-        if args.json:
-            print(json.dumps({"errors": exc.errors}))
-        return 1
+        if json:
+            _print_json({"errors": exc.errors})
+        raise typer.Exit(EXIT_JOB_FAILED) from None
     matrix = lane_matrix(policy)
-    if args.json:
-        print(json.dumps({"digest": policy.digest, "version": policy.version, "matrix": matrix}))
-        return 0
+    if json:
+        _print_json({"digest": policy.digest, "version": policy.version, "matrix": matrix})
+        return
     rows = [("job type", *policy.class_names)]
     rows += [(job, *(row[c] for c in policy.class_names)) for job, row in matrix.items()]
     print(f"{policy.source}: valid")
     print(f"version: {policy.version}")
     print(f"digest:  {policy.digest}")
     print()
-    print(_table(rows))
-    return 0
+    print(table(rows))
 
 
-def _diff(args: argparse.Namespace) -> int:
+@app.command()
+@translate_errors("lanes policy diff")
+def diff(
+    old: Annotated[str, typer.Argument(help="the policy in force")],
+    new: Annotated[str, typer.Argument(help="the proposed policy")],
+    json: Annotated[bool, typer.Option("--json", help="print the diff as JSON")] = False,
+) -> None:
+    """Show which job type x data class cells change lane between two policies."""
+    for label, path in (("OLD", old), ("NEW", new)):
+        if not Path(path).is_file():
+            raise CliError(
+                f"{label}: no policy file at {path}; pass the path of an existing policy TOML file"
+            )
     policies: list[CompiledPolicy] = []
     failed = False
-    for path in (args.old, args.new):
+    for path in (old, new):
         try:
             policies.append(load_policy(path))
         except PolicyFileError as exc:
             _report(exc)
             failed = True
     if failed:
-        return 1
+        raise typer.Exit(EXIT_JOB_FAILED)
     result = diff_policies(policies[0], policies[1], now=datetime.now(UTC))
-    if args.json:
-        print(json.dumps(result.model_dump(mode="json")))
+    if json:
+        _print_json(result.model_dump(mode="json"))
     else:
         print(_describe_diff(result))
-    return 0
 
 
 def _describe_diff(diff: PolicyDiff) -> str:

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client
 
-from client.cli import failure_summary
+from cli.stack import EmbeddedStack
 from client.connect import connect
-from client.jobs import wait_for_phase
-from client.stack import EmbeddedStack
+from client.jobs import cancel_job, start_job, wait_for_outcome, wait_for_phase
 from responses_emulator import EmulatorConfig
-from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
+from workflows.model_task import ModelTaskInput
 
 
 @dataclass(frozen=True)
@@ -85,24 +84,19 @@ JOBS = (
 
 async def _run_job(client: Client, task_queue: str, job: DemoJob) -> dict[str, Any]:
     workflow_id = f"demo-{job.task.job_type}-{uuid.uuid4().hex[:8]}"
-    handle: WorkflowHandle[Any, ModelTaskResult] = await client.start_workflow(
-        ModelTaskWorkflow.run, job.task, id=workflow_id, task_queue=task_queue
-    )
+    handle = await start_job(client, job.task, workflow_id=workflow_id, task_queue=task_queue)
     if job.cancel_once_running:
         await wait_for_phase(handle, "running")
-        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="demo: user changed their mind"))
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as exc:
-        summary = failure_summary(exc, workflow_id)
-        return {"label": job.label, **summary, "outcome": summary["status"]}
+        await cancel_job(client, workflow_id, reason="demo: user changed their mind", requested_by="demo")
+    outcome = await wait_for_outcome(client, workflow_id)
+    chars = f" ({len(outcome.output_text)} chars)" if outcome.output_text else ""
     return {
         "label": job.label,
         "workflow_id": workflow_id,
-        "lane": str(result.lane),
-        "rule": result.rule,
-        "response_id": result.response_id,
-        "outcome": result.status + (f" ({len(result.output_text)} chars)" if result.output_text else ""),
+        "lane": outcome.lane.value if outcome.lane else None,
+        "rule": outcome.rule,
+        "response_id": outcome.response_id,
+        "outcome": outcome.status + chars,
     }
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 
 from temporalio.client import Client
 
-from client.jobs import wait_for_phase
+from cli.stack import free_port
+from client.jobs import job_status, wait_for_phase
 from client.settings import Settings
-from client.stack import free_port
 
-LANES = [sys.executable, "-c", "from client.cli import main; main()"]
+LANES = [sys.executable, "-c", "from cli.main import main; main()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -224,3 +226,159 @@ async def test_reusing_a_finished_jobs_id_is_refused_unless_a_new_run_is_asked_f
     assert second["status"] == "completed"
     runs = [r async for r in client.list_workflows(f"WorkflowId = 'reuse-{worker}'")]
     assert len(runs) == 2
+
+
+async def test_a_job_the_provider_failed_exits_1_with_its_error(settings: Settings, worker: str) -> None:
+    code, out, err = await lanes(
+        "submit", "--job-type", "public_research", "--input", "x",
+        "--metadata", "emulator_fault=fail:server_error", "--wait", "--json", env=stack_env(settings),
+    )  # fmt: skip
+    assert code == 1, err
+    outcome = json.loads(out)
+    assert outcome["status"] == "failed"
+    assert outcome["error_code"] == "server_error"
+    code, out, err = await lanes("result", outcome["workflow_id"], env=stack_env(settings))
+    assert code == 1
+    assert "server_error" in err
+
+
+async def test_an_incomplete_job_exits_1_with_its_reason_and_partial_output(
+    settings: Settings, worker: str
+) -> None:
+    code, out, err = await lanes(
+        "submit", "--job-type", "public_research", "--input", "x",
+        "--metadata", "emulator_fault=incomplete:max_output_tokens", "--wait", env=stack_env(settings),
+    )  # fmt: skip
+    assert code == 1, err
+    assert "incomplete        max_output_tokens (partial output below)" in out
+    partial = out.split("\n\n", 1)[1].strip()
+    assert partial
+
+
+async def test_a_signal_cancellation_prints_its_record_as_fields(
+    client: Client, settings: Settings, worker: str
+) -> None:
+    env = stack_env(settings)
+    code, out, err = await lanes(
+        "submit", "--job-type", "public_research", "--input", "long", "--metadata", "emulator_duration=120",
+        env=env,
+    )  # fmt: skip
+    workflow_id = out.strip()
+    await wait_for_phase(client.get_workflow_handle(workflow_id), "running")
+    code, out, err = await lanes("cancel", workflow_id, "--reason", "not needed", env=env)
+    assert code == 0, err
+    code, out, err = await lanes("result", workflow_id, "--wait", env=env)
+    assert code == 0, err
+    assert "cancel reason     not needed" in out
+    assert "via signal" in out
+    assert "{" not in out.split("\n\n")[0]
+
+
+async def test_status_shows_the_freshest_provider_status(
+    client: Client, settings: Settings, worker: str
+) -> None:
+    env = stack_env(settings)
+    code, out, err = await lanes(
+        "submit", "--job-type", "public_research", "--input", "long", "--metadata", "emulator_duration=30",
+        env=env,
+    )  # fmt: skip
+    workflow_id = out.strip()
+    async with asyncio.timeout(60):
+        while True:
+            info = await job_status(client, workflow_id)
+            beats = [a.progress for a in info.pending_activities if a.progress]
+            if beats and beats[0].get("provider_status") == "in_progress":
+                break
+            await asyncio.sleep(0.1)
+    assert info.provider_status == "in_progress"
+    code, out, err = await lanes("status", workflow_id, env=env)
+    assert code == 0, err
+    assert "provider_status   in_progress" in out
+    await lanes("cancel", workflow_id, env=env)
+
+
+async def test_input_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    latin1 = tmp_path / "prompt.txt"
+    latin1.write_bytes("caf\u00e9".encode("latin-1"))
+    code, _, err = await lanes("submit", "--job-type", "public_research", "--input-file", str(latin1))
+    assert code == 2
+    assert f"--input-file: {latin1} is not UTF-8 text" in err
+    assert "Traceback" not in err
+
+
+async def test_whitespace_input_huge_token_limits_and_bad_metadata_are_refused_plainly() -> None:
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    code, _, err = await lanes("submit", "--job-type", "public_research", "--input", "   ", env=env)
+    assert code == 2
+    assert "--input: the prompt is only whitespace" in err
+    code, _, err = await lanes(
+        "submit",
+        "--job-type",
+        "public_research",
+        "--input",
+        "x",
+        "--max-output-tokens",
+        "99999999999",
+        env=env,
+    )
+    assert code == 2
+    assert "--max-output-tokens: Input should be less than or equal to 128000" in err
+    code, _, err = await lanes(
+        "submit", "--job-type", "public_research", "--input", "x", "--metadata", "lanes_x=1", env=env
+    )
+    assert code == 2
+    assert "--metadata: metadata key 'lanes_x'" in err
+    assert "Value error" not in err
+
+
+async def test_a_closed_stdout_ends_quietly() -> None:
+    read, write = os.pipe()
+    os.close(read)
+    process = await asyncio.create_subprocess_exec(
+        *LANES, "policy", "explain", "--job-type", "public_research", "--json",
+        stdout=write, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    os.close(write)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
+    assert err.decode() == ""
+
+
+async def test_dev_with_a_taken_port_names_it_and_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        free = [str(free_port()) for _ in range(3)]
+        for flag, args in (
+            ("--port", ["--port", str(port), "--emulator-port", free[0], "--ui-port", free[1]]),
+            ("--emulator-port", ["--port", free[0], "--emulator-port", str(port), "--ui-port", free[1]]),
+            ("--ui-port", ["--port", free[0], "--emulator-port", free[1], "--ui-port", str(port)]),
+        ):
+            code, _, err = await lanes("dev", *args, "--state-dir", str(tmp_path))
+            assert code == 2, (flag, err)
+            assert len(err.strip().splitlines()) == 1, err
+            assert f"port {port}" in err
+            assert f"{flag} PORT" in err
+
+
+async def test_dev_serves_the_temporal_ui_by_default_and_prints_its_url(tmp_path: Path) -> None:
+    ui_port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *LANES, "dev", "--port", str(free_port()), "--emulator-port", str(free_port()),
+        "--ui-port", str(ui_port), "--state-dir", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(90):
+            while not any("Ctrl-C" in line for line in lines):
+                line = (await process.stdout.readline()).decode()
+                assert line, "lanes dev ended early"
+                lines.append(line)
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=60)
+    assert f"Temporal UI http://127.0.0.1:{ui_port}\n" in lines
+    assert process.returncode == 0

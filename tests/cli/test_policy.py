@@ -1,20 +1,16 @@
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from client.policy_cli import register
+from cli.main import run
 from policy import PolicyDecision, default_policy_path, load_policy
 
 DEFAULT = default_policy_path().read_text()
 
 
 def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="lanes")
-    register(parser.add_subparsers())
-    args = parser.parse_args(["policy", *argv])
-    return int(args.func(args))
+    return run(["policy", *argv])
 
 
 def test_explain_prints_the_decision_and_the_three_questions(capsys: pytest.CaptureFixture[str]):
@@ -144,5 +140,22 @@ def test_diff_lists_changed_cells(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_diff_with_a_broken_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    assert _run("diff", str(default_policy_path()), str(tmp_path / "missing.toml")) == 1
-    assert "cannot read policy file" in capsys.readouterr().err
+    path = tmp_path / "broken.toml"
+    path.write_text("policy_version = ")
+    assert _run("diff", str(default_policy_path()), str(path)) == 1
+    assert "invalid TOML" in capsys.readouterr().err
+
+
+def test_a_missing_policy_file_is_bad_input_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    missing = str(tmp_path / "missing.toml")
+    assert _run("explain", "--job-type", "public_research", "--policy", missing) == 2
+    assert f"--policy: no policy file at {missing}" in capsys.readouterr().err
+    assert _run("check", missing) == 2
+    assert f"no policy file at {missing}" in capsys.readouterr().err
+    assert _run("diff", str(default_policy_path()), missing) == 2
+    assert f"NEW: no policy file at {missing}" in capsys.readouterr().err
+
+
+def test_a_bad_now_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "public_research", "--now", "tomorrow") == 2
+    assert "not an ISO date or time: 'tomorrow'" in capsys.readouterr().err

@@ -1,0 +1,515 @@
+"""The ``lanes`` command line (Typer): every command parses, calls :mod:`client.jobs`, and renders.
+
+Exit codes (see :mod:`cli.render`): 0 success; 1 the job failed, was denied or ended incomplete; 2 bad
+input (the message names the field and the fix); 3 the job is still running. ``--json`` prints exactly
+one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from temporalio.client import Client
+
+from cli import policy as policy_commands
+from cli.render import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_RUNNING,
+    CliError,
+    fields,
+    print_json,
+    translate_errors,
+    validation_message,
+)
+from client.connect import connect
+from client.jobs import (
+    InvalidWorkflowIdError,
+    JobIdInUseError,
+    JobOutcome,
+    JobStatus,
+    cancel_job,
+    check_workflow_id,
+    job_outcome,
+    job_status,
+    start_job,
+    wait_for_outcome,
+)
+from client.settings import Settings
+from policy import PolicyError, load_policy
+from responses_emulator import command as emulator_command
+from workflows.model_task import CancellationRecord, ModelTaskInput
+
+app = typer.Typer(
+    name="lanes",
+    help="Run long model jobs on Temporal in the lane their policy allows (background, stateless, denied).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
+WorkflowId = Annotated[str, typer.Argument(help="the workflow id `lanes submit` printed")]
+
+SUBMIT_FLAGS = {
+    "job_type": "--job-type",
+    "data_class": "--data-class",
+    "input": "--input",
+    "model": "--model",
+    "instructions": "--instructions",
+    "max_output_tokens": "--max-output-tokens",
+    "metadata": "--metadata",
+    "approval": "--approval",
+    "tenant": "--tenant",
+}
+"""The flag of each ``ModelTaskInput`` field, so that a validation error names what the user typed."""
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+async def _connect(settings: Settings) -> Client:
+    return await connect(settings)
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"--input-file: {source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it to UTF-8, e.g. iconv -t UTF-8"
+        ) from None
+
+
+def _read_input(text: str | None, file: str | None) -> str:
+    if (text is None) == (file is None):
+        raise CliError("give the prompt with --input TEXT or --input-file FILE ('-' for stdin), not both")
+    if text is not None:
+        prompt = text
+    elif file == "-":
+        prompt = _decode(sys.stdin.buffer.read(), "stdin")
+    else:
+        assert file is not None
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise CliError(f"--input-file: cannot read {file}: {exc.strerror}") from None
+        prompt = _decode(data, file)
+    if prompt and not prompt.strip():
+        flag = "--input" if text is not None else "--input-file"
+        raise CliError(f"{flag}: the prompt is only whitespace; give the text the model should work on")
+    return prompt
+
+
+def _metadata(pairs: list[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--metadata {pair!r}: expected KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def build_task(
+    settings: Settings,
+    *,
+    job_type: str,
+    data_class: str | None,
+    prompt: str,
+    model: str | None = None,
+    instructions: str | None = None,
+    max_output_tokens: int | None = None,
+    metadata: dict[str, str] | None = None,
+    approval: str | None = None,
+    tenant: str | None = None,
+) -> ModelTaskInput:
+    """Validate a submission before anything is started, so that bad input starts nothing.
+
+    Raises:
+        CliError: A field is invalid or the job type is unknown to the policy.
+    """
+    try:
+        policy = load_policy(settings.policy_path)
+    except PolicyError as exc:
+        raise CliError(f"policy: {exc}") from None
+    if job_type not in policy.job_type_names:
+        known = ", ".join(policy.job_type_names)
+        raise CliError(f"--job-type: unknown job type {job_type!r}; known: {known}")
+    if data_class is not None and data_class not in policy.class_names:
+        known = ", ".join(policy.class_names)
+        raise CliError(f"--data-class: unknown data class {data_class!r}; known: {known}")
+    try:
+        return ModelTaskInput(
+            job_type=job_type,
+            data_class=data_class,
+            input=prompt,
+            model=model,
+            instructions=instructions,
+            max_output_tokens=max_output_tokens,
+            metadata=metadata or {},
+            approval=approval,
+            tenant=tenant,
+        )
+    except ValidationError as exc:
+        raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
+
+
+def cancellation_rows(record: CancellationRecord) -> list[tuple[str, object]]:
+    """A cancellation record as readable ``name value`` rows."""
+    rows: list[tuple[str, object]] = [
+        ("cancelled by", f"{record.requested_by} (via {record.via})"),
+        ("cancelled at", f"{record.requested_at:%Y-%m-%d %H:%M:%S %Z} in phase {record.phase}".strip()),
+        ("cancel reason", record.reason or "(none given)"),
+    ]
+    if not record.effective:
+        rows.append(("cancel effect", "none: the provider had already finished, its result stands"))
+    if record.unconfirmed_create:
+        rows.append(("cancel note", "a create was tried but never answered; check the provider"))
+    return rows
+
+
+def show_outcome(outcome: JobOutcome, *, as_json: bool) -> int:
+    """Print how a job ended; return its exit code (0 completed or cancelled, else 1)."""
+    code = EXIT_OK if outcome.succeeded else EXIT_JOB_FAILED
+    if as_json:
+        print_json(outcome)
+        return code
+    out = sys.stderr if outcome.status in ("failed", "denied") else sys.stdout
+    rule = outcome.rule or "-"
+    version = outcome.decision.policy_version if outcome.decision else "-"
+    rows: list[tuple[str, object]] = [
+        ("workflow", outcome.workflow_id),
+        ("status", outcome.status),
+        ("lane", f"{outcome.lane or '-'} (rule {rule}, policy {version})"),
+        ("response", outcome.response_id),
+    ]
+    if outcome.cancellation:
+        rows += cancellation_rows(outcome.cancellation)
+    if outcome.status == "denied":
+        rows.append(("error", outcome.error_message))
+    elif outcome.error_code or outcome.error_message:
+        rows.append(
+            ("error", f"{outcome.error_code or outcome.error_type or 'error'}: {outcome.error_message}")
+        )
+    if outcome.incomplete_reason or outcome.status == "incomplete":
+        rows.append(("incomplete", f"{outcome.incomplete_reason or 'unknown reason'} (partial output below)"))
+    if outcome.query_error:
+        rows.append(("query error", outcome.query_error))
+    fields(rows, file=out)
+    if outcome.output_text:
+        print()
+        print(outcome.output_text)
+    return code
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers): still cancel
+        return "unknown"
+
+
+@app.command()
+@translate_errors("lanes submit")
+def submit(
+    job_type: Annotated[str, typer.Option(help="a job type of the policy, e.g. public_research")],
+    input: Annotated[str | None, typer.Option("--input", help="the prompt text")] = None,
+    input_file: Annotated[
+        str | None, typer.Option(help="read the prompt from a UTF-8 file ('-' for stdin)")
+    ] = None,
+    data_class: Annotated[str | None, typer.Option(help="declared data class")] = None,
+    model: Annotated[str | None, typer.Option(help="model (default: the lane profile's)")] = None,
+    instructions: Annotated[str | None, typer.Option(help="system instructions")] = None,
+    max_output_tokens: Annotated[int | None, typer.Option(help="16 to 128000")] = None,
+    metadata: Annotated[
+        list[str] | None, typer.Option(metavar="KEY=VALUE", help="provider metadata (repeatable)")
+    ] = None,
+    approval: Annotated[str | None, typer.Option(help="security-review approval reference")] = None,
+    tenant: Annotated[str | None, typer.Option(help="tenant whose policy overrides apply")] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="workflow id (default: lanes-<job type>-<random>)")
+    ] = None,
+    new_run: Annotated[
+        bool, typer.Option("--new-run", help="start a new run under an --id whose job has ended")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the job and print its outcome")] = False,
+    json: JsonFlag = False,
+) -> None:
+    """Start a model job; print its workflow id (or, with --wait, its outcome)."""
+    settings = _settings()
+    task = build_task(
+        settings,
+        job_type=job_type,
+        data_class=data_class,
+        prompt=_read_input(input, input_file),
+        model=model,
+        instructions=instructions,
+        max_output_tokens=max_output_tokens,
+        metadata=_metadata(metadata or []),
+        approval=approval,
+        tenant=tenant,
+    )
+    workflow_id = id if id is not None else f"lanes-{task.job_type}-{uuid.uuid4().hex[:12]}"
+    try:
+        check_workflow_id(workflow_id)
+    except InvalidWorkflowIdError as exc:
+        raise CliError(f"--id: {exc}") from None
+
+    async def run() -> int:
+        client = await _connect(settings)
+        try:
+            await start_job(
+                client, task, workflow_id=workflow_id, task_queue=settings.task_queue, new_run=new_run
+            )
+        except JobIdInUseError as exc:
+            fix = (
+                "wait for it to end or choose another --id"
+                if exc.running
+                else "choose another --id, or pass --new-run to start a new run under it"
+            )
+            raise CliError(f"--id: {exc}; {fix}") from None
+        if wait:
+            if not json:
+                print(f"submitted {workflow_id}", file=sys.stderr)
+            return show_outcome(await wait_for_outcome(client, workflow_id), as_json=json)
+        if json:
+            print_json({"workflow_id": workflow_id, "task_queue": settings.task_queue})
+        else:
+            print(workflow_id)
+        return EXIT_OK
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+def show_status(status: JobStatus) -> None:
+    """Print a job's status as aligned fields, then one line per pending activity."""
+    rows: list[tuple[str, object]] = [
+        ("workflow_id", status.workflow_id),
+        ("execution_status", status.execution_status),
+    ]
+    if status.query_error:
+        rows.append(("query_error", status.query_error))
+    else:
+        rows += [
+            ("phase", status.phase),
+            ("job_type", status.job_type),
+            ("lane", status.lane),
+            ("rule", status.rule),
+            ("data_class", status.data_class),
+            ("policy_version", status.policy_version),
+            ("response_id", status.response_id),
+            ("provider_status", status.provider_status),
+        ]
+    if status.cancellation:
+        rows += cancellation_rows(status.cancellation)
+    for activity in status.pending_activities:
+        progress = activity.progress or {}
+        summary = ", ".join(
+            f"{k}={progress[k]}"
+            for k in ("mode", "provider_status", "cursor", "polls", "reconnects", "chars")
+            if k in progress
+        )
+        rows.append(
+            ("activity", f"{activity.activity} ({activity.state}, attempt {activity.attempt}) {summary}")
+        )
+        if activity.last_failure:
+            rows.append(("last failure", activity.last_failure))
+    fields(rows)
+
+
+@app.command()
+@translate_errors("lanes status")
+def status(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
+    """Where a job is: phase, lane, rule, provider response and status, live progress."""
+
+    async def run() -> JobStatus:
+        return await job_status(await _connect(_settings()), workflow_id)
+
+    info = asyncio.run(run())
+    if json:
+        print_json(info)
+    else:
+        show_status(info)
+
+
+@app.command()
+@translate_errors("lanes result")
+def result(
+    workflow_id: WorkflowId,
+    wait: Annotated[bool, typer.Option("--wait", help="wait for a running job to end")] = False,
+    json: JsonFlag = False,
+) -> None:
+    """How a job ended (a denied job prints its decision); exit 3 while it still runs."""
+
+    async def run() -> JobOutcome | None:
+        client = await _connect(_settings())
+        if wait:
+            return await wait_for_outcome(client, workflow_id)
+        return await job_outcome(client, workflow_id)
+
+    outcome = asyncio.run(run())
+    if outcome is None:
+        if json:
+            print_json({"workflow_id": workflow_id, "status": "running"})
+        else:
+            print(
+                f"job {workflow_id} is still running; use `lanes result {workflow_id} --wait`",
+                file=sys.stderr,
+            )
+        raise typer.Exit(EXIT_RUNNING)
+    raise typer.Exit(show_outcome(outcome, as_json=json))
+
+
+@app.command()
+@translate_errors("lanes cancel")
+def cancel(
+    workflow_id: WorkflowId,
+    reason: Annotated[str, typer.Option(help="why, for the job's cancellation record")] = "",
+    workflow_cancel: Annotated[
+        bool,
+        typer.Option(
+            "--workflow-cancel", help="use Temporal's workflow cancellation instead of the cancel signal"
+        ),
+    ] = False,
+    json: JsonFlag = False,
+) -> None:
+    """Stop a job (its result records who, when and why)."""
+
+    async def run() -> None:
+        client = await _connect(_settings())
+        request = await cancel_job(
+            client, workflow_id, reason=reason, requested_by=_who(), workflow_cancel=workflow_cancel
+        )
+        if json:
+            print_json(request)
+        elif request.requested:
+            print(f"cancel requested for {workflow_id}")
+        else:
+            ended = f"job {workflow_id} already ended ({request.execution_status})"
+            print(f"{ended}; nothing to cancel, its result stands")
+
+    asyncio.run(run())
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker (the same as python worker.py)."""
+    import worker as worker_module
+
+    raise typer.Exit(worker_module.main())
+
+
+def _check_port(port: int, flag: str, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise CliError(f"port {port} ({what}) is in use; choose another with {flag} PORT") from None
+
+
+@app.command()
+@translate_errors("lanes dev")
+def dev(
+    port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
+    emulator_port: Annotated[int, typer.Option(help="Responses emulator port")] = 8788,
+    ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="run Temporal without its web UI")] = False,
+    duration: Annotated[float, typer.Option(help="simulated background duration, seconds")] = 5.0,
+    state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/dev"),
+) -> None:
+    """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all."""
+    from cli.stack import EmbeddedStack, StackError
+    from responses_emulator import EmulatorConfig
+
+    _check_port(port, "--port", "Temporal frontend")
+    _check_port(emulator_port, "--emulator-port", "Responses emulator")
+    if not no_ui:
+        _check_port(ui_port, "--ui-port", "Temporal web UI; or pass --no-ui")
+    stack = EmbeddedStack(
+        state_dir=state_dir,
+        temporal_port=port,
+        emulator_port=emulator_port,
+        emulator_config=EmulatorConfig(duration_s=duration),
+        ui_port=None if no_ui else ui_port,
+        policy_path=_settings().policy_path,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with stack:
+                s = stack.settings
+                print(f"Temporal    {s.temporal_address} (namespace {s.temporal_namespace})")
+                if not no_ui:
+                    print(f"Temporal UI http://127.0.0.1:{ui_port}")
+                ledger = f"{(s.openai_base_url or '').removesuffix('/v1')}/_emulator/ledger"
+                print(f"emulator    {s.openai_base_url}  (ledger: {ledger})")
+                pid = stack.worker.pid if stack.worker else "-"
+                print(f"worker      pid {pid} on task queue {s.task_queue!r}")
+                print(f"logs        {state_dir}/")
+                print(
+                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n"
+                    f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
+                    "  lanes submit --job-type public_research --input 'hello' --wait\n"
+                    "Ctrl-C stops everything.",
+                    flush=True,
+                )
+                await stop.wait()
+                print("stopping...", file=sys.stderr)
+        except (StackError, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CliError(f"{first}; change the port with --port, --emulator-port or --ui-port") from None
+
+    asyncio.run(run())
+
+
+@app.command()
+@translate_errors("lanes demo")
+def demo(
+    state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/demo"),
+) -> None:
+    """Run one job per lane (and one cancellation) on a fresh embedded stack; what make demo runs."""
+    from cli.demo import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir)))
+
+
+emulator_command.register(app)
+app.add_typer(policy_commands.app, name="policy")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse and run a command; return its exit code."""
+    try:
+        app(args=argv, prog_name="lanes")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_JOB_FAILED)
+    return EXIT_OK
+
+
+def main() -> None:
+    """Console-script entry point."""
+    code = run()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    # The Temporal core's threads can abort CPython's finalisation; exit without it once all is done.
+    os._exit(code)

@@ -1,0 +1,104 @@
+"""Exit codes, errors and output shared by every ``lanes`` command.
+
+One convention for all commands: exit 0 on success, 1 when the job failed, was denied or ended
+incomplete (or a policy file is invalid), 2 on bad input (the message names the field and the fix),
+3 while a job still runs. ``--json`` prints exactly one JSON object on stdout; errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ParamSpec
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from client.connect import ProviderNotConfiguredError, TemporalUnreachableError
+from client.jobs import JobNotFoundError
+
+P = ParamSpec("P")
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_RUNNING = 3
+
+
+class CliError(Exception):
+    """A user-facing error: printed to stderr after the command's name; the process exits with ``code``."""
+
+    def __init__(self, message: str, *, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def print_json(value: BaseModel | dict[str, Any]) -> None:
+    """Print one JSON object on one line of stdout."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    print(json.dumps(data, sort_keys=True, default=str))
+
+
+def validation_message(exc: ValidationError, *, flags: dict[str, str] | None = None) -> str:
+    """One line per invalid field: ``--flag: what is wrong``, without pydantic's ``Value error,`` prefix."""
+    lines = []
+    for item in exc.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "input"
+        name = (flags or {}).get(field, field)
+        lines.append(f"{name}: {str(item['msg']).removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
+def fields(rows: Iterable[tuple[str, object]], *, file: Any = None) -> None:
+    """Print ``name  value`` lines with aligned values; ``None`` prints as ``-``."""
+    for name, value in rows:
+        print(f"{name:17} {'-' if value is None else value}", file=file)
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """A borderless table (first row is the header) as text, columns two spaces apart."""
+    grid = Table(box=None, show_header=True, header_style=None, pad_edge=False, padding=(0, 1))
+    for header in rows[0]:
+        grid.add_column(header, no_wrap=True)
+    for row in rows[1:]:
+        grid.add_row(*row)
+    console = Console(width=10_000, no_color=True, highlight=False, force_terminal=False)
+    with console.capture() as captured:
+        console.print(grid)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
+def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """Decorate ``command`` (``lanes submit``...): a user's error is one stderr line and an exit code.
+
+    A closed pipe ends the command quietly.
+
+    :class:`CliError` exits with its code; an unreachable server, a missing provider configuration or
+    an unknown workflow id exit 2. A closed stdout (``lanes ... | head``) ends the command quietly.
+    """
+
+    def decorate(func: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                func(*args, **kwargs)
+            except CliError as exc:
+                print(f"{command}: {exc}", file=sys.stderr)
+                raise typer.Exit(exc.code) from None
+            except (TemporalUnreachableError, ProviderNotConfiguredError, JobNotFoundError) as exc:
+                print(f"{command}: {exc}", file=sys.stderr)
+                raise typer.Exit(EXIT_USAGE) from None
+            except BrokenPipeError:
+                # The reader went away: later writes and the final flush go nowhere instead of raising.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise typer.Exit(EXIT_OK) from None
+
+        return wrapper
+
+    return decorate
