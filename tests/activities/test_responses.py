@@ -329,11 +329,12 @@ async def test_a_quiet_twenty_minute_stream_costs_two_requests() -> None:
     try:
         started = await rig.start(stream=True, metadata=control(duration=1200, tokens=20))
         follow = asyncio.create_task(rig.follow(started, mode="stream", queued_timeout_s=0.5))
-        await until(lambda: rig.emulator.open_streams == 1)
+        rid = started.response_id
+        await until(lambda: len(rig.stream_reads(rid)) == 1)  # the await activity's stream is open
         for _ in range(10):
             rig.emulator.advance(121)  # two events become due at once...
             await asyncio.sleep(0.6)  # ...then real silence longer than the old idle limit
-            assert rig.emulator.open_streams == 1 or follow.done()
+            assert (len(rig.stream_reads(rid)), rig.polls(rid)) == (1, []), "the stream stayed open"
         result = await follow
     finally:
         await rig.provider.close()
