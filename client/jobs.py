@@ -190,27 +190,20 @@ class PendingActivity(BaseModel):
     """The last heartbeat's progress (mode, provider status, cursor, polls, ...); never any text."""
 
 
-class JobStatus(BaseModel):
+class JobStatus(StatusResult):
     """Where a job is: its execution status, the workflow's ``status`` query, and pending activities.
 
-    The query fields are ``None`` when the query could not be answered (no worker); ``query_error`` then
-    says why. ``provider_status`` is the freshest known: the await activity's heartbeat when it has one.
+    The query's fields are inherited from :class:`~workflows.model_task.StatusResult`; they are ``None``
+    when the query could not be answered (no worker), and ``query_error`` then says why.
+    ``provider_status`` is the freshest known: the await activity's heartbeat when it has one.
     """
 
     model_config = ConfigDict(frozen=True)
 
     workflow_id: str
     execution_status: str
-    phase: Phase | None = None
-    job_type: str | None = None
-    lane: Lane | None = None
-    rule: str | None = None
-    data_class: str | None = None
-    policy_version: str | None = None
-    response_id: str | None = None
-    provider_status: str | None = None
-    cancellation: CancellationRecord | None = None
-    reruns: int = 0
+    phase: Phase | None = None  # type: ignore[assignment]
+    job_type: str | None = None  # type: ignore[assignment]
     pending_activities: list[PendingActivity] = Field(default_factory=list)
     query_error: str | None = None
 
