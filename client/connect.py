@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.plugin import SimplePlugin
 
+from client.codec import build_codec
 from client.plugin import LanesPlugin
 from client.settings import Settings
 
@@ -36,21 +37,30 @@ class ProviderNotConfiguredError(RuntimeError):
     """Neither an OpenAI key nor a base URL is configured, so the worker has no provider to talk to."""
 
 
-def plugins() -> list[SimplePlugin]:
-    """Return the client plugins: lanes' own (converter, workflows) and OpenTelemetry tracing.
+def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
+    """Return the client plugins: lanes' own (converter, codec, workflows) and OpenTelemetry tracing.
 
     ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
     record the lane decision. Both plugins are client and worker plugins, so workers inherit them from
-    the client, and the replayer takes the same list.
+    the client, and the replayer takes the same list (with the same settings, to read encrypted
+    histories).
+
+    Args:
+        settings: Where the encryption keys come from; with none configured (or no settings) payloads
+            are written in clear text, as before encryption existed.
+
+    Raises:
+        client.codec.KeyConfigError: The configured keys are malformed, ambiguous or in an unsafe file.
     """
-    return [LanesPlugin(), OpenTelemetryPlugin(add_temporal_spans=True)]
+    codec = build_codec(settings) if settings is not None else None
+    return [LanesPlugin(codec), OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
     """Connect to Temporal with lanes' converter and plugins.
 
     Args:
-        settings: Address and namespace to use.
+        settings: Address, namespace and encryption keys to use.
         timeout_s: How long to wait for the server.
 
     Returns:
@@ -58,13 +68,15 @@ async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -
 
     Raises:
         TemporalUnreachableError: The server did not answer in time.
+        client.codec.KeyConfigError: The configured keys are malformed, ambiguous or in an unsafe file.
     """
+    configured = plugins(settings)
     try:
         return await asyncio.wait_for(
             Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
-                plugins=plugins(),
+                plugins=configured,
             ),
             timeout=timeout_s,
         )

@@ -6,22 +6,38 @@ workflows a worker runs. It is registered once, on the client (``client/connect.
 from that client inherit it, and the replayer takes the same list, so nothing is configured twice and
 nothing is forgotten on one of the three.
 
+With a payload codec (``client/codec.py``: encryption, then a claim check for large payloads) the plugin's
+converter encodes every payload with it and encodes failure messages and stack traces too, so nothing a
+job carries is readable in history without the key.
+
 Activities are not in the plugin: they are methods of objects that own an OpenAI client and a policy
 source, which only the worker builds (``worker.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 from temporalio.plugin import SimplePlugin
 
 from workflows import WORKFLOWS
 
 DATA_CONVERTER: DataConverter = pydantic_data_converter
-"""Converter of every client, worker, replayer and test environment."""
+"""Converter of every client, worker, replayer and test environment when no codec is configured."""
+
+
+def data_converter(codec: PayloadCodec | None) -> DataConverter:
+    """The pydantic converter, with ``codec`` on every payload and on failure messages when given."""
+    if codec is None:
+        return DATA_CONVERTER
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def _with_workflows(existing: Sequence[type] | None) -> Sequence[type]:
@@ -31,11 +47,16 @@ def _with_workflows(existing: Sequence[type] | None) -> Sequence[type]:
 
 
 class LanesPlugin(SimplePlugin):
-    """lanes' data converter and workflows, for a client, the workers it builds and a replayer."""
+    """lanes' data converter and workflows, for a client, the workers it builds and a replayer.
 
-    def __init__(self) -> None:
+    Args:
+        codec: Payload codec (from :func:`client.codec.build_codec`); ``None`` writes clear text.
+    """
+
+    def __init__(self, codec: PayloadCodec | None = None) -> None:
+        self.codec = codec
         super().__init__(
             "lanes.LanesPlugin",
-            data_converter=DATA_CONVERTER,
+            data_converter=data_converter(codec),
             workflows=_with_workflows,
         )

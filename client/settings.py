@@ -8,6 +8,7 @@ is configured by its standard ``OTEL_*`` variables, which the OpenTelemetry SDK 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -65,3 +66,42 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
     """Override of the provider's URL; the embedded stack points it at the local Responses emulator."""
+
+    encryption_keys: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_ENCRYPTION_KEYS", "encryption_keys")
+    )
+    """``id=base64key[,id2=base64key2]``: AES-256 keys for payloads in Temporal history; the first one
+    encrypts, all of them decrypt (see ``docs/encryption.md``). Unset with no key file: clear text."""
+
+    encryption_key_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_ENCRYPTION_KEY_FILE", "encryption_key_file")
+    )
+    """A file of keys in the ``LANES_ENCRYPTION_KEYS`` format (one per line or comma separated), mode 0600."""
+
+    blob_dir: Path = Field(
+        default=Path(".lanes/blobs"), validation_alias=AliasChoices("LANES_BLOB_DIR", "blob_dir")
+    )
+    """Where payloads above ``claim_check_threshold`` are kept (encrypted) instead of in history."""
+
+    claim_check_threshold: int = Field(
+        default=256 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("LANES_CLAIM_CHECK_THRESHOLD", "claim_check_threshold"),
+    )
+    """Encoded payload size in bytes above which the payload goes to the blob store."""
+
+    codec_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_CODEC_TOKEN", "codec_token")
+    )
+    """Bearer token the codec server requires when set (the UI sends it with "pass access token")."""
+
+    codec_cors_origins: str = Field(
+        default="http://localhost:8233",
+        validation_alias=AliasChoices("LANES_CODEC_CORS_ORIGINS", "codec_cors_origins"),
+    )
+    """Comma-separated browser origins (the Temporal UI's) allowed to call the codec server."""
+
+    @property
+    def encryption_configured(self) -> bool:
+        """Whether keys are configured, so clients and workers built from these settings encrypt."""
+        return self.encryption_keys is not None or self.encryption_key_file is not None
