@@ -414,6 +414,24 @@ def worker() -> None:
     raise typer.Exit(worker_module.main())
 
 
+@app.command("codec-server")
+@translate_errors("lanes codec-server")
+def codec_server(
+    host: Annotated[
+        str, typer.Option(help="interface to bind (loopback unless LANES_CODEC_TOKEN is set)")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8081,
+) -> None:
+    """Serve /encode and /decode so the Temporal UI and CLI can read encrypted payloads."""
+    from client.codec_server import serve_codec
+
+    _check_port(port, "--port", "codec server")
+    try:
+        asyncio.run(serve_codec(_settings(), host=host, port=port))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _check_port(port: int, flag: str, what: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -459,7 +477,13 @@ def dev(
                 s = stack.settings
                 print(f"Temporal    {s.temporal_address} (namespace {s.temporal_namespace})")
                 if not no_ui:
-                    print(f"Temporal UI http://127.0.0.1:{ui_port}")
+                    print(f"Temporal UI http://127.0.0.1:{ui_port}  (decodes through the codec server)")
+                if stack.codec_url:
+                    print(
+                        f"codec       {stack.codec_url}  (payloads are encrypted; key "
+                        f"{s.encryption_key_file or 'from LANES_ENCRYPTION_KEYS'}; "
+                        f"temporal workflow show --codec-endpoint {stack.codec_url} ...)"
+                    )
                 ledger = f"{(s.openai_base_url or '').removesuffix('/v1')}/_emulator/ledger"
                 print(f"emulator    {s.openai_base_url}  (ledger: {ledger})")
                 pid = stack.worker.pid if stack.worker else "-"

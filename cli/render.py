@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from client.codec import KeyConfigError
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError
 from client.jobs import JobNotFoundError
 
@@ -78,8 +79,9 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
 
     A closed pipe ends the command quietly.
 
-    :class:`CliError` exits with its code; an unreachable server, a missing provider configuration or
-    an unknown workflow id exit 2. A closed stdout (``lanes ... | head``) ends the command quietly.
+    :class:`CliError` exits with its code; an unreachable server, a missing provider configuration,
+    an unknown workflow id or malformed encryption keys exit 2. A closed stdout (``lanes ... | head``)
+    ends the command quietly.
     """
 
     def decorate(func: Callable[P, None]) -> Callable[P, None]:
@@ -90,7 +92,12 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
             except CliError as exc:
                 print(f"{command}: {exc}", file=sys.stderr)
                 raise typer.Exit(exc.code) from None
-            except (TemporalUnreachableError, ProviderNotConfiguredError, JobNotFoundError) as exc:
+            except (
+                TemporalUnreachableError,
+                ProviderNotConfiguredError,
+                JobNotFoundError,
+                KeyConfigError,
+            ) as exc:
                 print(f"{command}: {exc}", file=sys.stderr)
                 raise typer.Exit(EXIT_USAGE) from None
             except BrokenPipeError:

@@ -26,6 +26,8 @@ from types import TracebackType
 
 from temporalio.client import Client
 
+from client.codec import ensure_local_key
+from client.codec_server import CodecServer, codec_app
 from client.settings import Settings
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
 from worker import READY_LINE
@@ -94,15 +96,23 @@ class DevServer:
         persistent: Keep history in ``state_dir/temporal.db`` across restarts (``lanes dev``); tests use
             an in-memory database.
         ui_port: Serve the web UI on this port; ``None`` runs headless.
+        ui_codec_endpoint: Codec server the web UI decodes payloads with (encrypted histories).
     """
 
     def __init__(
-        self, *, state_dir: Path, port: int | None = None, persistent: bool = True, ui_port: int | None = None
+        self,
+        *,
+        state_dir: Path,
+        port: int | None = None,
+        persistent: bool = True,
+        ui_port: int | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.port = port or free_port()
         self.persistent = persistent
         self.ui_port = ui_port
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.log_path = state_dir / "temporal.log"
         self._process: asyncio.subprocess.Process | None = None
 
@@ -135,6 +145,8 @@ class DevServer:
             args += ["--headless"]
         else:
             args += ["--ui-port", str(self.ui_port)]
+            if self.ui_codec_endpoint:
+                args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.persistent:
             args += ["--db-filename", str(self.state_dir / "temporal.db")]
         for key in search_attributes.ALL:
@@ -197,19 +209,8 @@ class WorkerProcess:
         return self._process.pid if self._process else None
 
     def environment(self) -> dict[str, str]:
-        """The worker's environment: this one, with the stack's addresses."""
-        env = dict(os.environ)
-        env["TEMPORAL_ADDRESS"] = self.settings.temporal_address
-        env["TEMPORAL_NAMESPACE"] = self.settings.temporal_namespace
-        env["LANES_TASK_QUEUE"] = self.settings.task_queue
-        if self.settings.policy_path:
-            env["LANES_POLICY"] = self.settings.policy_path
-        if self.settings.openai_base_url:
-            env["OPENAI_BASE_URL"] = self.settings.openai_base_url
-        if self.settings.openai_api_key:
-            env["OPENAI_API_KEY"] = self.settings.openai_api_key.get_secret_value()
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        """The worker's environment: this one, with every setting of the stack (``Settings.environment``)."""
+        return {**os.environ, **self.settings.environment(), "PYTHONUNBUFFERED": "1"}
 
     async def start(self) -> None:
         """Start the worker and wait for its ready line.
@@ -280,6 +281,11 @@ class EmbeddedStack:
         policy_path: Policy file of the worker; the shipped default if ``None``.
         start_worker: Start a worker process (tests that run their own worker pass ``False``).
         ui_port: Serve the Temporal web UI on this port.
+        encrypt: Encrypt every payload. Unless keys are configured in the environment, a local key is
+            created under ``state_dir`` (directory 0700, file 0600), so the embedded stack never writes
+            prompts or outputs to its database in clear text. A codec server on loopback lets the web UI
+            (and ``temporal workflow show --codec-endpoint``) read them.
+        codec_port: Port of that codec server; free if ``None``.
     """
 
     def __init__(
@@ -294,10 +300,19 @@ class EmbeddedStack:
         policy_path: str | None = None,
         start_worker: bool = True,
         ui_port: int | None = None,
+        encrypt: bool = True,
+        codec_port: int | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self.encrypt = encrypt
+        self.codec_port = codec_port or free_port()
+        self.codec_url: str | None = f"http://127.0.0.1:{self.codec_port}" if encrypt else None
         self.dev_server = DevServer(
-            state_dir=state_dir, port=temporal_port, persistent=persistent, ui_port=ui_port
+            state_dir=state_dir,
+            port=temporal_port,
+            persistent=persistent,
+            ui_port=ui_port,
+            ui_codec_endpoint=self.codec_url,
         )
         self.emulator = Emulator(emulator_config)
         self._emulator_port = emulator_port or 0
@@ -319,18 +334,30 @@ class EmbeddedStack:
         # Each part registers its own stop as it starts, so a failure part-way stops exactly what ran,
         # in reverse order: worker first (it hands over cleanly), then emulator, then Temporal.
         async with contextlib.AsyncExitStack() as parts:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            settings = Settings(
+                temporal_namespace="default",
+                task_queue=self._task_queue,
+                policy_path=self._policy_path,
+                openai_api_key="emulator",
+            )
+            if self.encrypt:
+                if not settings.encryption_configured:
+                    settings = settings.model_copy(
+                        update={"encryption_key_file": ensure_local_key(self.state_dir)}
+                    )
+                settings = settings.model_copy(update={"blob_dir": (self.state_dir / "blobs").resolve()})
+                await parts.enter_async_context(CodecServer(codec_app(settings), port=self.codec_port))
             await self.dev_server.start()
             parts.push_async_callback(self.dev_server.stop)
             emulator_server = await parts.enter_async_context(
                 EmulatorServer(self.emulator, port=self._emulator_port)
             )
-            self._settings = Settings(
-                temporal_address=self.dev_server.address,
-                temporal_namespace="default",
-                task_queue=self._task_queue,
-                policy_path=self._policy_path,
-                openai_base_url=emulator_server.base_url,
-                openai_api_key="emulator",
+            self._settings = settings.model_copy(
+                update={
+                    "temporal_address": self.dev_server.address,
+                    "openai_base_url": emulator_server.base_url,
+                }
             )
             if self._start_worker:
                 self.worker = WorkerProcess(self._settings, log_path=self.state_dir / "worker.log")

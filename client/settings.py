@@ -105,3 +105,22 @@ class Settings(BaseSettings):
     def encryption_configured(self) -> bool:
         """Whether keys are configured, so clients and workers built from these settings encrypt."""
         return self.encryption_keys is not None or self.encryption_key_file is not None
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the environment variables that reproduce them in a child process.
+
+        The embedded stack and the tests start workers as processes; deriving their environment from the
+        model (each field's first alias) keeps one list of names, so a new setting cannot be forgotten.
+        Unset (``None``) fields are left out, so the child falls back to its own defaults.
+        """
+        env: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            alias = field.validation_alias
+            variable = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[str(variable)] = str(value)
+        return env

@@ -44,3 +44,35 @@ async def test_a_worker_with_a_malformed_policy_stops_at_start_naming_the_file_a
     message = str(failure.value)
     assert "the worker exited with 1" in message
     assert f"{bad}: job_types.public_research.min_data_class: 'secret' is not a data class" in message
+
+
+async def test_the_embedded_stack_encrypts_by_default_and_its_database_holds_no_clear_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.stack import EmbeddedStack
+    from client.connect import connect
+    from client.jobs import start_job
+    from workflows.model_task import ModelTaskInput
+
+    for name in ("LANES_ENCRYPTION_KEYS", "LANES_ENCRYPTION_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    canary = "canary-embedded-7f3a9c"
+    state = tmp_path / "dev"
+    async with EmbeddedStack(state_dir=state, persistent=True) as stack:
+        settings = stack.settings
+        assert settings.encryption_key_file is not None
+        client = await connect(settings)
+        handle = await start_job(
+            client,
+            ModelTaskInput(job_type="support_analysis", data_class="confidential", input=canary),
+            workflow_id=f"enc-{tmp_path.name}",
+            task_queue=settings.task_queue,
+        )
+        result = await handle.result()
+        assert result.status == "completed"
+    key_file = Path(settings.encryption_key_file)
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key_file.parent.stat().st_mode & 0o777 == 0o700
+    database = (state / "temporal.db").read_bytes()
+    assert canary.encode() not in database
+    assert result.output_text[:40].encode() not in database

@@ -16,11 +16,11 @@ from pydantic import SecretStr
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHandle
 
+from cli.stack import temporal_cli
 from client.codec import encrypts
 from client.codec_server import CodecServer, codec_app
 from client.connect import connect, openai_client
 from client.settings import Settings
-from client.stack import temporal_cli
 from worker import build_worker
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
