@@ -79,6 +79,10 @@ Read from the SDK's own ``TypedDict``s, so a parameter the SDK adds is accepted 
 and a misspelt one (``backgroud``) fails in tests as it does against the real API.
 """
 
+STATEFUL_FIELDS = ("previous_response_id", "conversation")
+"""Create fields that need stored provider state; the ledger names them so tests can prove a
+stateless job never sends them."""
+
 COMPLETION_WINDOWS = ("soonest", "2h", "8h")
 """Accepted ``background_options.completion_window`` values."""
 
@@ -136,6 +140,7 @@ class _Call:
     generated: bool = False
     starting_after: int | None = None
     fault: str | None = None
+    stateful: list[str] = field(default_factory=list)
 
     def entry(self, status_code: int) -> LedgerEntry:
         return LedgerEntry(
@@ -152,6 +157,7 @@ class _Call:
             generated=self.generated,
             starting_after=self.starting_after,
             fault=self.fault,
+            stateful=self.stateful,
             at=self.at,
         )
 
@@ -402,6 +408,7 @@ class Emulator:
         body = _parse_body(request)
         call.model = body.get("model") if isinstance(body.get("model"), str) else None
         call.idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+        call.stateful = [k for k in STATEFUL_FIELDS if body.get(k) is not None]
         _check_known_parameters(body)
         call.background = _opt_bool(body, "background")
         call.store = _opt_bool(body, "store")

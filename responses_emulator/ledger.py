@@ -28,6 +28,8 @@ class LedgerEntry(BaseModel):
         generated: True only when this request started a new generation.
         starting_after: The ``starting_after`` cursor of a stream resume.
         fault: The fault injected into this request, if any (e.g. ``http:429``, ``drop_stream_after:5``).
+        stateful: The create fields present that need stored provider state (``previous_response_id``,
+            ``conversation``): names only, never values.
         at: Emulator clock time of the request.
     """
 
@@ -46,6 +48,7 @@ class LedgerEntry(BaseModel):
     generated: bool = False
     starting_after: int | None = None
     fault: str | None = None
+    stateful: list[str] = Field(default_factory=list)
     at: float
 
 

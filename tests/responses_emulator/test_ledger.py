@@ -141,3 +141,11 @@ async def test_tagged_returns_a_jobs_creates_and_every_request_on_their_response
         ("POST", mine.id),
     ]
     assert tagged[-1].path.endswith("/cancel")
+
+
+async def test_the_ledger_names_fields_that_need_stored_state_never_their_values(client, emulator):
+    first = await client.responses.create(model="gpt-5-mini", input="x", store=True)
+    await client.responses.create(model="gpt-5-mini", input="y", previous_response_id=first.id)
+    entries = emulator.ledger.creates()
+    assert [e.stateful for e in entries] == [[], ["previous_response_id"]]
+    assert first.id not in str(entries[1].stateful)

@@ -109,6 +109,7 @@ async def test_every_cell_of_the_default_policy_keeps_its_data_controls(
         if decision["lane"] != "background":
             assert not any(e.store for e in sent), (job_type, data_class, decision["rule"])
             assert not any(e.background for e in sent), (job_type, data_class, decision["rule"])
+            assert not any(e.stateful for e in sent), (job_type, data_class, decision["rule"])
         if decision["data_class"] in FORBIDS_STORED_STATE:
             assert decision["lane"] != "background", (job_type, data_class)
         if decision["lane"] == "denied":
