@@ -133,11 +133,11 @@ class PolicyQuery(BaseModel):
     job_type: str
     """A job type id of the policy, e.g. ``public_research``."""
     data_class: str | None = None
-    """The declared data class; ``None`` (or an unknown id) means the job type's floor."""
+    """The declared data class; ``None`` means the job type's floor, an unknown id is denied."""
     approval: str | None = None
     """An approval reference (``[approvals.<ref>]``) the caller relies on for background."""
     tenant: str | None = None
-    """The tenant whose overrides apply; ``None`` or an unknown tenant means the base policy."""
+    """The tenant whose overrides apply; ``None`` means the base policy, an unknown tenant is denied."""
     input_chars: int = Field(default=0, ge=0)
     """The input's length in characters (limit ``max_input_chars``); the text itself is never sent."""
 

@@ -16,6 +16,8 @@ __all__ = [
     "DENIED_INPUT_TOO_LARGE",
     "DENIED_JOB_TYPE_DISABLED",
     "DENIED_MODEL_CALLS_FORBIDDEN",
+    "DENIED_UNKNOWN_DATA_CLASS",
+    "DENIED_UNKNOWN_TENANT",
     "RULES",
     "STATELESS_APPROVAL_INVALID",
     "STATELESS_APPROVAL_MISSING",
@@ -28,6 +30,8 @@ __all__ = [
     "STATELESS_ZDR_ONLY",
 ]
 
+DENIED_UNKNOWN_TENANT: Final = "denied.unknown-tenant"
+DENIED_UNKNOWN_DATA_CLASS: Final = "denied.unknown-data-class"
 DENIED_MODEL_CALLS_FORBIDDEN: Final = "denied.model-calls-forbidden"
 DENIED_JOB_TYPE_DISABLED: Final = "denied.job-type-disabled"
 DENIED_INPUT_TOO_LARGE: Final = "denied.input-too-large"
@@ -44,6 +48,8 @@ DENIED_FALLBACK_DENY: Final = "denied.fallback-deny"
 BACKGROUND_ALLOWED: Final = "background.allowed"
 
 RULES: Final[dict[str, str]] = {
+    DENIED_UNKNOWN_TENANT: "The query names a tenant without a [tenants.<id>] table: refused, never guessed.",
+    DENIED_UNKNOWN_DATA_CLASS: "The declared data class is not in data_class_order: refused, never guessed.",
     DENIED_MODEL_CALLS_FORBIDDEN: "The effective data class sets model_calls = false: no model may see it.",
     DENIED_JOB_TYPE_DISABLED: "The job type sets preferred_lane = 'denied': it is switched off.",
     DENIED_INPUT_TOO_LARGE: "input_chars exceeds the job type's limits.max_input_chars.",

@@ -31,6 +31,7 @@ def _load(doc: dict[str, Any]) -> CompiledPolicy:
 
 def _with_approval(**approval: Any) -> CompiledPolicy:
     doc = _doc()
+    doc["tenants"] = {"acme": {}, "other": {}}
     doc["approvals"] = {
         "SEC-1234": {
             "job_types": ["regulated_review", "sensitive_customer"],
@@ -73,6 +74,8 @@ def test_fast_construction_equals_a_validated_model():
     for job in load_policy().job_type_names:
         d = _decide(load_policy(), job_type=job, data_class="confidential", tenant="t")
         assert PolicyDecision.model_validate(d.model_dump()) == d
+        d = _decide(load_policy(), job_type=job, data_class="confidential")
+        assert PolicyDecision.model_validate(d.model_dump()) == d
         assert PolicyDecision.model_validate_json(d.model_dump_json()) == d
 
 
@@ -80,7 +83,6 @@ def test_fast_construction_equals_a_validated_model():
     ("declared", "effective", "reason"),
     [
         (None, "internal", "No data class declared; using the floor 'internal'"),
-        ("secret", "internal", "Data class 'secret' is unknown; using the floor 'internal'"),
         ("public", "internal", "Data class 'public' raised to the floor 'internal'"),
         ("confidential", "confidential", None),
     ],
@@ -91,6 +93,39 @@ def test_effective_class_is_never_below_the_floor(declared, effective, reason):
     if reason:
         assert d.reasons[0].startswith(reason)
         assert "(job_types.support_analysis.min_data_class)" in d.reasons[0]
+
+
+@pytest.mark.parametrize("declared", ["Restricted", "secret", "", "restricted "])
+def test_unknown_data_class_is_denied_by_its_own_rule(declared):
+    # It used to be mapped to the job type's floor: "Restricted" ran in the background lane, store=true.
+    d = _decide(load_policy(), job_type="public_research", data_class=declared)
+    assert (d.lane, d.rule, d.profile, d.approval) == (Lane.DENIED, "denied.unknown-data-class", None, None)
+    assert (d.declared_data_class, d.data_class) == (declared, "restricted")
+    assert d.stored_state_acceptable.value is False
+    assert d.reasons[0] == (
+        f"Data class {declared!r} is unknown; known: public, internal, confidential, regulated, restricted "
+        "(data_class_order)."
+    )
+
+
+def test_unknown_tenant_is_denied_by_its_own_rule_and_a_missing_one_means_the_base_policy():
+    doc = _doc()
+    doc["tenants"] = {"acme": {"zdr_only": True}, "globex": {}}
+    policy = _load(doc)
+    d = _decide(policy, job_type="public_research", data_class="public", tenant="Acme")
+    assert (d.lane, d.rule, d.profile, d.tenant) == (Lane.DENIED, "denied.unknown-tenant", None, "Acme")
+    assert d.reasons[0] == "Tenant 'Acme' is unknown (no [tenants.Acme] table); known: acme, globex."
+    # An unknown tenant is reported even when the class is unknown too: it is checked first.
+    assert _decide(policy, job_type="public_research", data_class="x", tenant="x").rule == (
+        "denied.unknown-tenant"
+    )
+    assert _decide(policy, job_type="public_research", tenant="globex").lane is Lane.BACKGROUND
+    assert _decide(policy, job_type="public_research").lane is Lane.BACKGROUND
+    d = _decide(load_policy(), job_type="public_research", tenant="acme")
+    assert d.rule == "denied.unknown-tenant"
+    assert d.reasons[0].endswith("known: (none defined).")
+    with pytest.raises(UnknownJobTypeError):
+        _decide(policy, job_type="foo", tenant="nobody")
 
 
 def test_unknown_job_type_lists_known_ones():
@@ -214,7 +249,8 @@ def test_tenant_overrides_apply_only_to_that_tenant():
         "acme": {
             "zdr_only": True,
             "job_types": {"support_analysis": {"fallback": "deny", "min_data_class": "confidential"}},
-        }
+        },
+        "globex": {},
     }
     policy = _load(doc)
     d = _decide(policy, job_type="support_analysis", tenant="acme")
@@ -229,7 +265,7 @@ def test_tenant_overrides_apply_only_to_that_tenant():
     assert "(tenants.acme.job_types.support_analysis.fallback)" in d.reasons[-1]
     other = _decide(policy, job_type="support_analysis", tenant="globex")
     assert (other.lane, other.tenant) == (Lane.BACKGROUND, "globex")
-    assert other.reasons[0] == "Tenant 'globex' has no overrides; the base policy applies."
+    assert other.reasons[0] == "Overrides of tenant 'globex' apply."
 
 
 def test_job_model_overrides_the_profile_model():
@@ -276,6 +312,8 @@ def test_every_documented_rule_id_is_produced():
         (edited, {"job_type": "regulated_review", "tenant": "zdr"}),
         (denying, {"job_type": "regulated_review"}),
         (denying, {"job_type": "regulated_review", "data_class": "restricted"}),
+        (edited, {"job_type": "regulated_review", "tenant": "nobody"}),
+        (edited, {"job_type": "regulated_review", "data_class": "secret"}),
     ]
     assert {_decide(policy, **query).rule for policy, query in queries} == set(RULES)
 
