@@ -218,6 +218,8 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
             "profile": profile,
             "limits": job.limits,
             "reasons": reasons,
+            "require_encryption": cls.require_encryption,
+            "delete_after_harvest": cls.delete_after_harvest,
         }
     )
 
@@ -246,6 +248,8 @@ def _refuse_unknown(
             "profile": None,
             "limits": job.limits,
             "reasons": reasons,
+            "require_encryption": True,
+            "delete_after_harvest": True,
         }
     )
 

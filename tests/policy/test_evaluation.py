@@ -8,6 +8,7 @@ from policy import (
     CompiledPolicy,
     Lane,
     PolicyDecision,
+    PolicyFileError,
     PolicyQuery,
     UnknownJobTypeError,
     default_policy_path,
@@ -66,7 +67,7 @@ def test_decision_carries_policy_identity_and_no_prompt_text():
     assert set(PolicyDecision.model_fields) == {
         "lane", "rule", "policy_version", "policy_digest", "job_type", "declared_data_class", "data_class",
         "long_running", "needs_retrieval", "stored_state_acceptable", "approval", "tenant", "profile",
-        "limits", "reasons",
+        "limits", "reasons", "require_encryption", "delete_after_harvest",
     }  # fmt: skip
 
 
@@ -322,3 +323,77 @@ def test_now_defaults_to_the_clock():
     policy = _with_approval(expires=date(2000, 1, 1))
     d = evaluate(policy, PolicyQuery(job_type="regulated_review", approval="SEC-1234"))
     assert d.rule == "stateless.approval-invalid"
+
+
+@pytest.mark.parametrize(
+    ("data_class", "encrypt", "delete"),
+    [
+        ("public", False, False),
+        ("internal", True, False),
+        ("confidential", True, True),
+        ("regulated", True, True),
+        ("restricted", True, True),
+    ],
+)
+def test_decision_carries_the_effective_class_encryption_and_deletion(data_class, encrypt, delete):
+    d = _decide(_with_approval(), job_type="public_research", data_class=data_class)
+    assert (d.data_class, d.require_encryption, d.delete_after_harvest) == (data_class, encrypt, delete)
+    # The floor decides when the declared class is lower: regulated_review is at least regulated.
+    d = _decide(_with_approval(), job_type="regulated_review", data_class="public", approval="SEC-1234")
+    assert (d.lane, d.require_encryption, d.delete_after_harvest) == (Lane.BACKGROUND, True, True)
+
+
+def test_unknown_class_or_tenant_decisions_require_encryption_and_deletion():
+    for query in ({"data_class": "Public"}, {"tenant": "nobody"}):
+        d = _decide(load_policy(), job_type="public_research", **query)
+        assert (d.require_encryption, d.delete_after_harvest) == (True, True)
+
+
+def test_encryption_and_deletion_defaults_follow_the_scale_and_stored_state():
+    doc = _doc()
+    for spec in doc["data_classes"].values():
+        del spec["require_encryption"], spec["delete_after_harvest"]
+    implicit = _load(doc)
+    assert implicit.digest == load_policy().digest  # the shipped file writes the defaults out
+    classes = implicit.document.data_classes
+    assert [c.require_encryption for c in classes.values()] == [False, True, True, True, True]
+    assert [c.delete_after_harvest for c in classes.values()] == [False, False, True, True, True]
+
+
+def test_tenant_may_only_tighten_encryption_and_deletion():
+    doc = _doc()
+    doc["tenants"] = {
+        "acme": {
+            "data_classes": {
+                "public": {"require_encryption": True, "delete_after_harvest": True},
+                "internal": {"delete_after_harvest": True},  # else the scale would loosen at internal
+            }
+        }
+    }
+    policy = _load(doc)
+    d = _decide(policy, job_type="public_research", data_class="public", tenant="acme")
+    assert (d.lane, d.require_encryption, d.delete_after_harvest) == (Lane.BACKGROUND, True, True)
+    assert policy.index.tenants["acme"].classes[0].require_encryption_source == (
+        "tenants.acme.data_classes.public.require_encryption"
+    )
+    doc["tenants"] = {"acme": {"data_classes": {"regulated": {"delete_after_harvest": False}}}}
+    with pytest.raises(PolicyFileError) as info:
+        _load(doc)
+    assert info.value.errors == [
+        "test.toml: tenants.acme.data_classes.regulated.delete_after_harvest: false is looser than the "
+        "base true; a tenant override may only be stricter than the base policy, remove it"
+    ]
+
+
+def test_encryption_and_deletion_may_not_loosen_up_the_scale():
+    doc = _doc()
+    doc["data_classes"]["regulated"]["require_encryption"] = False
+    doc["data_classes"]["restricted"]["delete_after_harvest"] = False
+    with pytest.raises(PolicyFileError) as info:
+        _load(doc)
+    assert info.value.errors == [
+        "test.toml: data_classes.regulated.require_encryption: false, but the less sensitive class "
+        "'confidential' sets it; set require_encryption = true",
+        "test.toml: data_classes.restricted.delete_after_harvest: false, but the less sensitive class "
+        "'regulated' sets it; set delete_after_harvest = true",
+    ]

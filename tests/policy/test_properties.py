@@ -53,6 +53,11 @@ def test_decisions_are_consistent_with_their_evidence(case):
         else:
             assert d.profile is None
         assert view.class_rank[d.data_class] >= view.jobs[query.job_type].floor_rank
+        if not d.rule.startswith("denied.unknown-"):
+            assert (d.require_encryption, d.delete_after_harvest) == (
+                cls.require_encryption,
+                cls.delete_after_harvest,
+            )
         assert d.reasons
         assert d.policy_digest == policy.digest
         assert d.policy_digest.startswith("sha256:")
@@ -82,7 +87,10 @@ def test_tenant_overrides_never_loosen(case):
     for tenant in doc.get("tenants", {}):
         for query in [*qs, *_all_queries(doc)]:
             q = query.model_copy(update={"tenant": tenant})
-            assert strictness(evaluate(with_tenants, q, now=now)) >= strictness(evaluate(without, q, now=now))
+            tight, base = evaluate(with_tenants, q, now=now), evaluate(without, q, now=now)
+            assert strictness(tight) >= strictness(base)
+            assert tight.require_encryption >= base.require_encryption
+            assert tight.delete_after_harvest >= base.delete_after_harvest
 
 
 _UNKNOWN = st.text(max_size=12)
