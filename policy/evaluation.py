@@ -160,7 +160,12 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
         )
     else:
         refused: str | None = None
-        if view.zdr_only:
+        if policy.background_off is not None:
+            refused = rules.STATELESS_KILL_SWITCH_OVERRIDE
+            reasons.append(
+                f"The background lane is switched off by the emergency kill switch ({policy.background_off})."
+            )
+        elif view.zdr_only:
             refused = rules.STATELESS_ZDR_ONLY
             reasons.append(f"Zero Data Retention only: every job runs stateless ({view.zdr_only_source}).")
         elif not view.background_enabled:

@@ -22,6 +22,7 @@ __all__ = [
     "STATELESS_APPROVAL_INVALID",
     "STATELESS_APPROVAL_MISSING",
     "STATELESS_KILL_SWITCH",
+    "STATELESS_KILL_SWITCH_OVERRIDE",
     "STATELESS_NOT_LONG_RUNNING",
     "STATELESS_NO_RETRIEVAL",
     "STATELESS_PREFERRED",
@@ -38,6 +39,7 @@ DENIED_INPUT_TOO_LARGE: Final = "denied.input-too-large"
 STATELESS_PREFERRED: Final = "stateless.preferred"
 STATELESS_NOT_LONG_RUNNING: Final = "stateless.not-long-running"
 STATELESS_NO_RETRIEVAL: Final = "stateless.no-retrieval"
+STATELESS_KILL_SWITCH_OVERRIDE: Final = "stateless.kill-switch-override"
 STATELESS_ZDR_ONLY: Final = "stateless.zdr-only"
 STATELESS_KILL_SWITCH: Final = "stateless.kill-switch"
 STATELESS_ZDR_CLASS: Final = "stateless.zdr-class"
@@ -56,6 +58,9 @@ RULES: Final[dict[str, str]] = {
     STATELESS_PREFERRED: "The job type sets preferred_lane = 'stateless': it never asks for background.",
     STATELESS_NOT_LONG_RUNNING: "The job type is not long-running, so background mode buys nothing.",
     STATELESS_NO_RETRIEVAL: "The job type needs no polling or later retrieval, so no stored state is needed.",
+    STATELESS_KILL_SWITCH_OVERRIDE: (
+        "The emergency kill switch outside the file is on (LANES_BACKGROUND_ENABLED or the sentinel file)."
+    ),
     STATELESS_ZDR_ONLY: "organisation.zdr_only (or the tenant's) is true: every job runs stateless.",
     STATELESS_KILL_SWITCH: "organisation.background_enabled (or the tenant's) is false: background is off.",
     STATELESS_ZDR_CLASS: "The effective data class sets zdr = true: stateless lane and store=false, always.",

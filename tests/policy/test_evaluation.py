@@ -314,6 +314,7 @@ def test_every_documented_rule_id_is_produced():
         (denying, {"job_type": "regulated_review"}),
         (denying, {"job_type": "regulated_review", "data_class": "restricted"}),
         (edited, {"job_type": "regulated_review", "tenant": "nobody"}),
+        (load_policy().without_background("test"), {"job_type": "public_research"}),
         (edited, {"job_type": "regulated_review", "data_class": "secret"}),
     ]
     assert {_decide(policy, **query).rule for policy, query in queries} == set(RULES)
