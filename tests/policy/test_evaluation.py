@@ -203,7 +203,16 @@ def test_approval_expiry_uses_the_given_now():
 
 
 def test_approval_under_fallback_deny():
-    policy = _with_approval()
+    doc = _doc()
+    doc["job_types"]["sensitive_customer"]["fallback"] = "deny"
+    doc["approvals"] = {
+        "SEC-1234": {
+            "job_types": ["sensitive_customer"],
+            "max_data_class": "regulated",
+            "expires": date(2027, 1, 1),
+        }
+    }
+    policy = _load(doc)
     assert _decide(policy, job_type="sensitive_customer").rule == "denied.fallback-deny"
     d = _decide(policy, job_type="sensitive_customer", approval="SEC-1234")
     assert (d.lane, d.approval) == (Lane.BACKGROUND, "SEC-1234")
@@ -211,6 +220,16 @@ def test_approval_under_fallback_deny():
         _decide(policy, job_type="sensitive_customer", data_class="restricted", approval="SEC-1234").lane
         is Lane.DENIED
     )
+
+
+def test_sensitive_customer_falls_back_to_the_zdr_profile_and_an_approval_still_grants_background():
+    policy = _with_approval()
+    d = _decide(policy, job_type="sensitive_customer")
+    assert (d.lane, d.rule) == (Lane.STATELESS, "stateless.approval-missing")
+    assert d.profile is not None
+    assert d.profile.name == "openai-zdr-stateless"
+    d = _decide(policy, job_type="sensitive_customer", approval="SEC-1234")
+    assert (d.lane, d.approval, d.delete_after_harvest) == (Lane.BACKGROUND, "SEC-1234", True)
 
 
 def test_kill_switch_and_zdr_only():
@@ -284,6 +303,7 @@ def test_every_documented_rule_id_is_produced():
     doc["job_types"]["public_research"]["needs_retrieval"] = False
     doc["job_types"]["internal_drafting"]["preferred_lane"] = "stateless"
     doc["job_types"]["support_analysis"]["preferred_lane"] = "denied"
+    doc["job_types"]["document_transformation"]["long_running"] = False
     doc["data_classes"]["restricted"]["model_calls"] = False
     doc["approvals"] = {
         "SEC-1": {
