@@ -58,6 +58,8 @@ class PolicyActivities:
                 "lanes.reasons": decision.reasons,
                 "lanes.profile": decision.profile.name if decision.profile else "",
                 "lanes.approval": decision.approval or "",
+                "lanes.require_encryption": decision.require_encryption,
+                "lanes.delete_after_harvest": decision.delete_after_harvest,
             }
         )
         activity.logger.info(

@@ -31,7 +31,7 @@ from policy.models import (
     PolicyQuery,
     ProviderProfile,
 )
-from policy.source import PolicySource
+from policy.source import PolicySource, PolicySourceStatus
 
 __all__ = [
     "Answer",
@@ -44,6 +44,7 @@ __all__ = [
     "PolicyFileError",
     "PolicyQuery",
     "PolicySource",
+    "PolicySourceStatus",
     "ProviderProfile",
     "UnknownJobTypeError",
     "default_policy_path",

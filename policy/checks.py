@@ -66,6 +66,12 @@ def _scale_problems(classes: Sequence[ClassView]) -> list[str]:
                 f"{higher.zdr_source}: false, but the less sensitive class {lower.name!r} is zdr; "
                 "set zdr = true"
             )
+        for setting in ("require_encryption", "delete_after_harvest"):
+            if getattr(lower, setting) and not getattr(higher, setting):
+                problems.append(
+                    f"{getattr(higher, setting + '_source')}: false, but the less sensitive class "
+                    f"{lower.name!r} sets it; set {setting} = true"
+                )
         if not lower.model_calls and higher.model_calls:
             problems.append(
                 f"{higher.model_calls_source}: true, but the less sensitive class {lower.name!r} "
@@ -239,6 +245,11 @@ def _tenant_problems(policy: Policy) -> list[str]:
                 )
             if cov.zdr is False and base.zdr:
                 problems.append(f"{cpath}.zdr: false is looser than the base true; {stricter}, remove it")
+            for setting in ("require_encryption", "delete_after_harvest"):
+                if getattr(cov, setting) is False and getattr(base, setting):
+                    problems.append(
+                        f"{cpath}.{setting}: false is looser than the base true; {stricter}, remove it"
+                    )
             if cov.model_calls is True and not base.model_calls:
                 problems.append(
                     f"{cpath}.model_calls: true is looser than the base false; {stricter}, remove it"

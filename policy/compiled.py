@@ -48,12 +48,16 @@ class CompiledPolicy:
         digest: ``sha256:<hex>`` of the document's canonical JSON (``policy.digest``): identifies the
             rules, whatever their layout. Never empty.
         index: The document compiled for evaluation (``policy.index``): one merged view per tenant.
+        background_off: ``None``, or where an emergency kill switch outside the file came from (see
+            ``PolicySource``): every decision then loses the background lane
+            (``stateless.kill-switch-override``). Not part of the digest: the rules are unchanged.
     """
 
     document: Policy
     source: str
     digest: str
     index: PolicyIndex
+    background_off: str | None
 
     def __init__(self, document: Policy, *, source: str = "<memory>") -> None:
         """Cross-check, digest and index a validated policy document.
@@ -77,10 +81,30 @@ class CompiledPolicy:
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "digest", policy_digest(document))
         object.__setattr__(self, "index", build_index(document))
+        object.__setattr__(self, "background_off", None)
+
+    def without_background(self, origin: str) -> CompiledPolicy:
+        """Return this policy with the background lane switched off from outside the file.
+
+        Args:
+            origin: Where the switch came from, for the decision's reasons (e.g. ``environment
+                LANES_BACKGROUND_ENABLED='false'``).
+
+        Returns:
+            A copy sharing document, digest and index (nothing is recompiled), with ``background_off``.
+        """
+        other = object.__new__(CompiledPolicy)
+        for name in ("document", "source", "digest", "index"):
+            object.__setattr__(other, name, getattr(self, name))
+        object.__setattr__(other, "background_off", origin)
+        return other
 
     def __repr__(self) -> str:
         # The document and index are large; name the policy instead of dumping it.
-        return f"CompiledPolicy(source={self.source!r}, version={self.version!r}, digest={self.digest!r})"
+        off = f", background_off={self.background_off!r}" if self.background_off else ""
+        return (
+            f"CompiledPolicy(source={self.source!r}, version={self.version!r}, digest={self.digest!r}{off})"
+        )
 
     @property
     def version(self) -> str:

@@ -5,6 +5,8 @@ needs polling or later retrieval, and temporary stored provider state is accepta
 class (with a valid approval where the class or job type asks for one). Checks run in a fixed order and
 the first that decides gives the decision its rule id (see ``policy.rules``):
 
+0. the query names a tenant or data class the policy does not define: denied (fail closed, never
+   guessed: "Restricted" is not mapped to the job type's floor);
 1. the effective class forbids model calls, the job type is disabled, or the input is too large: denied;
 2. the job type prefers stateless, is not long-running or needs no retrieval: stateless, its natural lane;
 3. background is wanted but refused (zdr_only, kill switch, zdr class, stored state denied, approval
@@ -78,13 +80,17 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
     tenant = query.tenant
     view: View = index.base
     reasons: list[str] = []
+    unknown: str | None = None
     if tenant is not None:
         tenant_view = index.tenants.get(tenant)
         if tenant_view is not None:
             view = tenant_view
             reasons.append(f"Overrides of tenant {tenant!r} apply.")
         else:
-            reasons.append(f"Tenant {tenant!r} has no overrides; the base policy applies.")
+            # Fail closed: a tenant the policy does not know may be a typo of one with stricter rules.
+            unknown = rules.DENIED_UNKNOWN_TENANT
+            known = ", ".join(sorted(index.tenants)) or "(none defined)"
+            reasons.append(f"Tenant {tenant!r} is unknown (no [tenants.{tenant}] table); known: {known}.")
     job = view.jobs.get(query.job_type)
     if job is None:
         raise UnknownJobTypeError(query.job_type, view.known_jobs)
@@ -93,14 +99,18 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
     declared = query.data_class
     floor = view.classes[job.floor_rank]
     declared_rank = view.class_rank.get(declared) if declared is not None else None
-    if declared is None:
+    if declared is not None and declared_rank is None and unknown is None:
+        # Fail closed: an unknown class (say "Restricted") may be a typo of a stricter one.
+        unknown = rules.DENIED_UNKNOWN_DATA_CLASS
+        reasons.append(
+            f"Data class {declared!r} is unknown; known: {', '.join(c.name for c in view.classes)} "
+            "(data_class_order)."
+        )
+    if unknown is not None:
+        return _refuse_unknown(policy, query, view, job, unknown, reasons)
+    if declared_rank is None:  # only when no class was declared: an unknown one was refused above
         cls = floor
         reasons.append(f"No data class declared; using the floor {floor.name!r} ({job.floor_source}).")
-    elif declared_rank is None:
-        cls = floor
-        reasons.append(
-            f"Data class {declared!r} is unknown; using the floor {floor.name!r} ({job.floor_source})."
-        )
     elif declared_rank < job.floor_rank:
         cls = floor
         reasons.append(f"Data class {declared!r} raised to the floor {floor.name!r} ({job.floor_source}).")
@@ -150,7 +160,12 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
         )
     else:
         refused: str | None = None
-        if view.zdr_only:
+        if policy.background_off is not None:
+            refused = rules.STATELESS_KILL_SWITCH_OVERRIDE
+            reasons.append(
+                f"The background lane is switched off by the emergency kill switch ({policy.background_off})."
+            )
+        elif view.zdr_only:
             refused = rules.STATELESS_ZDR_ONLY
             reasons.append(f"Zero Data Retention only: every job runs stateless ({view.zdr_only_source}).")
         elif not view.background_enabled:
@@ -208,6 +223,38 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
             "profile": profile,
             "limits": job.limits,
             "reasons": reasons,
+            "require_encryption": cls.require_encryption,
+            "delete_after_harvest": cls.delete_after_harvest,
+        }
+    )
+
+
+def _refuse_unknown(
+    policy: CompiledPolicy, query: PolicyQuery, view: View, job: JobView, rule: str, reasons: list[str]
+) -> PolicyDecision:
+    """Deny a query naming an unknown tenant or data class, treating its data as the most sensitive class."""
+    top = view.classes[-1]
+    reasons.append(f"Refused; the decision records the most sensitive class {top.name!r}.")
+    source = "tenants" if rule == rules.DENIED_UNKNOWN_TENANT else "data_class_order"
+    return _decision(
+        {
+            "lane": Lane.DENIED,
+            "rule": rule,
+            "policy_version": policy.document.policy_version,
+            "policy_digest": policy.digest,
+            "job_type": job.name,
+            "declared_data_class": query.data_class,
+            "data_class": top.name,
+            "long_running": job.long_running,
+            "needs_retrieval": job.needs_retrieval,
+            "stored_state_acceptable": Answer(value=False, source=source),
+            "approval": None,
+            "tenant": query.tenant,
+            "profile": None,
+            "limits": job.limits,
+            "reasons": reasons,
+            "require_encryption": True,
+            "delete_after_harvest": True,
         }
     )
 

@@ -33,6 +33,10 @@ class ClassView:
     model_calls_source: str
     stored_answer: Answer
     """The stored-state answer when no approval comes into play: true only for ``allow``."""
+    require_encryption: bool
+    require_encryption_source: str
+    delete_after_harvest: bool
+    delete_after_harvest_source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,8 @@ def build_view(policy: Policy, tenant: str | None) -> View:
         stored, stored_src = base.stored_state, f"{path}.stored_state"
         zdr, zdr_src = base.zdr, f"{path}.zdr"
         calls, calls_src = base.model_calls, f"{path}.model_calls"
+        enc, enc_src = base.require_encryption, f"{path}.require_encryption"
+        dah, dah_src = base.delete_after_harvest, f"{path}.delete_after_harvest"
         cov = override.data_classes.get(name) if override is not None else None
         if cov is not None:
             opath = f"{tprefix}.data_classes.{name}"
@@ -134,9 +140,27 @@ def build_view(policy: Policy, tenant: str | None) -> View:
                 zdr, zdr_src = cov.zdr, f"{opath}.zdr"
             if cov.model_calls is not None:
                 calls, calls_src = cov.model_calls, f"{opath}.model_calls"
+            if cov.require_encryption is not None:
+                enc, enc_src = cov.require_encryption, f"{opath}.require_encryption"
+            if cov.delete_after_harvest is not None:
+                dah, dah_src = cov.delete_after_harvest, f"{opath}.delete_after_harvest"
         answer = Answer(value=stored == "allow", source=stored_src)
         classes.append(
-            ClassView(name, rank[name], stored, stored_src, zdr, zdr_src, calls, calls_src, answer)
+            ClassView(
+                name,
+                rank[name],
+                stored,
+                stored_src,
+                zdr,
+                zdr_src,
+                calls,
+                calls_src,
+                answer,
+                enc,
+                enc_src,
+                dah,
+                dah_src,
+            )
         )
 
     jobs: dict[str, JobView] = {}

@@ -133,11 +133,11 @@ class PolicyQuery(BaseModel):
     job_type: str
     """A job type id of the policy, e.g. ``public_research``."""
     data_class: str | None = None
-    """The declared data class; ``None`` (or an unknown id) means the job type's floor."""
+    """The declared data class; ``None`` means the job type's floor, an unknown id is denied."""
     approval: str | None = None
     """An approval reference (``[approvals.<ref>]``) the caller relies on for background."""
     tenant: str | None = None
-    """The tenant whose overrides apply; ``None`` or an unknown tenant means the base policy."""
+    """The tenant whose overrides apply; ``None`` means the base policy, an unknown tenant is denied."""
     input_chars: int = Field(default=0, ge=0)
     """The input's length in characters (limit ``max_input_chars``); the text itself is never sent."""
 
@@ -166,6 +166,16 @@ class PolicyDecision(BaseModel):
     profile: ProviderProfile | None
     limits: JobLimits
     reasons: list[str]
+    require_encryption: bool = False
+    """The effective class's ``require_encryption``: the job's input and output may only be stored
+    (Temporal payloads, results, logs of content) encrypted; the worker must refuse the job otherwise.
+    ``True`` on every ``denied.unknown-*`` decision. ``False`` when absent, as in decisions recorded
+    before the setting existed, so replaying their histories does not change behaviour."""
+    delete_after_harvest: bool = False
+    """The effective class's ``delete_after_harvest``: on the background lane, delete the response at
+    the provider (``DELETE /v1/responses/{id}``) as soon as its result has been read, shrinking the
+    stored window from ~10 minutes to seconds. ``True`` on every ``denied.unknown-*`` decision;
+    ``False`` when absent (older decisions)."""
 
 
 # --- file models -----------------------------------------------------------------------------------
@@ -180,6 +190,13 @@ class DataClass(BaseModel):
     stored_state: StoredState
     zdr: bool = False
     model_calls: bool = True
+    require_encryption: bool = False
+    """Job data of this class is only stored encrypted. In a file the default is ``true`` for every class
+    above the lowest of ``data_class_order`` (``Policy`` fills it in before validation)."""
+    delete_after_harvest: bool = False
+    """Delete a background response at the provider once its result is read. In a file the default is
+    ``true`` for every class whose ``stored_state`` is not ``allow`` (``review``, or ``deny`` where it is
+    moot but keeps the scale stricter upward)."""
 
 
 class ProfileSpec(ProviderProfile):
@@ -281,6 +298,8 @@ class TenantClassOverride(BaseModel):
     stored_state: StoredState | None = None
     zdr: bool | None = None
     model_calls: bool | None = None
+    require_encryption: bool | None = None
+    delete_after_harvest: bool | None = None
 
 
 class TenantOverride(BaseModel):
@@ -334,6 +353,18 @@ class Policy(BaseModel):
         classes = data.get("data_classes")
         if isinstance(order, list) and isinstance(classes, dict):
             rank = {name: i for i, name in enumerate(order) if isinstance(name, str)}
+            # Defaults that depend on the class's place in the scale and its stored_state; written
+            # explicitly or filled in here, the validated document (and so the digest) is the same.
+            classes = {
+                name: {
+                    "require_encryption": rank.get(name, 0) > 0,
+                    "delete_after_harvest": spec.get("stored_state", "allow") != "allow",
+                    **spec,
+                }
+                if isinstance(spec, dict)
+                else spec
+                for name, spec in classes.items()
+            }
             data["data_classes"] = dict(
                 sorted(classes.items(), key=lambda item: rank.get(item[0], len(rank)))
             )

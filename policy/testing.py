@@ -96,10 +96,17 @@ def policy_documents(draw: st.DrawFn, *, max_classes: int = 5, max_jobs: int = 4
     stored = sorted(draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
     zdr_from = draw(st.one_of(st.just(n), st.integers(0, n)))
     calls_from = draw(st.one_of(st.just(n), st.integers(0, n)))
+    # Explicit for every class or for none, so explicit values and defaults never mix into a scale
+    # that loosens; either way they only get stricter along the order.
+    explicit = draw(st.booleans())
+    encrypt_from, delete_from = draw(st.integers(0, n)), draw(st.integers(0, n))
     data_classes: dict[str, Any] = {}
     for i, name in enumerate(classes):
         zdr = i >= zdr_from
         entry: dict[str, Any] = {"stored_state": _STORED[2 if zdr else stored[i]]}
+        if explicit:
+            entry["require_encryption"] = i >= encrypt_from
+            entry["delete_after_harvest"] = i >= delete_from
         if zdr or draw(st.booleans()):
             entry["zdr"] = zdr
         if i >= calls_from or draw(st.booleans()):
@@ -197,6 +204,8 @@ def _tenant(draw: st.DrawFn, doc: Mapping[str, Any]) -> dict[str, Any]:
         level = draw(st.integers(0, 2))
         zdr_from = draw(st.one_of(st.just(n), st.integers(start, n)))
         calls_from = draw(st.one_of(st.just(n), st.integers(start, n)))
+        # Set on every class from ``start`` up, so the merged scale still only gets stricter.
+        tighten_encryption, tighten_deletion = draw(st.booleans()), draw(st.booleans())
         class_overrides: dict[str, Any] = {}
         for i in range(start, n):
             base = doc["data_classes"][classes[i]]
@@ -208,6 +217,10 @@ def _tenant(draw: st.DrawFn, doc: Mapping[str, Any]) -> dict[str, Any]:
                 cov["zdr"] = True
             if i >= calls_from:
                 cov["model_calls"] = False
+            if tighten_encryption:
+                cov["require_encryption"] = True
+            if tighten_deletion:
+                cov["delete_after_harvest"] = True
             class_overrides[classes[i]] = cov
         override["data_classes"] = class_overrides
     return override

@@ -125,7 +125,7 @@ async def test_workflow_cancellation_reads_as_cancelled_with_its_record(
 
 async def test_denied_job_exits_1_with_its_decision(settings: Settings, worker: str) -> None:
     code, out, err = await lanes(
-        "submit", "--job-type", "sensitive_customer", "--data-class", "restricted", "--input", "x",
+        "submit", "--job-type", "coding_analysis", "--data-class", "restricted", "--input", "x",
         "--wait", "--json", env=stack_env(settings),
     )  # fmt: skip
     assert code == 1, err

@@ -8,6 +8,7 @@ from policy import (
     CompiledPolicy,
     Lane,
     PolicyDecision,
+    PolicyFileError,
     PolicyQuery,
     UnknownJobTypeError,
     default_policy_path,
@@ -31,6 +32,7 @@ def _load(doc: dict[str, Any]) -> CompiledPolicy:
 
 def _with_approval(**approval: Any) -> CompiledPolicy:
     doc = _doc()
+    doc["tenants"] = {"acme": {}, "other": {}}
     doc["approvals"] = {
         "SEC-1234": {
             "job_types": ["regulated_review", "sensitive_customer"],
@@ -65,13 +67,15 @@ def test_decision_carries_policy_identity_and_no_prompt_text():
     assert set(PolicyDecision.model_fields) == {
         "lane", "rule", "policy_version", "policy_digest", "job_type", "declared_data_class", "data_class",
         "long_running", "needs_retrieval", "stored_state_acceptable", "approval", "tenant", "profile",
-        "limits", "reasons",
+        "limits", "reasons", "require_encryption", "delete_after_harvest",
     }  # fmt: skip
 
 
 def test_fast_construction_equals_a_validated_model():
     for job in load_policy().job_type_names:
         d = _decide(load_policy(), job_type=job, data_class="confidential", tenant="t")
+        assert PolicyDecision.model_validate(d.model_dump()) == d
+        d = _decide(load_policy(), job_type=job, data_class="confidential")
         assert PolicyDecision.model_validate(d.model_dump()) == d
         assert PolicyDecision.model_validate_json(d.model_dump_json()) == d
 
@@ -80,7 +84,6 @@ def test_fast_construction_equals_a_validated_model():
     ("declared", "effective", "reason"),
     [
         (None, "internal", "No data class declared; using the floor 'internal'"),
-        ("secret", "internal", "Data class 'secret' is unknown; using the floor 'internal'"),
         ("public", "internal", "Data class 'public' raised to the floor 'internal'"),
         ("confidential", "confidential", None),
     ],
@@ -91,6 +94,39 @@ def test_effective_class_is_never_below_the_floor(declared, effective, reason):
     if reason:
         assert d.reasons[0].startswith(reason)
         assert "(job_types.support_analysis.min_data_class)" in d.reasons[0]
+
+
+@pytest.mark.parametrize("declared", ["Restricted", "secret", "", "restricted "])
+def test_unknown_data_class_is_denied_by_its_own_rule(declared):
+    # It used to be mapped to the job type's floor: "Restricted" ran in the background lane, store=true.
+    d = _decide(load_policy(), job_type="public_research", data_class=declared)
+    assert (d.lane, d.rule, d.profile, d.approval) == (Lane.DENIED, "denied.unknown-data-class", None, None)
+    assert (d.declared_data_class, d.data_class) == (declared, "restricted")
+    assert d.stored_state_acceptable.value is False
+    assert d.reasons[0] == (
+        f"Data class {declared!r} is unknown; known: public, internal, confidential, regulated, restricted "
+        "(data_class_order)."
+    )
+
+
+def test_unknown_tenant_is_denied_by_its_own_rule_and_a_missing_one_means_the_base_policy():
+    doc = _doc()
+    doc["tenants"] = {"acme": {"zdr_only": True}, "globex": {}}
+    policy = _load(doc)
+    d = _decide(policy, job_type="public_research", data_class="public", tenant="Acme")
+    assert (d.lane, d.rule, d.profile, d.tenant) == (Lane.DENIED, "denied.unknown-tenant", None, "Acme")
+    assert d.reasons[0] == "Tenant 'Acme' is unknown (no [tenants.Acme] table); known: acme, globex."
+    # An unknown tenant is reported even when the class is unknown too: it is checked first.
+    assert _decide(policy, job_type="public_research", data_class="x", tenant="x").rule == (
+        "denied.unknown-tenant"
+    )
+    assert _decide(policy, job_type="public_research", tenant="globex").lane is Lane.BACKGROUND
+    assert _decide(policy, job_type="public_research").lane is Lane.BACKGROUND
+    d = _decide(load_policy(), job_type="public_research", tenant="acme")
+    assert d.rule == "denied.unknown-tenant"
+    assert d.reasons[0].endswith("known: (none defined).")
+    with pytest.raises(UnknownJobTypeError):
+        _decide(policy, job_type="foo", tenant="nobody")
 
 
 def test_unknown_job_type_lists_known_ones():
@@ -167,7 +203,16 @@ def test_approval_expiry_uses_the_given_now():
 
 
 def test_approval_under_fallback_deny():
-    policy = _with_approval()
+    doc = _doc()
+    doc["job_types"]["sensitive_customer"]["fallback"] = "deny"
+    doc["approvals"] = {
+        "SEC-1234": {
+            "job_types": ["sensitive_customer"],
+            "max_data_class": "regulated",
+            "expires": date(2027, 1, 1),
+        }
+    }
+    policy = _load(doc)
     assert _decide(policy, job_type="sensitive_customer").rule == "denied.fallback-deny"
     d = _decide(policy, job_type="sensitive_customer", approval="SEC-1234")
     assert (d.lane, d.approval) == (Lane.BACKGROUND, "SEC-1234")
@@ -175,6 +220,16 @@ def test_approval_under_fallback_deny():
         _decide(policy, job_type="sensitive_customer", data_class="restricted", approval="SEC-1234").lane
         is Lane.DENIED
     )
+
+
+def test_sensitive_customer_falls_back_to_the_zdr_profile_and_an_approval_still_grants_background():
+    policy = _with_approval()
+    d = _decide(policy, job_type="sensitive_customer")
+    assert (d.lane, d.rule) == (Lane.STATELESS, "stateless.approval-missing")
+    assert d.profile is not None
+    assert d.profile.name == "openai-zdr-stateless"
+    d = _decide(policy, job_type="sensitive_customer", approval="SEC-1234")
+    assert (d.lane, d.approval, d.delete_after_harvest) == (Lane.BACKGROUND, "SEC-1234", True)
 
 
 def test_kill_switch_and_zdr_only():
@@ -214,7 +269,8 @@ def test_tenant_overrides_apply_only_to_that_tenant():
         "acme": {
             "zdr_only": True,
             "job_types": {"support_analysis": {"fallback": "deny", "min_data_class": "confidential"}},
-        }
+        },
+        "globex": {},
     }
     policy = _load(doc)
     d = _decide(policy, job_type="support_analysis", tenant="acme")
@@ -229,7 +285,7 @@ def test_tenant_overrides_apply_only_to_that_tenant():
     assert "(tenants.acme.job_types.support_analysis.fallback)" in d.reasons[-1]
     other = _decide(policy, job_type="support_analysis", tenant="globex")
     assert (other.lane, other.tenant) == (Lane.BACKGROUND, "globex")
-    assert other.reasons[0] == "Tenant 'globex' has no overrides; the base policy applies."
+    assert other.reasons[0] == "Overrides of tenant 'globex' apply."
 
 
 def test_job_model_overrides_the_profile_model():
@@ -247,6 +303,7 @@ def test_every_documented_rule_id_is_produced():
     doc["job_types"]["public_research"]["needs_retrieval"] = False
     doc["job_types"]["internal_drafting"]["preferred_lane"] = "stateless"
     doc["job_types"]["support_analysis"]["preferred_lane"] = "denied"
+    doc["job_types"]["document_transformation"]["long_running"] = False
     doc["data_classes"]["restricted"]["model_calls"] = False
     doc["approvals"] = {
         "SEC-1": {
@@ -276,6 +333,9 @@ def test_every_documented_rule_id_is_produced():
         (edited, {"job_type": "regulated_review", "tenant": "zdr"}),
         (denying, {"job_type": "regulated_review"}),
         (denying, {"job_type": "regulated_review", "data_class": "restricted"}),
+        (edited, {"job_type": "regulated_review", "tenant": "nobody"}),
+        (load_policy().without_background("test"), {"job_type": "public_research"}),
+        (edited, {"job_type": "regulated_review", "data_class": "secret"}),
     ]
     assert {_decide(policy, **query).rule for policy, query in queries} == set(RULES)
 
@@ -284,3 +344,77 @@ def test_now_defaults_to_the_clock():
     policy = _with_approval(expires=date(2000, 1, 1))
     d = evaluate(policy, PolicyQuery(job_type="regulated_review", approval="SEC-1234"))
     assert d.rule == "stateless.approval-invalid"
+
+
+@pytest.mark.parametrize(
+    ("data_class", "encrypt", "delete"),
+    [
+        ("public", False, False),
+        ("internal", True, False),
+        ("confidential", True, True),
+        ("regulated", True, True),
+        ("restricted", True, True),
+    ],
+)
+def test_decision_carries_the_effective_class_encryption_and_deletion(data_class, encrypt, delete):
+    d = _decide(_with_approval(), job_type="public_research", data_class=data_class)
+    assert (d.data_class, d.require_encryption, d.delete_after_harvest) == (data_class, encrypt, delete)
+    # The floor decides when the declared class is lower: regulated_review is at least regulated.
+    d = _decide(_with_approval(), job_type="regulated_review", data_class="public", approval="SEC-1234")
+    assert (d.lane, d.require_encryption, d.delete_after_harvest) == (Lane.BACKGROUND, True, True)
+
+
+def test_unknown_class_or_tenant_decisions_require_encryption_and_deletion():
+    for query in ({"data_class": "Public"}, {"tenant": "nobody"}):
+        d = _decide(load_policy(), job_type="public_research", **query)
+        assert (d.require_encryption, d.delete_after_harvest) == (True, True)
+
+
+def test_encryption_and_deletion_defaults_follow_the_scale_and_stored_state():
+    doc = _doc()
+    for spec in doc["data_classes"].values():
+        del spec["require_encryption"], spec["delete_after_harvest"]
+    implicit = _load(doc)
+    assert implicit.digest == load_policy().digest  # the shipped file writes the defaults out
+    classes = implicit.document.data_classes
+    assert [c.require_encryption for c in classes.values()] == [False, True, True, True, True]
+    assert [c.delete_after_harvest for c in classes.values()] == [False, False, True, True, True]
+
+
+def test_tenant_may_only_tighten_encryption_and_deletion():
+    doc = _doc()
+    doc["tenants"] = {
+        "acme": {
+            "data_classes": {
+                "public": {"require_encryption": True, "delete_after_harvest": True},
+                "internal": {"delete_after_harvest": True},  # else the scale would loosen at internal
+            }
+        }
+    }
+    policy = _load(doc)
+    d = _decide(policy, job_type="public_research", data_class="public", tenant="acme")
+    assert (d.lane, d.require_encryption, d.delete_after_harvest) == (Lane.BACKGROUND, True, True)
+    assert policy.index.tenants["acme"].classes[0].require_encryption_source == (
+        "tenants.acme.data_classes.public.require_encryption"
+    )
+    doc["tenants"] = {"acme": {"data_classes": {"regulated": {"delete_after_harvest": False}}}}
+    with pytest.raises(PolicyFileError) as info:
+        _load(doc)
+    assert info.value.errors == [
+        "test.toml: tenants.acme.data_classes.regulated.delete_after_harvest: false is looser than the "
+        "base true; a tenant override may only be stricter than the base policy, remove it"
+    ]
+
+
+def test_encryption_and_deletion_may_not_loosen_up_the_scale():
+    doc = _doc()
+    doc["data_classes"]["regulated"]["require_encryption"] = False
+    doc["data_classes"]["restricted"]["delete_after_harvest"] = False
+    with pytest.raises(PolicyFileError) as info:
+        _load(doc)
+    assert info.value.errors == [
+        "test.toml: data_classes.regulated.require_encryption: false, but the less sensitive class "
+        "'confidential' sets it; set require_encryption = true",
+        "test.toml: data_classes.restricted.delete_after_harvest: false, but the less sensitive class "
+        "'regulated' sets it; set delete_after_harvest = true",
+    ]

@@ -27,7 +27,7 @@ def _edit(old: str, new: str, *, count: int = 1) -> str:
 def test_default_loads_with_source_version_and_digest():
     policy = load_policy()
     assert policy.source == str(default_policy_path())
-    assert policy.version == "2026-04-24.1"
+    assert policy.version == "2026-04-24.2"
     assert len(policy.digest) == len("sha256:") + 64
 
 
@@ -59,17 +59,15 @@ def test_toml_syntax_error_has_line_number():
 
 
 def test_unknown_key_is_named_with_known_keys_and_a_suggestion():
-    text = _edit("long_running = false", "long_runing = false")
+    text = _edit("long_running = true", "long_runing = true")
     errors = _errors(text)
     typo = next(e for e in errors if "unknown key" in e)
     assert typo == (
-        f"{SRC}: job_types.document_transformation.long_runing: unknown key 'long_runing'; known keys: "
+        f"{SRC}: job_types.public_research.long_runing: unknown key 'long_runing'; known keys: "
         "background_requires_approval, description, fallback, limits, long_running, min_data_class, "
         "model, needs_retrieval, preferred_lane, profiles; did you mean 'long_running'?"
     )
-    assert f"{SRC}: job_types.document_transformation.long_running: required key is missing" in "\n".join(
-        errors
-    )
+    assert f"{SRC}: job_types.public_research.long_running: required key is missing" in "\n".join(errors)
 
 
 def test_unknown_top_level_key():
@@ -103,7 +101,7 @@ def test_unknown_profile_reference():
     )
     assert error == (
         f"{SRC}: job_types.coding_analysis.profiles.background: 'bg' is not a profile; known: "
-        "openai-background, openai-background-poll, openai-stateless"
+        "openai-background, openai-background-poll, openai-stateless, openai-zdr-stateless"
     )
 
 
@@ -161,8 +159,8 @@ def test_approval_cannot_reach_a_zdr_class_or_unknown_job_type():
     )
     assert errors == [
         f"{SRC}: approvals.SEC-1.job_types: 'legal' is not a job type; known: coding_analysis, "
-        "document_transformation, internal_drafting, public_research, regulated_review, sensitive_customer, "
-        "support_analysis",
+        "document_transformation, internal_drafting, public_research, regulated_review, "
+        "review_gated_generation, sensitive_customer, support_analysis",
         f"{SRC}: approvals.SEC-1.max_data_class: 'restricted' is a zdr class, so background can never be "
         "approved for it; lower it to 'regulated'",
     ]
@@ -198,8 +196,8 @@ def test_scale_must_get_stricter():
             "tenants.acme.data_classes.confidential.stored_state: 'allow' is looser than the base 'review'",
         ),
         (
-            "[tenants.acme.job_types.sensitive_customer]\npreferred_lane = 'stateless'",
-            "tenants.acme.job_types.sensitive_customer.preferred_lane: 'stateless'"
+            "[tenants.acme.job_types.coding_analysis]\npreferred_lane = 'stateless'",
+            "tenants.acme.job_types.coding_analysis.preferred_lane: 'stateless'"
             " would run the job statelessly where the base refuses it",
         ),
         (
@@ -258,7 +256,7 @@ def test_class_order_naming_an_undefined_class():
 
 
 def test_missing_policy_version():
-    (error,) = _errors(_edit('policy_version = "2026-04-24.1"', ""))
+    (error,) = _errors(_edit('policy_version = "2026-04-24.2"', ""))
     assert (
         error
         == f"{SRC}: policy_version: required key is missing; add `policy_version = ...` to the top level"
@@ -267,7 +265,7 @@ def test_missing_policy_version():
 
 def test_every_error_is_reported_at_once():
     text = _edit("zdr_only = false", "zdr_only = 1")
-    text = text.replace("long_running = false", 'long_running = "no"')
+    text = text.replace("long_running = true", 'long_running = "no"', 1)
     assert len(_errors(text)) == 2
 
 

@@ -14,5 +14,5 @@ def test_lane_matrix_is_plain_strings():
     lanes = lane_matrix(load_policy())
     assert lanes["public_research"]["public"] == "background"
     assert lanes["support_analysis"]["confidential"] == "stateless"
-    assert lanes["sensitive_customer"]["restricted"] == "denied"
+    assert lanes["coding_analysis"]["restricted"] == "denied"
     assert all(type(v) is str for row in lanes.values() for v in row.values())

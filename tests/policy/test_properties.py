@@ -53,6 +53,11 @@ def test_decisions_are_consistent_with_their_evidence(case):
         else:
             assert d.profile is None
         assert view.class_rank[d.data_class] >= view.jobs[query.job_type].floor_rank
+        if not d.rule.startswith("denied.unknown-"):
+            assert (d.require_encryption, d.delete_after_harvest) == (
+                cls.require_encryption,
+                cls.delete_after_harvest,
+            )
         assert d.reasons
         assert d.policy_digest == policy.digest
         assert d.policy_digest.startswith("sha256:")
@@ -77,11 +82,35 @@ def test_raising_the_declared_class_never_loosens(case):
 def test_tenant_overrides_never_loosen(case):
     doc, qs, now = case
     with_tenants = _load(doc)
-    without = _load({k: v for k, v in doc.items() if k != "tenants"})
+    # The baseline knows the same tenants, without overrides (an unknown tenant is denied outright).
+    without = _load(doc | {"tenants": {tenant: {} for tenant in doc["tenants"]}} if "tenants" in doc else doc)
     for tenant in doc.get("tenants", {}):
         for query in [*qs, *_all_queries(doc)]:
             q = query.model_copy(update={"tenant": tenant})
-            assert strictness(evaluate(with_tenants, q, now=now)) >= strictness(evaluate(without, q, now=now))
+            tight, base = evaluate(with_tenants, q, now=now), evaluate(without, q, now=now)
+            assert strictness(tight) >= strictness(base)
+            assert tight.require_encryption >= base.require_encryption
+            assert tight.delete_after_harvest >= base.delete_after_harvest
+
+
+_UNKNOWN = st.text(max_size=12)
+
+
+@SETTINGS
+@given(_cases(), _UNKNOWN, _UNKNOWN)
+def test_unknown_data_classes_and_tenants_are_always_denied(case, data_class, tenant):
+    doc, qs, now = case
+    policy = _load(doc)
+    classes, tenants = set(doc["data_class_order"]), set(doc.get("tenants", {}))
+    for query in qs:
+        if data_class not in classes:
+            d = evaluate(policy, query.model_copy(update={"data_class": data_class}), now=now)
+            assert (d.lane, d.rule, d.profile) == (Lane.DENIED, "denied.unknown-data-class", None) or (
+                query.tenant is not None and query.tenant not in tenants and d.rule == "denied.unknown-tenant"
+            )
+        if tenant not in tenants:
+            d = evaluate(policy, query.model_copy(update={"tenant": tenant}), now=now)
+            assert (d.lane, d.rule, d.profile) == (Lane.DENIED, "denied.unknown-tenant", None)
 
 
 @SETTINGS

@@ -92,7 +92,7 @@ async def test_denied_lane_fails_with_decision_and_calls_no_model(
 ) -> None:
     before = len(emulator.ledger.entries())
     task = ModelTaskInput(
-        job_type="sensitive_customer", data_class="restricted", input=f"account {PROMPT_MARKER}"
+        job_type="coding_analysis", data_class="restricted", input=f"account {PROMPT_MARKER}"
     )
     handle = await start(client, worker, task)
     with pytest.raises(WorkflowFailureError) as failure:

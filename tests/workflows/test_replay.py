@@ -26,7 +26,7 @@ PATHS = {
     "stateless": ModelTaskInput(
         job_type="support_analysis", data_class="confidential", input="replay stateless"
     ),
-    "denied": ModelTaskInput(job_type="sensitive_customer", data_class="restricted", input="replay denied"),
+    "denied": ModelTaskInput(job_type="coding_analysis", data_class="restricted", input="replay denied"),
     "cancelled": ModelTaskInput(
         job_type="public_research", input="replay cancel", metadata={"emulator_duration": "120"}
     ),
