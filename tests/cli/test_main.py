@@ -380,5 +380,6 @@ async def test_dev_serves_the_temporal_ui_by_default_and_prints_its_url(tmp_path
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.communicate(), timeout=60)
-    assert f"Temporal UI http://127.0.0.1:{ui_port}\n" in lines
+    assert any(line.startswith(f"Temporal UI http://127.0.0.1:{ui_port} ") for line in lines), lines
+    assert any(line.startswith("codec       http://127.0.0.1:") for line in lines), lines
     assert process.returncode == 0
