@@ -185,6 +185,7 @@ async def test_killing_the_worker_five_times_loses_nothing_and_generates_once(
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(1800)  # 50 kills, each waiting for every job to resume on the new worker
 async def test_chaos_fifty_kills(
     client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
 ) -> None:
