@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
+from client.codec import encrypts
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
 from client.settings import Settings
 from client.telemetry import configure_logging, setup_tracing
@@ -56,7 +57,7 @@ def build_worker(
     policy_source = PolicySource(settings.policy_path)
     policy_source.current()  # a malformed policy stops the worker now, with the file's errors
     responses = ResponsesActivities(provider)
-    policy = PolicyActivities(policy_source)
+    policy = PolicyActivities(policy_source, payloads_encrypted=encrypts(client))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

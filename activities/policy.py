@@ -19,10 +19,17 @@ from policy import PolicyDecision, PolicyQuery, PolicySource, UnknownJobTypeErro
 
 
 class PolicyActivities:
-    """Activities that read the policy, which the worker loads once and reloads when its file changes."""
+    """Activities that read the policy, which the worker loads once and reloads when its file changes.
 
-    def __init__(self, source: PolicySource) -> None:
+    Args:
+        source: The policy file, reloaded when it changes.
+        payloads_encrypted: Whether this worker's payloads are encrypted in history; a class that
+            requires encryption is denied (``denied.encryption-required``) by a worker without a key.
+    """
+
+    def __init__(self, source: PolicySource, *, payloads_encrypted: bool) -> None:
         self._source = source
+        self._payloads_encrypted = payloads_encrypted
 
     @activity.defn
     async def evaluate_policy(self, query: PolicyQuery) -> PolicyDecision:
@@ -41,6 +48,7 @@ class PolicyActivities:
             ApplicationError: Non-retryable, of type ``UnknownJobType``, listing the known job types.
         """
         policy = self._source.current()
+        query = query.model_copy(update={"payloads_encrypted": self._payloads_encrypted})
         try:
             # Wall-clock time only matters for approval expiry; the decision records what was decided.
             decision = evaluate(policy, query, now=datetime.now(UTC))

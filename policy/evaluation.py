@@ -198,6 +198,13 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
         else:
             lane, rule = Lane.STATELESS, refused
 
+    if lane is not Lane.DENIED and cls.require_encryption and query.payloads_encrypted is False:
+        # Fail closed: this worker would write the job's input and output to history in clear text.
+        lane, rule = Lane.DENIED, rules.DENIED_ENCRYPTION_REQUIRED
+        reasons.append(
+            f"Data class {cls.name!r} requires encrypted payloads and this worker has no key: set "
+            "LANES_ENCRYPTION_KEYS or LANES_ENCRYPTION_KEY_FILE (docs/encryption.md)."
+        )
     if lane is Lane.BACKGROUND:
         profile = job.background_profile
     elif lane is Lane.STATELESS:

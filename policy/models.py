@@ -140,6 +140,9 @@ class PolicyQuery(BaseModel):
     """The tenant whose overrides apply; ``None`` means the base policy, an unknown tenant is denied."""
     input_chars: int = Field(default=0, ge=0)
     """The input's length in characters (limit ``max_input_chars``); the text itself is never sent."""
+    payloads_encrypted: bool | None = None
+    """Whether the worker deciding stores this job's payloads encrypted (its activity fills it in);
+    ``False`` denies a class with ``require_encryption``, ``None`` (not stated) decides as before."""
 
 
 class PolicyDecision(BaseModel):

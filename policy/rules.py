@@ -12,6 +12,7 @@ from typing import Final
 
 __all__ = [
     "BACKGROUND_ALLOWED",
+    "DENIED_ENCRYPTION_REQUIRED",
     "DENIED_FALLBACK_DENY",
     "DENIED_INPUT_TOO_LARGE",
     "DENIED_JOB_TYPE_DISABLED",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 DENIED_UNKNOWN_TENANT: Final = "denied.unknown-tenant"
+DENIED_ENCRYPTION_REQUIRED: Final = "denied.encryption-required"
 DENIED_UNKNOWN_DATA_CLASS: Final = "denied.unknown-data-class"
 DENIED_MODEL_CALLS_FORBIDDEN: Final = "denied.model-calls-forbidden"
 DENIED_JOB_TYPE_DISABLED: Final = "denied.job-type-disabled"
@@ -68,6 +70,9 @@ RULES: Final[dict[str, str]] = {
     STATELESS_APPROVAL_MISSING: "Background needs an approval (class or job type asks) and none was given.",
     STATELESS_APPROVAL_INVALID: "The approval is unknown, expired, or misses this job type, class or tenant.",
     DENIED_FALLBACK_DENY: "Background was needed but refused, and the job type's fallback is 'deny'.",
+    DENIED_ENCRYPTION_REQUIRED: (
+        "The effective data class sets require_encryption and the deciding worker has no encryption key."
+    ),
     BACKGROUND_ALLOWED: "Long-running, needs retrieval, and stored state is acceptable: all three hold.",
 }
 """Every rule id with a one-line description, in the order the checks run."""

@@ -19,9 +19,11 @@ import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from cli.stack import DevServer
+from client.codec import new_key_entry
 from client.connect import connect, openai_client
 from client.settings import Settings
 from client.telemetry import setup_tracing
@@ -62,14 +64,22 @@ async def emulator_server(emulator: Emulator) -> AsyncIterator[EmulatorServer]:
         yield server
 
 
+TEST_KEYS = new_key_entry("tests")
+"""One AES-256 key for the whole session, generated at import: never a key in the repository."""
+
+
 @pytest.fixture
-def settings(dev_server: DevServer, emulator_server: EmulatorServer) -> Settings:
+def settings(dev_server: DevServer, emulator_server: EmulatorServer, tmp_path: Path) -> Settings:
     """Settings pointing at the session's server and emulator, with a task queue of this test's own."""
+    blob_dir = tmp_path / "blobs"
     return Settings(
         temporal_address=dev_server.address,
         task_queue=f"tq-{uuid.uuid4()}",
         openai_base_url=emulator_server.base_url,
         openai_api_key="emulator",
+        # As in production: payloads are encrypted, so classes that require it may run.
+        encryption_keys=SecretStr(TEST_KEYS),
+        blob_dir=blob_dir,
     )
 
 

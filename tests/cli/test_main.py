@@ -39,11 +39,8 @@ async def lanes(
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
-    return {
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "LANES_TASK_QUEUE": settings.task_queue,
-        "OPENAI_BASE_URL": settings.openai_base_url or "",
-    }
+    """The test stack's settings (addresses, task queue, encryption key) as the CLI reads them."""
+    return settings.environment()
 
 
 async def test_policy_explain_needs_no_server_and_prints_one_json_object() -> None:

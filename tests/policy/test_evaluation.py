@@ -336,6 +336,7 @@ def test_every_documented_rule_id_is_produced():
         (edited, {"job_type": "regulated_review", "tenant": "nobody"}),
         (load_policy().without_background("test"), {"job_type": "public_research"}),
         (edited, {"job_type": "regulated_review", "data_class": "secret"}),
+        (edited, {"job_type": "coding_analysis", "data_class": "internal", "payloads_encrypted": False}),
     ]
     assert {_decide(policy, **query).rule for policy, query in queries} == set(RULES)
 
@@ -418,3 +419,20 @@ def test_encryption_and_deletion_may_not_loosen_up_the_scale():
         "test.toml: data_classes.restricted.delete_after_harvest: false, but the less sensitive class "
         "'regulated' sets it; set delete_after_harvest = true",
     ]
+
+
+def test_a_class_that_requires_encryption_is_denied_to_a_worker_without_a_key():
+    policy = load_policy()
+    plain = evaluate(policy, PolicyQuery(job_type="public_research", payloads_encrypted=False))
+    assert plain.lane == "background"  # public requires no encryption
+    for data_class in ("internal", "confidential", "restricted"):
+        refused = evaluate(
+            policy,
+            PolicyQuery(job_type="support_analysis", data_class=data_class, payloads_encrypted=False),
+        )
+        assert (refused.lane, refused.rule, refused.profile) == ("denied", "denied.encryption-required", None)
+        assert "LANES_ENCRYPTION_KEYS" in " ".join(refused.reasons)
+        allowed = evaluate(
+            policy, PolicyQuery(job_type="support_analysis", data_class=data_class, payloads_encrypted=True)
+        )
+        assert allowed.lane != "denied"

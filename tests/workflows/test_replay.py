@@ -16,6 +16,7 @@ from temporalio.worker import Replayer
 
 from client.connect import plugins
 from client.jobs import wait_for_phase
+from client.settings import Settings
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -33,9 +34,10 @@ PATHS = {
 }
 
 
-def replayer() -> Replayer:
-    # The same plugins as every client: they bring the converter and the workflows.
-    return Replayer(workflows=[], plugins=plugins())
+def replayer(settings: Settings | None = None) -> Replayer:
+    # The same plugins as every client: they bring the converter (with the test session's key, for
+    # fresh histories, which are encrypted) and the workflows.
+    return Replayer(workflows=[], plugins=plugins(settings))
 
 
 async def run_path(client: Client, task_queue: str, name: str) -> str:
@@ -54,11 +56,11 @@ async def run_path(client: Client, task_queue: str, name: str) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(PATHS))
-async def test_fresh_history_replays(client: Client, worker: str, name: str) -> None:
+async def test_fresh_history_replays(client: Client, worker: str, settings: Settings, name: str) -> None:
     history_json = await run_path(client, worker, name)
     if os.environ.get("LANES_RECORD_HISTORIES") == "1":
         (HISTORIES / f"{name}.json").write_text(history_json)
-    await replayer().replay_workflow(WorkflowHistory.from_json(f"replay-{name}", history_json))
+    await replayer(settings).replay_workflow(WorkflowHistory.from_json(f"replay-{name}", history_json))
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
