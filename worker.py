@@ -28,7 +28,7 @@ from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
 from client.settings import Settings
-from client.telemetry import configure_logging, setup_tracing
+from client.telemetry import configure_logging, setup_tracing, shutdown_telemetry
 from policy import PolicyError, PolicySource
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
@@ -103,6 +103,9 @@ def main() -> int:
     except Exception:
         traceback.print_exc()
         return 1
+    finally:
+        # Every exit path (SIGTERM, SIGINT, errors) exports the last spans before os._exit skips atexit.
+        shutdown_telemetry()
     return 0
 
 
