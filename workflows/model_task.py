@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StatelessResult,
     )
     from policy import Lane, PolicyDecision, PolicyQuery
-    from workflows import activity_options, search_attributes
+    from workflows import activity_options, job_span, search_attributes
 
 MAX_INPUT_CHARS = 400_000
 """Hard ceiling on input text, whatever the policy says: four bytes a character stays under Temporal's
@@ -257,8 +257,9 @@ class ModelTaskWorkflow:
             ApplicationError: ``PolicyDenied`` (non-retryable) when the policy denies the job.
         """
         self._job_type = input.job_type
+        root = job_span.root_span()
         try:
-            return await self._run(input)
+            result = await self._run(input)
         except asyncio.CancelledError:
             # Temporal's own cancellation: the same cleanup as the signal, then end CANCELED.
             self._request_cancel(
@@ -266,7 +267,14 @@ class ModelTaskWorkflow:
             )
             await self._stop_and_cancel_at_provider()
             self._phase = "cancelled"
+            job_span.record_outcome(root, "cancelled", self._cancel)
             raise
+        except FailureError as exc:
+            denied = isinstance(exc, ApplicationError) and exc.type == FailureType.POLICY_DENIED
+            job_span.record_outcome(root, "denied" if denied else "failed", self._cancel)
+            raise
+        job_span.record_outcome(root, result.status, result.cancellation)
+        return result
 
     @workflow.signal
     def cancel(self, input: CancelInput) -> None:
@@ -318,6 +326,7 @@ class ModelTaskWorkflow:
         # OpenTelemetry log "Failed to detach context" (temporalio/sdk-python#441).
         with trace.get_tracer(__name__).start_as_current_span("lanes.decision") as span:
             span.set_attributes(tags.attributes())
+        job_span.root_span().set_attributes(tags.attributes())  # where trace lists filter
         if decision.lane == Lane.DENIED or decision.profile is None:
             self._phase = "denied"
             raise ApplicationError(
