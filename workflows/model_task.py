@@ -77,6 +77,9 @@ RERUN_FAILURE_TYPES: dict[str, str] = {
 RERUN_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
 """Provider error codes of a ``failed`` response that ``rerun_on`` may turn into a fresh generation."""
 
+AUDIT_PATCH = "lanes-audit-outcome-memo"
+"""Patch id of the ``LanesOutcome`` upsert and the memo at the end of a job (``_audit``)."""
+
 Phase = Literal[
     "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
 ]
@@ -268,13 +271,36 @@ class ModelTaskWorkflow:
             await self._stop_and_cancel_at_provider()
             self._phase = "cancelled"
             job_span.record_outcome(root, "cancelled", self._cancel)
+            self._audit("cancelled", root)
             raise
         except FailureError as exc:
             denied = isinstance(exc, ApplicationError) and exc.type == FailureType.POLICY_DENIED
             job_span.record_outcome(root, "denied" if denied else "failed", self._cancel)
+            self._audit("denied" if denied else "failed", root)
             raise
         job_span.record_outcome(root, result.status, result.cancellation)
+        self._audit(result.status, root)
         return result
+
+    def _audit(self, outcome: job_span.JobOutcome, root: trace.Span) -> None:
+        """The outcome as a search attribute, and the decision (no text) and trace in the memo.
+
+        Behind a patch: histories recorded before it replay without these two commands.
+        """
+        if not workflow.patched(AUDIT_PATCH):
+            return
+        workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome)])
+        context = root.get_span_context()
+        decision = self._decision
+        memo: dict[str, Any] = {"lanes_outcome": outcome}
+        if decision is not None:
+            memo["lanes_decision"] = DecisionTags.of(decision).model_dump()
+        if context.is_valid:
+            memo["lanes_trace"] = {
+                "trace_id": f"{context.trace_id:032x}",
+                "span_id": f"{context.span_id:016x}",
+            }
+        workflow.upsert_memo(memo)
 
     @workflow.signal
     def cancel(self, input: CancelInput) -> None:
@@ -318,6 +344,8 @@ class ModelTaskWorkflow:
                 search_attributes.LANE.value_set(str(decision.lane)),
                 search_attributes.JOB_TYPE.value_set(decision.job_type),
                 search_attributes.DATA_CLASS.value_set(decision.data_class),
+                search_attributes.RULE.value_set(decision.rule),
+                search_attributes.POLICY_DIGEST.value_set(decision.policy_digest),
             ]
         )
         tags = DecisionTags.of(decision)

@@ -12,6 +12,7 @@ from opentelemetry.trace import StatusCode
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from client.jobs import wait_for_phase
+from workflows import search_attributes
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
 DECISION_KEYS = {
@@ -130,3 +131,26 @@ async def test_a_workflow_cancellation_is_an_event_on_the_root_span(
     [event] = [e for e in span.events if e.name == "lanes.cancelled"]
     assert (event.attributes or {})["via"] == "workflow-cancel"
     assert (event.attributes or {})["reason"] == "operator abort"
+
+
+async def test_the_outcome_rule_and_digest_are_search_attributes_and_the_memo_holds_the_decision(
+    client: Client, worker: str, span_exporter: InMemorySpanExporter
+) -> None:
+    task = ModelTaskInput(job_type="sensitive_customer", data_class="restricted", input="audit denied")
+    handle = await start(client, worker, task)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    description = await handle.describe()
+    attrs = description.typed_search_attributes
+    span = root_span(span_exporter, handle.id)
+    rule = (span.attributes or {})["lanes.rule"]
+    assert attrs.get(search_attributes.OUTCOME) == "denied"
+    assert attrs.get(search_attributes.RULE) == rule
+    assert attrs.get(search_attributes.POLICY_DIGEST) == (span.attributes or {})["lanes.policy.digest"]
+    memo = await description.memo()
+    assert memo["lanes_outcome"] == "denied"
+    assert memo["lanes_decision"]["rule"] == rule
+    assert memo["lanes_trace"] == {
+        "trace_id": f"{span.context.trace_id:032x}",
+        "span_id": f"{span.context.span_id:016x}",
+    }
