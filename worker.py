@@ -29,7 +29,7 @@ from activities.responses import ResponsesActivities
 from client.codec import encrypts
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
 from client.settings import Settings
-from client.telemetry import configure_logging, setup_tracing
+from client.telemetry import configure_logging, setup_tracing, shutdown_telemetry
 from policy import PolicyError, PolicySource
 
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
@@ -104,6 +104,9 @@ def main() -> int:
     except Exception:
         traceback.print_exc()
         return 1
+    finally:
+        # Every exit path (SIGTERM, SIGINT, errors) exports the last spans before os._exit skips atexit.
+        shutdown_telemetry()
     return 0
 
 

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 from policy import PolicyDecision
 
+ATTRIBUTE_NAMES = {"policy_version": "policy.version", "policy_digest": "policy.digest"}
+"""Fields whose attribute name differs from the field name: the policy's two under ``lanes.policy``."""
+
 
 class DecisionTags(BaseModel):
     """Identifiers of the decision that put a job on its lane."""
@@ -38,8 +41,10 @@ class DecisionTags(BaseModel):
         )
 
     def attributes(self) -> dict[str, str]:
-        """Span attributes, under the ``lanes.`` prefix."""
-        return {f"lanes.{name}": value for name, value in self.model_dump().items()}
+        """Span attributes under ``lanes.`` (the policy's as ``lanes.policy.version``, ``.digest``)."""
+        return {
+            f"lanes.{ATTRIBUTE_NAMES.get(name, name)}": value for name, value in self.model_dump().items()
+        }
 
     def tag_current_span(self) -> None:
         """Set the attributes on the current span (the activity's ``RunActivity`` span)."""

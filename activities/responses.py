@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import genai
 from activities.decision_tags import DecisionTags
 from activities.errors import is_transient_code, to_application_error
 from activities.failures import FailureType
@@ -134,6 +135,8 @@ class AwaitProgress(BaseModel):
     reconnects: int = 0
     chars: int = 0
     queued_since: float | None = None
+    queued_s: float = 0.0
+    """Time the response was seen ``queued`` before this point, for the await span."""
     attempt: int = 1
 
 
@@ -220,6 +223,7 @@ class ResponsesActivities:
             ApplicationError: The provider refused or failed (see ``activities/errors.py``).
         """
         input.tags.tag_current_span()
+        genai.record_request(input.model)
         create = asyncio.ensure_future(self._create_background(input))
         async with heartbeating():
             try:
@@ -253,6 +257,7 @@ class ResponsesActivities:
             )
             if isinstance(created, Response):
                 _record_response(created.id, created.status)
+                genai.record_response(created)
                 return StartBackgroundResult(response_id=created.id, status=created.status or "queued")
             async with created as stream:
                 async for event in stream:
@@ -262,6 +267,7 @@ class ResponsesActivities:
                         # Only the id and the cursor matter here; the await activity resumes the stream
                         # after this event, so closing the connection loses nothing.
                         _record_response(event.response.id, event.response.status)
+                        genai.record_response(event.response)
                         return StartBackgroundResult(
                             response_id=event.response.id,
                             status=event.response.status or "queued",
@@ -288,6 +294,7 @@ class ResponsesActivities:
                 on shutdown, or a mapped provider error.
         """
         input.tags.tag_current_span()
+        genai.record_request(None)
         _record_response(input.response_id, None)
         progress = _resume(input)
         async with heartbeating(lambda: progress.model_dump(mode="json")):
@@ -302,6 +309,7 @@ class ResponsesActivities:
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
             if not follower.done() or follower.cancelled():
+                _record_await(progress)
                 activity.heartbeat(progress.model_dump(mode="json"))
                 raise ApplicationError(
                     "worker shutting down; the next attempt resumes from the last cursor",
@@ -309,6 +317,8 @@ class ResponsesActivities:
                 )
             response = follower.result()
         _record_response(response.id, response.status)
+        genai.record_response(response)
+        _record_await(progress)
         outcome = ProviderOutcome.from_response(response)
         return AwaitBackgroundResult(
             **outcome.model_dump(), mode=progress.mode, polls=progress.polls, reconnects=progress.reconnects
@@ -323,7 +333,7 @@ class ResponsesActivities:
                 except openai.BadRequestError:
                     # The provider refuses to stream it again (more than ~5 minutes old, or not created
                     # with background=true): polling still works until the retention window ends.
-                    progress.mode = "poll"
+                    _switch_to_poll(progress, "stream_refused")
                     continue
                 except openai.APIConnectionError:
                     terminal = "dropped"
@@ -341,7 +351,7 @@ class ResponsesActivities:
                     return terminal
                 progress.reconnects += 1
                 if progress.reconnects > MAX_STREAM_RECONNECTS * progress.attempt:
-                    progress.mode = "poll"
+                    _switch_to_poll(progress, "too_many_reconnects")
                     continue
                 if terminal == "dropped":
                     # The connection failed: resume after the cursor; the resumed stream also carries
@@ -456,6 +466,7 @@ class ResponsesActivities:
         response no longer exists, which leaves nothing to cancel.
         """
         input.tags.tag_current_span()
+        genai.record_request(None)
         _record_response(input.response_id, None)
         try:
             with contextlib.suppress(openai.BadRequestError):
@@ -473,6 +484,7 @@ class ResponsesActivities:
         except openai.OpenAIError as exc:
             raise to_application_error(exc) from None
         _record_response(response.id, response.status)
+        genai.record_response(response)
         terminal = response.status in TERMINAL_STATUSES
         return CancelBackgroundResult(
             response_id=response.id,
@@ -487,6 +499,7 @@ class ResponsesActivities:
         Cancelling the activity closes the connection, which is how a synchronous response is cancelled.
         """
         input.tags.tag_current_span()
+        genai.record_request(input.model)
         try:
             async with heartbeating():
                 response = await self._openai.responses.create(
@@ -501,6 +514,7 @@ class ResponsesActivities:
         except openai.OpenAIError as exc:
             raise to_application_error(exc) from None
         _record_response(response.id, response.status)
+        genai.record_response(response)
         return StatelessResult(**ProviderOutcome.from_response(response).model_dump())
 
 
@@ -525,7 +539,31 @@ def _observe_status(progress: AwaitProgress, status: str | None) -> None:
         if progress.queued_since is None:
             progress.queued_since = time.time()
     else:
+        if progress.queued_since is not None:
+            progress.queued_s += max(0.0, time.time() - progress.queued_since)
         progress.queued_since = None
+
+
+def _switch_to_poll(progress: AwaitProgress, reason: str) -> None:
+    """Fall back from streaming to polling, as an event on the await span."""
+    trace.get_current_span().add_event(
+        "lanes.await.mode_switch",
+        {"from": progress.mode, "to": "poll", "reason": reason, "reconnects": progress.reconnects},
+    )
+    progress.mode = "poll"
+
+
+def _record_await(progress: AwaitProgress) -> None:
+    """How the await went: mode (the final one), polls, reconnects, queued time, attempt."""
+    trace.get_current_span().set_attributes(
+        {
+            "lanes.await.mode": progress.mode,
+            "lanes.await.polls": progress.polls,
+            "lanes.await.reconnects": progress.reconnects,
+            "lanes.await.queued_s": progress.queued_s,
+            "lanes.await.attempt": progress.attempt,
+        }
+    )
 
 
 def _quiet_wait_s(input: AwaitBackgroundInput, progress: AwaitProgress) -> float:

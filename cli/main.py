@@ -47,6 +47,7 @@ from client.jobs import (
     wait_for_outcome,
 )
 from client.settings import Settings
+from client.telemetry import shutdown_telemetry
 from policy import PolicyError, load_policy
 from responses_emulator import command as emulator_command
 from workflows.model_task import CancellationRecord, ModelTaskInput
@@ -531,7 +532,10 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    code = run()
+    try:
+        code = run()
+    finally:
+        shutdown_telemetry()  # os._exit skips atexit: export the last spans (and metrics) first
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BrokenPipeError, ValueError):
             stream.flush()

@@ -11,12 +11,18 @@ exporter receive them is decided here, once per process, from the standard ``OTE
 
 The provider comes from :func:`temporalio.contrib.opentelemetry.create_tracer_provider`, which is
 replay-safe: a workflow replayed on another worker does not emit its spans a second time.
+
+Every entry point ends with ``os._exit`` (the Temporal core's threads can abort CPython's finalisation),
+which skips ``atexit``: the batch processor's last spans would be lost. Entry points therefore call
+:func:`shutdown_telemetry` on every exit path, which flushes and shuts the installed providers down.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -76,7 +82,45 @@ def setup_tracing(
     for processor in processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    with _INSTALLED_LOCK:
+        _INSTALLED.append(provider)
     return provider
+
+
+class Shutdownable(Protocol):
+    """What :func:`shutdown_telemetry` needs of a provider (tracer or meter)."""
+
+    def shutdown(self) -> object:
+        """Flush and stop exporting."""
+        ...
+
+
+_INSTALLED: list[Shutdownable] = []
+_INSTALLED_LOCK = threading.Lock()
+
+
+def register_for_shutdown(provider: Shutdownable) -> None:
+    """Have :func:`shutdown_telemetry` shut ``provider`` down too (a meter provider, say)."""
+    with _INSTALLED_LOCK:
+        _INSTALLED.append(provider)
+
+
+def shutdown_telemetry() -> None:
+    """Flush and shut down every provider this process installed; safe to call more than once.
+
+    Call it before ``os._exit`` on every exit path: a ``BatchSpanProcessor`` exports every five seconds,
+    so without it the spans of the last seconds (a job that just ended) never leave the process. A
+    provider that fails to shut down (an unreachable collector) is logged and skipped, never raised:
+    telemetry must not change an exit code.
+    """
+    with _INSTALLED_LOCK:
+        providers = list(reversed(_INSTALLED))
+        _INSTALLED.clear()
+    for provider in providers:
+        try:
+            provider.shutdown()
+        except Exception:
+            logging.getLogger(__name__).warning("telemetry shutdown failed", exc_info=True)
 
 
 PAYLOAD_LOGGERS = ("temporalio", "openai", "httpx2", "httpcore2", "uvicorn.access")

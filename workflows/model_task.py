@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StatelessResult,
     )
     from policy import Lane, PolicyDecision, PolicyQuery
-    from workflows import activity_options, search_attributes
+    from workflows import activity_options, job_span, search_attributes
 
 MAX_INPUT_CHARS = 400_000
 """Hard ceiling on input text, whatever the policy says: four bytes a character stays under Temporal's
@@ -76,6 +76,9 @@ RERUN_FAILURE_TYPES: dict[str, str] = {
 
 RERUN_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
 """Provider error codes of a ``failed`` response that ``rerun_on`` may turn into a fresh generation."""
+
+AUDIT_PATCH = "lanes-audit-outcome-memo"
+"""Patch id of the ``LanesOutcome`` upsert and the memo at the end of a job (``_audit``)."""
 
 Phase = Literal[
     "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
@@ -257,8 +260,9 @@ class ModelTaskWorkflow:
             ApplicationError: ``PolicyDenied`` (non-retryable) when the policy denies the job.
         """
         self._job_type = input.job_type
+        root = job_span.root_span()
         try:
-            return await self._run(input)
+            result = await self._run(input)
         except asyncio.CancelledError:
             # Temporal's own cancellation: the same cleanup as the signal, then end CANCELED.
             self._request_cancel(
@@ -266,7 +270,37 @@ class ModelTaskWorkflow:
             )
             await self._stop_and_cancel_at_provider()
             self._phase = "cancelled"
+            job_span.record_outcome(root, "cancelled", self._cancel)
+            self._audit("cancelled", root)
             raise
+        except FailureError as exc:
+            denied = isinstance(exc, ApplicationError) and exc.type == FailureType.POLICY_DENIED
+            job_span.record_outcome(root, "denied" if denied else "failed", self._cancel)
+            self._audit("denied" if denied else "failed", root)
+            raise
+        job_span.record_outcome(root, result.status, result.cancellation)
+        self._audit(result.status, root)
+        return result
+
+    def _audit(self, outcome: job_span.JobOutcome, root: trace.Span) -> None:
+        """The outcome as a search attribute, and the decision (no text) and trace in the memo.
+
+        Behind a patch: histories recorded before it replay without these two commands.
+        """
+        if not workflow.patched(AUDIT_PATCH):
+            return
+        workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome)])
+        context = root.get_span_context()
+        decision = self._decision
+        memo: dict[str, Any] = {"lanes_outcome": outcome}
+        if decision is not None:
+            memo["lanes_decision"] = DecisionTags.of(decision).model_dump()
+        if context.is_valid:
+            memo["lanes_trace"] = {
+                "trace_id": f"{context.trace_id:032x}",
+                "span_id": f"{context.span_id:016x}",
+            }
+        workflow.upsert_memo(memo)
 
     @workflow.signal
     def cancel(self, input: CancelInput) -> None:
@@ -310,6 +344,8 @@ class ModelTaskWorkflow:
                 search_attributes.LANE.value_set(str(decision.lane)),
                 search_attributes.JOB_TYPE.value_set(decision.job_type),
                 search_attributes.DATA_CLASS.value_set(decision.data_class),
+                search_attributes.RULE.value_set(decision.rule),
+                search_attributes.POLICY_DIGEST.value_set(decision.policy_digest),
             ]
         )
         tags = DecisionTags.of(decision)
@@ -318,6 +354,7 @@ class ModelTaskWorkflow:
         # OpenTelemetry log "Failed to detach context" (temporalio/sdk-python#441).
         with trace.get_tracer(__name__).start_as_current_span("lanes.decision") as span:
             span.set_attributes(tags.attributes())
+        job_span.root_span().set_attributes(tags.attributes())  # where trace lists filter
         if decision.lane == Lane.DENIED or decision.profile is None:
             self._phase = "denied"
             raise ApplicationError(

@@ -20,5 +20,14 @@ JOB_TYPE = SearchAttributeKey.for_keyword("LanesJobType")
 DATA_CLASS = SearchAttributeKey.for_keyword("LanesDataClass")
 """The effective data class: the higher of the declared class and the job type's floor."""
 
-ALL: tuple[SearchAttributeKey[str], ...] = (LANE, JOB_TYPE, DATA_CLASS)
+RULE = SearchAttributeKey.for_keyword("LanesRule")
+"""The policy rule that decided the lane."""
+
+POLICY_DIGEST = SearchAttributeKey.for_keyword("LanesPolicyDigest")
+"""Digest of the policy that decided: which jobs a given policy file decided."""
+
+OUTCOME = SearchAttributeKey.for_keyword("LanesOutcome")
+"""How the job ended: ``completed``, ``incomplete``, ``failed``, ``cancelled`` or ``denied``."""
+
+ALL: tuple[SearchAttributeKey[str], ...] = (LANE, JOB_TYPE, DATA_CLASS, RULE, POLICY_DIGEST, OUTCOME)
 """Every key, in the order the dev server registers them."""

@@ -31,3 +31,29 @@ def test_payload_loggers_stay_at_info_even_when_debug_is_asked() -> None:
     for name in PAYLOAD_LOGGERS:
         assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO
         assert not logging.getLogger(f"{name}.worker").isEnabledFor(logging.DEBUG)
+
+
+def test_shutdown_telemetry_shuts_every_registered_provider_down_once_and_survives_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import client.telemetry
+    from client.telemetry import register_for_shutdown, shutdown_telemetry
+
+    monkeypatch.setattr(client.telemetry, "_INSTALLED", [])  # not the session's provider
+
+    calls: list[str] = []
+
+    class Provider:
+        def __init__(self, name: str, *, fail: bool = False) -> None:
+            self.name, self.fail = name, fail
+
+        def shutdown(self) -> None:
+            calls.append(self.name)
+            if self.fail:
+                raise RuntimeError("collector unreachable")
+
+    register_for_shutdown(Provider("tracer"))
+    register_for_shutdown(Provider("meter", fail=True))
+    shutdown_telemetry()
+    shutdown_telemetry()
+    assert calls == ["meter", "tracer"]

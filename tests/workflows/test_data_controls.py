@@ -116,7 +116,19 @@ async def test_every_cell_of_the_default_policy_keeps_its_data_controls(
             assert sent == []
         attrs = (await handles[(job_type, data_class)].describe()).typed_search_attributes
         values = {attrs.get(key) for key in search_attributes.ALL}
-        assert values <= {decision["lane"], job_type, decision["data_class"]}
+        outcome_values = {"completed", "incomplete", "failed", "cancelled", "denied"}
+        allowed = {
+            decision["lane"],
+            job_type,
+            decision["data_class"],
+            decision["rule"],
+            decision["policy_digest"],
+        }
+        assert values <= allowed | outcome_values
+        memo = repr(
+            (await handles[(job_type, data_class)].describe()).raw_description.workflow_execution_info.memo
+        )
+        assert token not in memo
 
     telemetry = telemetry_text(span_exporter, {h.id for h in handles.values()})
     logs = caplog.text

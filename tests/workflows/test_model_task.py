@@ -213,7 +213,7 @@ async def test_decision_is_on_the_policy_span_and_every_activity_span_after_it(
     assert (decision_spans[0].attributes or {}).get("lanes.rule") == result.rule
     policy_span = next(s for s in mine if s.name == "RunActivity:evaluate_policy")
     assert policy_span.attributes is not None
-    assert policy_span.attributes.get("lanes.policy_digest") == result.decision.policy_digest
+    assert policy_span.attributes.get("lanes.policy.digest") == result.decision.policy_digest
     assert list(cast(Sequence[str], policy_span.attributes.get("lanes.reasons"))) == result.decision.reasons
     # No span of this trace carries prompt or output text.
     for span in span_exporter.get_finished_spans():
