@@ -171,6 +171,24 @@ class CancelBackgroundResult(BaseModel):
     outcome: ProviderOutcome | None = None
 
 
+class DeleteBackgroundInput(BaseModel):
+    """The response to delete at the provider once its result is in history."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tags: DecisionTags
+    response_id: str
+
+
+class DeleteBackgroundResult(BaseModel):
+    """Whether the provider still had the response (``deleted``) or it was already gone."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    response_id: str
+    deleted: bool
+
+
 class StatelessInput(ModelCall):
     """A synchronous, unstored model call."""
 
@@ -204,6 +222,7 @@ class ResponsesActivities:
             self.start_background_response,
             self.await_background_response,
             self.cancel_background_response,
+            self.delete_background_response,
             self.create_stateless_response,
         ]
 
@@ -491,6 +510,24 @@ class ResponsesActivities:
             provider_status=response.status or "unknown",
             outcome=ProviderOutcome.from_response(response) if terminal else None,
         )
+
+    @activity.defn
+    async def delete_background_response(self, input: DeleteBackgroundInput) -> DeleteBackgroundResult:
+        """Delete a harvested background response at the provider (``DELETE /v1/responses/{id}``).
+
+        Where the policy asks for it (``delete_after_harvest``), this shrinks the time the provider
+        keeps the job's stored state from its retention window (about ten minutes) to seconds. A 404
+        means it is already gone, which is what was wanted.
+        """
+        input.tags.tag_current_span()
+        _record_response(input.response_id, None)
+        try:
+            await self._openai.responses.delete(input.response_id)
+        except openai.NotFoundError:
+            return DeleteBackgroundResult(response_id=input.response_id, deleted=False)
+        except openai.OpenAIError as exc:
+            raise to_application_error(exc) from None
+        return DeleteBackgroundResult(response_id=input.response_id, deleted=True)
 
     @activity.defn
     async def create_stateless_response(self, input: StatelessInput) -> StatelessResult:

@@ -59,6 +59,13 @@ CANCEL_BACKGROUND: ActivityConfig = {
 """``cancel_background_response``: a cancel plus re-reads until terminal (up to 30 s of settling)."""
 
 
+DELETE_BACKGROUND: ActivityConfig = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": PROVIDER_RETRY,
+}
+"""``delete_background_response``: one DELETE, retried like a create."""
+
+
 def start_background(heartbeat: timedelta) -> ActivityConfig:
     """``start_background_response``: one create, heartbeating while it is in flight.
 

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         AwaitBackgroundResult,
         CancelBackgroundInput,
         CancelBackgroundResult,
+        DeleteBackgroundInput,
         ModelCall,
         ResponsesActivities,
         StartBackgroundInput,
@@ -201,6 +202,9 @@ class ModelTaskResult(BaseModel):
     cancellation: CancellationRecord | None = None
     polls: int = 0
     reconnects: int = 0
+    provider_deleted: bool = False
+    """True when the response was deleted at the provider right after its result was read (the policy's
+    ``delete_after_harvest``), instead of being kept for the provider's retention window."""
     reruns: list[RerunRecord] = Field(default_factory=list)
     """Generations replaced under the policy's ``rerun_on``; empty for almost every job."""
 
@@ -251,6 +255,7 @@ class ModelTaskWorkflow:
         self._reruns: list[RerunRecord] = []
         self._polls = 0
         self._reconnects = 0
+        self._provider_deleted = False
 
     @workflow.run
     async def run(self, input: ModelTaskInput) -> ModelTaskResult:
@@ -499,6 +504,15 @@ class ModelTaskWorkflow:
         self._provider_status = outcome.status
         self._polls += outcome.polls
         self._reconnects += outcome.reconnects
+        if decision.delete_after_harvest:
+            # The result is in history now: the provider need not keep it for its retention window.
+            # (Decisions recorded before this field existed read False, so their replay is unchanged.)
+            deleted = await workflow.execute_activity_method(
+                ResponsesActivities.delete_background_response,
+                DeleteBackgroundInput(tags=call.tags, response_id=started.response_id),
+                **activity_options.DELETE_BACKGROUND,
+            )
+            self._provider_deleted = deleted.deleted
         return self._finish(decision, outcome)
 
     async def _stop_and_cancel_at_provider(self) -> CancelBackgroundResult | None:
@@ -578,6 +592,7 @@ class ModelTaskWorkflow:
             reruns=self._reruns,
             polls=self._polls,
             reconnects=self._reconnects,
+            provider_deleted=self._provider_deleted,
         )
 
     def _request_cancel(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
@@ -328,3 +329,35 @@ async def test_cancel_while_the_create_is_retried_stops_retrying_and_ends_cancel
     # The retries stopped at the cancel: before, they ran to the last attempt and the job FAILED.
     limit = activity_options.PROVIDER_RETRY.maximum_attempts
     assert all(e.activity_task_started_event_attributes.attempt < limit for e in starts)
+
+
+async def test_a_class_with_delete_after_harvest_deletes_the_response_once_its_result_is_read(
+    client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
+) -> None:
+    # Every class deletes after harvest (the setting may only get stricter up the class order).
+    deleting = policy_with(tmp_path, "delete_after_harvest = false", "delete_after_harvest = true")
+    settings = settings.model_copy(update={"policy_path": deleting})
+    task = ModelTaskInput(job_type="public_research", input=PROMPT, metadata={"emulator_duration": "1"})
+    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+        handle = await start(client, settings.task_queue, task)
+        result = await handle.result()
+    assert result.status == "completed"
+    assert result.output_text
+    assert result.decision.delete_after_harvest
+    assert result.provider_deleted
+    entries = emulator.ledger.tagged("lanes_workflow_id", handle.id)
+    assert [(e.method, e.status_code) for e in entries][-1] == ("DELETE", 200)
+    async with AsyncOpenAI(api_key="emulator", base_url=settings.openai_base_url, max_retries=0) as sdk:
+        with pytest.raises(openai.NotFoundError):
+            await sdk.responses.retrieve(result.response_id or "")
+
+
+async def test_without_delete_after_harvest_the_response_is_left_to_the_provider(
+    client: Client, worker: str, emulator: Emulator
+) -> None:
+    task = ModelTaskInput(job_type="public_research", input=PROMPT, metadata={"emulator_duration": "1"})
+    handle = await start(client, worker, task)
+    result = await handle.result()
+    assert not result.decision.delete_after_harvest
+    assert not result.provider_deleted
+    assert all(e.method != "DELETE" for e in emulator.ledger.tagged("lanes_workflow_id", handle.id))
