@@ -48,7 +48,8 @@ from client.jobs import (
 )
 from client.settings import Settings
 from client.telemetry import shutdown_telemetry
-from policy import PolicyError, load_policy
+from policy import PolicyError, PolicyQuery, evaluate, load_policy
+from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from responses_emulator import command as emulator_command
 from workflows.model_task import CancellationRecord, ModelTaskInput
 
@@ -155,7 +156,7 @@ def build_task(
         known = ", ".join(policy.class_names)
         raise CliError(f"--data-class: unknown data class {data_class!r}; known: {known}")
     try:
-        return ModelTaskInput(
+        task = ModelTaskInput(
             job_type=job_type,
             data_class=data_class,
             input=prompt,
@@ -168,6 +169,33 @@ def build_task(
         )
     except ValidationError as exc:
         raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
+    # What the worker will decide, asked before anything is written to history: an unknown tenant, an
+    # input over the job type's limit, or a class that needs encryption this client cannot provide.
+    decision = evaluate(
+        policy,
+        PolicyQuery(
+            job_type=job_type,
+            data_class=data_class,
+            approval=approval,
+            tenant=tenant,
+            input_chars=len(prompt),
+            payloads_encrypted=settings.encryption_configured,
+        ),
+    )
+    if decision.rule == DENIED_UNKNOWN_TENANT:
+        raise CliError(f"--tenant: {decision.reasons[0]}")
+    if decision.rule == DENIED_INPUT_TOO_LARGE:
+        limit = decision.limits.max_input_chars
+        raise CliError(
+            f"input: {len(prompt):,} characters, over job type {job_type!r}'s limit of {limit:,} "
+            "(limits.max_input_chars); shorten it or split the job"
+        )
+    if decision.rule == DENIED_ENCRYPTION_REQUIRED:
+        raise CliError(
+            f"--data-class: class {decision.data_class!r} requires encrypted payloads and no key is "
+            "configured; set LANES_ENCRYPTION_KEYS or LANES_ENCRYPTION_KEY_FILE (docs/encryption.md)"
+        )
+    return task
 
 
 def cancellation_rows(record: CancellationRecord) -> list[tuple[str, object]]:

@@ -31,6 +31,7 @@ from policy import (
 )
 from policy.diff import PolicyDiff, diff_policies
 from policy.matrix import lane_matrix
+from policy.rules import DENIED_UNKNOWN_DATA_CLASS, DENIED_UNKNOWN_TENANT
 
 __all__ = ["POLICY_ENV", "app"]
 
@@ -105,6 +106,11 @@ def explain(
         _print_json(decision.model_dump(mode="json"))
     else:
         print(_describe(loaded, decision))
+    if decision.rule in (DENIED_UNKNOWN_DATA_CLASS, DENIED_UNKNOWN_TENANT):
+        # The decision is shown (it is what a worker would decide), but the question was bad input.
+        flag = "--tenant" if decision.rule == DENIED_UNKNOWN_TENANT else "--data-class"
+        print(f"lanes policy explain: {flag}: {' '.join(decision.reasons[:1])}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE)
 
 
 def _print_json(value: object) -> None:

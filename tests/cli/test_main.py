@@ -380,3 +380,40 @@ async def test_dev_serves_the_temporal_ui_by_default_and_prints_its_url(tmp_path
     assert any(line.startswith(f"Temporal UI http://127.0.0.1:{ui_port} ") for line in lines), lines
     assert any(line.startswith("codec       http://127.0.0.1:") for line in lines), lines
     assert process.returncode == 0
+
+
+async def test_an_input_over_the_job_types_limit_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 250_000)  # under the 400,000 hard cap, over public_research's 200,000
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    code, _, err = await lanes("submit", "--job-type", "public_research", "--input-file", str(big), env=env)
+    assert code == 2, err
+    assert "250,000 characters" in err
+    assert "limit of 200,000" in err
+    assert "cannot reach Temporal" not in err  # refused before connecting
+
+
+async def test_a_class_that_requires_encryption_is_refused_without_a_key() -> None:
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    code, _, err = await lanes(
+        "submit", "--job-type", "coding_analysis", "--data-class", "internal", "--input", "x", env=env
+    )
+    assert code == 2, err
+    assert "requires encrypted payloads" in err
+    assert "LANES_ENCRYPTION_KEYS" in err
+
+
+async def test_an_unknown_tenant_is_bad_input_for_submit_and_explain() -> None:
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    code, _, err = await lanes(
+        "submit", "--job-type", "public_research", "--tenant", "acme", "--input", "x", env=env
+    )
+    assert code == 2, err
+    assert "--tenant" in err
+    assert "acme" in err
+    code, out, err = await lanes(
+        "policy", "explain", "--job-type", "public_research", "--data-class", "Public"
+    )
+    assert code == 2
+    assert "denied.unknown-data-class" in out
+    assert "--data-class" in err
