@@ -57,7 +57,8 @@ def with_keys(settings: Settings, keys: str, blob_dir: Path) -> Settings:
 
 @pytest_asyncio.fixture
 async def plain_client(settings: Settings) -> Client:
-    return await connect(settings)
+    """A client without any key: it reads history as it is stored."""
+    return await connect(settings.model_copy(update={"encryption_keys": None, "encryption_key_file": None}))
 
 
 async def run_job(
