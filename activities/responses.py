@@ -424,8 +424,7 @@ class ResponsesActivities:
                 finally:
                     if not pending.done():
                         pending.cancel()
-                        with contextlib.suppress(BaseException):
-                            await pending
+                        await _drain(pending)
                 progress.cursor = event.sequence_number
                 if isinstance(event, ResponseTextDeltaEvent):
                     progress.chars += len(event.delta)
@@ -567,6 +566,24 @@ def idempotency_key(info: activity.Info) -> str:
 def _or_omit(value: _T | None) -> _T | openai.Omit:
     """Leave a field out of the request rather than send ``null`` for it."""
     return openai.omit if value is None else value
+
+
+async def _drain(task: asyncio.Future[Any]) -> None:
+    """Wait until a cancelled task has finished, even if this task is cancelled meanwhile.
+
+    The stream's reader must be done before the stream is closed (closing an async generator that is
+    still running raises "already executing"); a cancel of this task is re-raised afterwards.
+    """
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.cancelled():
+        task.exception()  # retrieved, so an expected error is not reported as never retrieved
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _observe_status(progress: AwaitProgress, status: str | None) -> None:

@@ -208,18 +208,27 @@ class JobStatus(StatusResult):
     query_error: str | None = None
 
 
-def _pending_activity(client: Client, raw: PendingActivityInfo) -> PendingActivity:
+async def _pending_activity(client: Client, raw: PendingActivityInfo) -> PendingActivity:
+    """A pending activity as the server describes it, its payloads decoded through the client's codec.
+
+    Heartbeat details and failures are stored encrypted when keys are configured: they go through the
+    data converter's codec (and its failure converter, which keeps messages in encoded attributes).
+    """
     progress: dict[str, Any] | None = None
     if raw.HasField("heartbeat_details"):
-        details = client.data_converter.payload_converter.from_payloads(raw.heartbeat_details.payloads)
+        details = await client.data_converter.decode(raw.heartbeat_details.payloads)
         if details and isinstance(details[0], dict):
             progress = details[0]
+    last_failure: str | None = None
+    if raw.HasField("last_failure"):
+        error = await client.data_converter.decode_failure(raw.last_failure)
+        last_failure = getattr(error, "message", None) or str(error)
     state = PendingActivityState.Name(raw.state).removeprefix("PENDING_ACTIVITY_STATE_").lower()
     return PendingActivity(
         activity=raw.activity_type.name,
         state=state,
         attempt=raw.attempt,
-        last_failure=raw.last_failure.message if raw.HasField("last_failure") else None,
+        last_failure=last_failure,
         progress=progress,
     )
 
@@ -241,7 +250,7 @@ async def job_status(client: Client, workflow_id: str) -> JobStatus:
         fields.update(StatusResult.model_validate(status).model_dump())
     except Exception as exc:  # a query needs a worker; without one, the description still tells a lot
         fields["query_error"] = f"{type(exc).__name__}: {exc}"
-    pending = [_pending_activity(client, raw) for raw in description.raw_description.pending_activities]
+    pending = [await _pending_activity(client, raw) for raw in description.raw_description.pending_activities]
     for activity in pending:
         heartbeat_status = (activity.progress or {}).get("provider_status")
         if activity.activity == "await_background_response" and isinstance(heartbeat_status, str):

@@ -65,7 +65,7 @@ async def test_a_completed_job_has_its_decision_and_outcome_on_the_root_span(
 async def test_a_denied_job_is_an_error_with_outcome_denied(
     client: Client, worker: str, span_exporter: InMemorySpanExporter
 ) -> None:
-    task = ModelTaskInput(job_type="sensitive_customer", data_class="restricted", input="root denied")
+    task = ModelTaskInput(job_type="coding_analysis", data_class="restricted", input="root denied")
     handle = await start(client, worker, task)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -136,7 +136,7 @@ async def test_a_workflow_cancellation_is_an_event_on_the_root_span(
 async def test_the_outcome_rule_and_digest_are_search_attributes_and_the_memo_holds_the_decision(
     client: Client, worker: str, span_exporter: InMemorySpanExporter
 ) -> None:
-    task = ModelTaskInput(job_type="sensitive_customer", data_class="restricted", input="audit denied")
+    task = ModelTaskInput(job_type="coding_analysis", data_class="restricted", input="audit denied")
     handle = await start(client, worker, task)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
