@@ -49,7 +49,7 @@ from client.jobs import (
 from client.settings import Settings
 from policy import PolicyError, load_policy
 from responses_emulator import command as emulator_command
-from workflows.model_task import CancellationRecord, ModelTaskInput
+from workflows.model_task import CancellationRecord, ExecutionOptions, ModelTaskInput
 
 app = typer.Typer(
     name="lanes",
@@ -164,6 +164,8 @@ def build_task(
             metadata=metadata or {},
             approval=approval,
             tenant=tenant,
+            # The workflow reads the stateless lane's queue from its input, never from the environment.
+            options=ExecutionOptions(stateless_task_queue=settings.stateless_task_queue),
         )
     except ValidationError as exc:
         raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
@@ -412,6 +414,21 @@ def worker() -> None:
     import worker as worker_module
 
     raise typer.Exit(worker_module.main())
+
+
+@app.command()
+@translate_errors("lanes setup")
+def setup() -> None:
+    """Register lanes' search attributes on the namespace (idempotent); run once before any worker.
+
+    Where the server refuses (Temporal Cloud), prints the tcld and temporal commands and exits 2.
+    """
+    from client.setup import setup as run_setup
+
+    async def run() -> int:
+        return await run_setup(await _connect(_settings()))
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 def _check_port(port: int, flag: str, what: str) -> None:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError
 from client.jobs import JobNotFoundError
+from client.temporal_config import TemporalConfigError
 
 P = ParamSpec("P")
 
@@ -90,7 +91,12 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
             except CliError as exc:
                 print(f"{command}: {exc}", file=sys.stderr)
                 raise typer.Exit(exc.code) from None
-            except (TemporalUnreachableError, ProviderNotConfiguredError, JobNotFoundError) as exc:
+            except (
+                TemporalUnreachableError,
+                TemporalConfigError,
+                ProviderNotConfiguredError,
+                JobNotFoundError,
+            ) as exc:
                 print(f"{command}: {exc}", file=sys.stderr)
                 raise typer.Exit(EXIT_USAGE) from None
             except BrokenPipeError:

@@ -94,12 +94,21 @@ class DevServer:
         persistent: Keep history in ``state_dir/temporal.db`` across restarts (``lanes dev``); tests use
             an in-memory database.
         ui_port: Serve the web UI on this port; ``None`` runs headless.
+        search_attributes: Register lanes' search attributes at start; ``False`` gives a bare namespace,
+            as a fresh cluster has before ``lanes setup``.
     """
 
     def __init__(
-        self, *, state_dir: Path, port: int | None = None, persistent: bool = True, ui_port: int | None = None
+        self,
+        *,
+        state_dir: Path,
+        port: int | None = None,
+        persistent: bool = True,
+        ui_port: int | None = None,
+        search_attributes: bool = True,
     ) -> None:
         self.state_dir = state_dir
+        self.search_attributes = search_attributes
         self.port = port or free_port()
         self.persistent = persistent
         self.ui_port = ui_port
@@ -137,8 +146,9 @@ class DevServer:
             args += ["--ui-port", str(self.ui_port)]
         if self.persistent:
             args += ["--db-filename", str(self.state_dir / "temporal.db")]
-        for key in search_attributes.ALL:
-            args += ["--search-attribute", f"{key.name}=Keyword"]
+        if self.search_attributes:
+            for key in search_attributes.ALL:
+                args += ["--search-attribute", f"{key.name}=Keyword"]
         return args
 
     async def start(self) -> None:
@@ -184,11 +194,13 @@ class WorkerProcess:
     Args:
         settings: What the worker connects to.
         log_path: Where its stdout and stderr go.
+        env: Extra environment variables (``LANES_WORKER_*`` tuning, say).
     """
 
-    def __init__(self, settings: Settings, *, log_path: Path) -> None:
+    def __init__(self, settings: Settings, *, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.extra_env = dict(env or {})
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -197,11 +209,18 @@ class WorkerProcess:
         return self._process.pid if self._process else None
 
     def environment(self) -> dict[str, str]:
-        """The worker's environment: this one, with the stack's addresses."""
-        env = dict(os.environ)
-        env["TEMPORAL_ADDRESS"] = self.settings.temporal_address
-        env["TEMPORAL_NAMESPACE"] = self.settings.temporal_namespace
+        """The worker's environment: this one, with the stack's addresses.
+
+        The user's own Temporal configuration (``TEMPORAL_PROFILE``, an API key, TLS, a profile file) is
+        left out: this worker talks to the stack's loopback server and nothing else.
+        """
+        env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
+        env["TEMPORAL_CONFIG_FILE"] = os.devnull
+        env["TEMPORAL_ADDRESS"] = self.settings.temporal_address or "localhost:7233"
+        env["TEMPORAL_NAMESPACE"] = self.settings.temporal_namespace or "default"
         env["LANES_TASK_QUEUE"] = self.settings.task_queue
+        if self.settings.stateless_task_queue:
+            env["LANES_STATELESS_TASK_QUEUE"] = self.settings.stateless_task_queue
         if self.settings.policy_path:
             env["LANES_POLICY"] = self.settings.policy_path
         if self.settings.openai_base_url:
@@ -209,6 +228,7 @@ class WorkerProcess:
         if self.settings.openai_api_key:
             env["OPENAI_API_KEY"] = self.settings.openai_api_key.get_secret_value()
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         return env
 
     async def start(self) -> None:

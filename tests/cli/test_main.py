@@ -40,7 +40,7 @@ async def lanes(
 
 def stack_env(settings: Settings) -> dict[str, str]:
     return {
-        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_ADDRESS": settings.temporal_address or "",
         "LANES_TASK_QUEUE": settings.task_queue,
         "OPENAI_BASE_URL": settings.openai_base_url or "",
     }
