@@ -1,11 +1,14 @@
 """Replay: saved histories of every path must replay on today's workflow code without nondeterminism.
 
 The histories in ``tests/histories/`` were recorded from real runs; re-record them after an intentional,
-versioned workflow change with ``LANES_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py``.
+versioned workflow change with ``LANES_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py``, which
+also records the hash of the workflow sources they were recorded with (``workflow_sources.sha256``): a
+change to ``workflows/`` without new histories then fails the last test of this file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -19,6 +22,18 @@ from client.jobs import wait_for_phase
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+SOURCES_HASH = HISTORIES / "workflow_sources.sha256"
+RECORD = os.environ.get("LANES_RECORD_HISTORIES") == "1"
+
+
+def workflow_sources_hash() -> str:
+    """SHA-256 over every ``workflows/*.py`` (name and bytes), in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(WORKFLOWS.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
 
 PATHS = {
     "background": ModelTaskInput(job_type="public_research", data_class="public", input="replay background"),
@@ -56,8 +71,9 @@ async def run_path(client: Client, task_queue: str, name: str) -> str:
 @pytest.mark.parametrize("name", sorted(PATHS))
 async def test_fresh_history_replays(client: Client, worker: str, name: str) -> None:
     history_json = await run_path(client, worker, name)
-    if os.environ.get("LANES_RECORD_HISTORIES") == "1":
+    if RECORD:
         (HISTORIES / f"{name}.json").write_text(history_json)
+        SOURCES_HASH.write_text(workflow_sources_hash() + "\n")
     await replayer().replay_workflow(WorkflowHistory.from_json(f"replay-{name}", history_json))
 
 
@@ -68,3 +84,17 @@ async def test_saved_history_replays(path: Path) -> None:
 
 def test_every_path_has_a_saved_history() -> None:
     assert {p.stem for p in HISTORIES.glob("*.json")} == set(PATHS)
+
+
+def test_saved_histories_match_the_workflow_code() -> None:
+    """Workflow code changed since the histories were recorded: prove the change replays, then re-record.
+
+    A change to ``workflows/`` ships with either ``workflow.patched`` (old histories must still replay: keep
+    them, and add the new path's) or a new worker deployment version (see docs/operations.md, Upgrades).
+    """
+    recorded = SOURCES_HASH.read_text().strip() if SOURCES_HASH.exists() else "(none)"
+    assert recorded == workflow_sources_hash(), (
+        "workflows/ changed since tests/histories/ were recorded. Check that the saved histories still "
+        "replay (this file's other tests), keep the old ones if the change is patched, then record new "
+        "ones: LANES_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py"
+    )
