@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
+from client.health import keep_alive
 from client.settings import Settings
 from client.setup import SearchAttributesMissingError, require_search_attributes
 from client.telemetry import configure_logging, setup_tracing
@@ -121,6 +122,12 @@ def build_workers(client: Client, settings: Settings, provider: openai.AsyncOpen
     return workers
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def run(settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT."""
     setup_tracing("lanes-worker")
@@ -138,6 +145,9 @@ async def run(settings: Settings) -> None:
         for worker in workers:
             await running.enter_async_context(worker)
         queues = ", ".join(repr(worker.task_queue) for worker in workers)
+        if settings.worker.health_file is not None:
+            alive = asyncio.create_task(keep_alive(settings.worker.health_file))
+            running.push_async_callback(_cancel, alive)
         print(f"{READY_LINE} on task queue {queues} at {address}", file=sys.stderr)
         await stop.wait()
 

@@ -12,6 +12,7 @@ A lanes activity mostly waits on HTTP, so slots are sized to the provider's rate
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -63,6 +64,12 @@ class WorkerTuning(BaseSettings):
     shutdown_grace_s: float = Field(default=5.0, ge=0, le=3600)
     """On SIGTERM, how long running activities get to hand over before they are cancelled. A container
     platform's own grace period (Kubernetes' ``terminationGracePeriodSeconds``) must be longer."""
+
+    health_file: Path | None = None
+    """File the worker touches every 10 s while running (``python -m client.health`` checks it)."""
+
+    health_max_age_s: float = Field(default=60.0, gt=0)
+    """Age of the health file beyond which ``python -m client.health`` reports the worker unhealthy."""
 
     @field_validator("lanes", mode="before")
     @classmethod
