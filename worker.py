@@ -13,11 +13,11 @@ another worker resumes them at once instead of after a heartbeat timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import traceback
-from datetime import timedelta
 
 import openai
 from pydantic import ValidationError
@@ -28,25 +28,38 @@ from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
 from client.codec import encrypts
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
+from client.health import keep_alive
 from client.settings import Settings
+from client.setup import SearchAttributesMissingError, require_search_attributes
 from client.telemetry import configure_logging, setup_tracing, shutdown_telemetry
+from client.temporal_config import TemporalConfigError
+from client.worker_tuning import configuration_message
 from policy import PolicyError, PolicySource
-
-GRACEFUL_SHUTDOWN = timedelta(seconds=5)
-"""How long running activities get to hand over on shutdown before they are cancelled."""
 
 READY_LINE = "lanes worker ready"
 """Printed to stderr once polling starts; the embedded stack waits for it."""
 
 
+class WorkerConfigError(ValueError):
+    """The lanes a worker is asked to serve cannot be served as configured."""
+
+
+def _separate_stateless_queue(settings: Settings, task_queue: str) -> str | None:
+    queue = settings.stateless_task_queue
+    return queue if queue and queue != task_queue else None
+
+
 def build_worker(
     client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
 ) -> Worker:
-    """Wire the activities and workflows onto a worker.
+    """Wire the workflows, the policy activity and the Responses activities onto the main task queue.
+
+    The stateless activity is left out when ``settings.stateless_task_queue`` gives it a queue of its
+    own (:func:`build_stateless_worker` serves that one). Sizing comes from ``settings.worker``.
 
     Args:
         client: A client from :func:`client.connect.connect` (its plugins apply to the worker).
-        settings: Policy path and task queue.
+        settings: Policy path, task queues and tuning.
         provider: The OpenAI client the activities own (from :func:`client.connect.openai_client`); the
             caller closes it after the worker stops.
         task_queue: Overrides ``settings.task_queue`` (tests use a fresh queue each).
@@ -54,39 +67,100 @@ def build_worker(
     Returns:
         A worker, not yet running.
     """
+    queue = task_queue or settings.task_queue
     policy_source = PolicySource(settings.policy_path)
     policy_source.current()  # a malformed policy stops the worker now, with the file's errors
     responses = ResponsesActivities(provider)
     policy = PolicyActivities(policy_source, payloads_encrypted=encrypts(client))
+    activities = responses.definitions()
+    if _separate_stateless_queue(settings, queue):
+        activities = [a for a in activities if a != responses.create_stateless_response]
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
-        activities=[policy.evaluate_policy, *responses.definitions()],
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        task_queue=queue,
+        activities=[policy.evaluate_policy, *activities],
+        **settings.worker.worker_options(),
     )
+
+
+def build_stateless_worker(client: Client, settings: Settings, provider: openai.AsyncOpenAI) -> Worker:
+    """A worker for the stateless lane's queue: the ``store=false`` activity only.
+
+    The workflows come with the client's plugin, so this worker also polls workflow tasks on that queue;
+    none are ever started there (jobs start on ``LANES_TASK_QUEUE``), so no prompt reaches it that way.
+
+    Raises:
+        WorkerConfigError: ``LANES_STATELESS_TASK_QUEUE`` is unset.
+    """
+    queue = settings.stateless_task_queue
+    if not queue:
+        raise WorkerConfigError(
+            "LANES_WORKER_LANES=stateless needs LANES_STATELESS_TASK_QUEUE: the stateless lane's own "
+            "task queue (set the same value for the clients that start jobs)"
+        )
+    responses = ResponsesActivities(provider)
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=[responses.create_stateless_response],
+        **settings.worker.worker_options(),
+    )
+
+
+def build_workers(client: Client, settings: Settings, provider: openai.AsyncOpenAI) -> list[Worker]:
+    """The workers of this process, one per task queue of the lanes it serves (``LANES_WORKER_LANES``).
+
+    Raises:
+        WorkerConfigError: The served lanes need a queue that is not configured.
+    """
+    lanes = settings.worker.lanes
+    workers = []
+    if "background" in lanes:
+        workers.append(build_worker(client, settings, provider))
+    separate = _separate_stateless_queue(settings, settings.task_queue)
+    if "stateless" in lanes and (separate or "background" not in lanes):
+        workers.append(build_stateless_worker(client, settings, provider))
+    return workers
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def run(settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT."""
     setup_tracing("lanes-worker")
     client = await connect(settings)
+    if "background" in settings.worker.lanes:
+        # The workflows upsert lanes' search attributes: without them every workflow task would fail.
+        await require_search_attributes(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with openai_client(settings) as provider, build_worker(client, settings, provider) as worker:
-        print(
-            f"{READY_LINE} on task queue {worker.task_queue!r} at {settings.temporal_address}",
-            file=sys.stderr,
-        )
+    address = client.service_client.config.target_host
+    async with openai_client(settings) as provider, contextlib.AsyncExitStack() as running:
+        workers = build_workers(client, settings, provider)
+        for worker in workers:
+            await running.enter_async_context(worker)
+        queues = ", ".join(repr(worker.task_queue) for worker in workers)
+        if settings.worker.health_file is not None:
+            alive = asyncio.create_task(keep_alive(settings.worker.health_file))
+            running.push_async_callback(_cancel, alive)
+        print(f"{READY_LINE} on task queue {queues} at {address}", file=sys.stderr)
         await stop.wait()
 
 
 CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
     TemporalUnreachableError,
+    TemporalConfigError,
     ProviderNotConfiguredError,
     PolicyError,
     ValidationError,
+    SearchAttributesMissingError,
+    WorkerConfigError,
 )
 """Errors that mean "fix the configuration": one line naming what and how. Anything else is a bug and
 keeps its traceback."""
@@ -99,7 +173,8 @@ def main() -> int:
         configure_logging(settings.log_level)
         asyncio.run(run(settings))
     except CONFIGURATION_ERRORS as exc:
-        print(f"lanes worker: {exc}", file=sys.stderr)
+        message = configuration_message(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"lanes worker: {message}", file=sys.stderr)
         return 1
     except Exception:
         traceback.print_exc()

@@ -51,7 +51,7 @@ from client.telemetry import shutdown_telemetry
 from policy import PolicyError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from responses_emulator import command as emulator_command
-from workflows.model_task import CancellationRecord, ModelTaskInput
+from workflows.model_task import CancellationRecord, ExecutionOptions, ModelTaskInput
 
 app = typer.Typer(
     name="lanes",
@@ -166,6 +166,8 @@ def build_task(
             metadata=metadata or {},
             approval=approval,
             tenant=tenant,
+            # The workflow reads the stateless lane's queue from its input, never from the environment.
+            options=ExecutionOptions(stateless_task_queue=settings.stateless_task_queue),
         )
     except ValidationError as exc:
         raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
@@ -459,6 +461,21 @@ def codec_server(
         asyncio.run(serve_codec(_settings(), host=host, port=port))
     except ValueError as exc:
         raise CliError(str(exc)) from None
+
+
+@app.command()
+@translate_errors("lanes setup")
+def setup() -> None:
+    """Register lanes' search attributes on the namespace (idempotent); run once before any worker.
+
+    Where the server refuses (Temporal Cloud), prints the tcld and temporal commands and exits 2.
+    """
+    from client.setup import setup as run_setup
+
+    async def run() -> int:
+        return await run_setup(await _connect(_settings()))
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 def _check_port(port: int, flag: str, what: str) -> None:

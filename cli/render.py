@@ -22,6 +22,7 @@ from rich.table import Table
 from client.codec import KeyConfigError
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError
 from client.jobs import JobNotFoundError
+from client.temporal_config import TemporalConfigError
 
 P = ParamSpec("P")
 
@@ -94,6 +95,7 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
                 raise typer.Exit(exc.code) from None
             except (
                 TemporalUnreachableError,
+                TemporalConfigError,
                 ProviderNotConfiguredError,
                 JobNotFoundError,
                 KeyConfigError,

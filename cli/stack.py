@@ -97,6 +97,8 @@ class DevServer:
             an in-memory database.
         ui_port: Serve the web UI on this port; ``None`` runs headless.
         ui_codec_endpoint: Codec server the web UI decodes payloads with (encrypted histories).
+        search_attributes: Register lanes' search attributes at start; ``False`` gives a bare namespace,
+            as a fresh cluster has before ``lanes setup``.
     """
 
     def __init__(
@@ -107,8 +109,10 @@ class DevServer:
         persistent: bool = True,
         ui_port: int | None = None,
         ui_codec_endpoint: str | None = None,
+        search_attributes: bool = True,
     ) -> None:
         self.state_dir = state_dir
+        self.search_attributes = search_attributes
         self.port = port or free_port()
         self.persistent = persistent
         self.ui_port = ui_port
@@ -149,8 +153,9 @@ class DevServer:
                 args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.persistent:
             args += ["--db-filename", str(self.state_dir / "temporal.db")]
-        for key in search_attributes.ALL:
-            args += ["--search-attribute", f"{key.name}=Keyword"]
+        if self.search_attributes:
+            for key in search_attributes.ALL:
+                args += ["--search-attribute", f"{key.name}=Keyword"]
         return args
 
     async def start(self) -> None:
@@ -196,11 +201,13 @@ class WorkerProcess:
     Args:
         settings: What the worker connects to.
         log_path: Where its stdout and stderr go.
+        env: Extra environment variables (``LANES_WORKER_*`` tuning, say).
     """
 
-    def __init__(self, settings: Settings, *, log_path: Path) -> None:
+    def __init__(self, settings: Settings, *, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.extra_env = dict(env or {})
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -209,8 +216,17 @@ class WorkerProcess:
         return self._process.pid if self._process else None
 
     def environment(self) -> dict[str, str]:
-        """The worker's environment: this one, with every setting of the stack (``Settings.environment``)."""
-        return {**os.environ, **self.settings.environment(), "PYTHONUNBUFFERED": "1"}
+        """The worker's environment: this one, with every setting of the stack (``Settings.environment``).
+
+        The user's own Temporal configuration (``TEMPORAL_PROFILE``, an API key, TLS, a profile file) is
+        left out: this worker talks to the stack's loopback server and nothing else.
+        """
+        env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
+        env["TEMPORAL_CONFIG_FILE"] = os.devnull
+        env.update(self.settings.environment())
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
+        return env
 
     async def start(self) -> None:
         """Start the worker and wait for its ready line.

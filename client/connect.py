@@ -20,6 +20,7 @@ from temporalio.plugin import SimplePlugin
 from client.codec import build_codec
 from client.plugin import LanesPlugin
 from client.settings import Settings
+from client.temporal_config import connect_config
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the Temporal frontend before telling the user it is unreachable."""
@@ -69,22 +70,18 @@ async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -
     Raises:
         TemporalUnreachableError: The server did not answer in time.
         client.codec.KeyConfigError: The configured keys are malformed, ambiguous or in an unsafe file.
+        client.temporal_config.TemporalConfigError: The Temporal profile or ``TEMPORAL_*`` variables are
+            unusable.
     """
     configured = plugins(settings)
+    config = connect_config(settings)
     try:
-        return await asyncio.wait_for(
-            Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                plugins=configured,
-            ),
-            timeout=timeout_s,
-        )
+        return await asyncio.wait_for(Client.connect(**config, plugins=configured), timeout=timeout_s)
     except (RuntimeError, TimeoutError, OSError) as exc:
         raise TemporalUnreachableError(
-            f"cannot reach Temporal at {settings.temporal_address} (namespace "
-            f"{settings.temporal_namespace!r}): {exc or type(exc).__name__}. Start the embedded stack with "
-            "`lanes dev`, or set TEMPORAL_ADDRESS to a running server."
+            f"cannot reach Temporal at {config['target_host']} (namespace "
+            f"{config['namespace']!r}): {exc or type(exc).__name__}. Start the embedded stack with "
+            "`lanes dev`, or set TEMPORAL_ADDRESS (or a Temporal profile) to a running server."
         ) from exc
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from client.worker_tuning import WorkerTuning
 
 DEFAULT_TASK_QUEUE = "lanes"
 """The task queue workers poll and clients start workflows on when ``LANES_TASK_QUEUE`` is unset."""
@@ -26,20 +28,33 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    temporal_address: str = Field(
-        default="localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS", "temporal_address")
+    temporal_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_ADDRESS", "temporal_address")
     )
-    """``host:port`` of the Temporal frontend."""
+    """``host:port`` of the Temporal frontend; ``None`` takes the Temporal profile's (``localhost:7233``
+    without one). API key, TLS and the profile itself come from Temporal's own configuration: see
+    ``client/temporal_config.py``."""
 
-    temporal_namespace: str = Field(
-        default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "temporal_namespace")
+    temporal_namespace: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "temporal_namespace")
     )
-    """Namespace the workflows run in."""
+    """Namespace the workflows run in; ``None`` takes the Temporal profile's (``default`` without one)."""
 
     task_queue: str = Field(
         default=DEFAULT_TASK_QUEUE, validation_alias=AliasChoices("LANES_TASK_QUEUE", "task_queue")
     )
     """Task queue of the lanes worker."""
+
+    stateless_task_queue: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LANES_STATELESS_TASK_QUEUE", "stateless_task_queue"),
+    )
+    """Task queue of the stateless lane's activity (restricted data), so that its workers can run in a
+    stricter network zone; ``None`` runs it on ``task_queue``. Clients put it in the job's input
+    (``ExecutionOptions.stateless_task_queue``): the workflow never reads the environment."""
+
+    worker: WorkerTuning = Field(default_factory=WorkerTuning)
+    """Worker sizing and served lanes, from ``LANES_WORKER_*`` (``client/worker_tuning.py``)."""
 
     policy_path: str | None = Field(
         default=None, validation_alias=AliasChoices("LANES_POLICY", "policy_path")
@@ -116,7 +131,8 @@ class Settings(BaseSettings):
         env: dict[str, str] = {}
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
-            if value is None:
+            if value is None or isinstance(value, BaseModel):
+                # Nested groups (worker tuning) read their own prefixed variables from the environment.
                 continue
             alias = field.validation_alias
             variable = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()

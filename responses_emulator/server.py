@@ -12,13 +12,15 @@ import logging
 import socket
 import sys
 from types import TracebackType
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from responses_emulator.asgi import EmulatorASGI, ResetLogFilter
 from responses_emulator.clock import Clock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
+
+if TYPE_CHECKING:
+    import uvicorn
 
 _SHUTDOWN_GRACE_S = 1
 
@@ -34,6 +36,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn(emulator: Emulator) -> uvicorn.Server:
+    # Imported here: uvicorn is in the dev-stack extra, and the CLI (which registers the emulator's
+    # command) must work in a worker image without it.
+    import uvicorn
+
     for name in ("uvicorn.error", "uvicorn"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, ResetLogFilter) for f in logger.filters):

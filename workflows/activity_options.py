@@ -92,11 +92,19 @@ def await_background(heartbeat: timedelta, max_duration_s: float) -> ActivityCon
     }
 
 
-def create_stateless(heartbeat: timedelta, max_duration_s: float) -> ActivityConfig:
-    """``create_stateless_response``: one synchronous call; cancelling it closes the connection."""
-    return {
+def create_stateless(
+    heartbeat: timedelta, max_duration_s: float, task_queue: str | None = None
+) -> ActivityConfig:
+    """``create_stateless_response``: one synchronous call; cancelling it closes the connection.
+
+    ``task_queue`` is the stateless lane's own queue from the job's input (``None``: the workflow's).
+    """
+    config: ActivityConfig = {
         "start_to_close_timeout": timedelta(seconds=max_duration_s) + STATELESS_GRACE,
         "heartbeat_timeout": heartbeat,
         "retry_policy": PROVIDER_RETRY,
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     }
+    if task_queue is not None:
+        config["task_queue"] = task_queue
+    return config

@@ -95,6 +95,10 @@ class ExecutionOptions(BaseModel):
     heartbeat_timeout_s: float = Field(default=10.0, ge=0.2, le=300)
     """How soon a dead worker is noticed while a response is awaited."""
 
+    stateless_task_queue: str | None = Field(default=None, min_length=1, max_length=200)
+    """Task queue of the stateless activity (``LANES_STATELESS_TASK_QUEUE`` of the client that starts the
+    job); ``None`` runs it on the workflow's own queue."""
+
 
 class ModelTaskInput(BaseModel):
     """One model job, as a client submits it.
@@ -388,7 +392,7 @@ class ModelTaskWorkflow:
         )
         heartbeat = timedelta(seconds=input.options.heartbeat_timeout_s)
         if decision.lane == Lane.STATELESS:
-            result = await self._stateless(call, decision, heartbeat)
+            result = await self._stateless(call, decision, heartbeat, input.options.stateless_task_queue)
         else:
             result = await self._background(call, decision, heartbeat)
         if result.status == "failed":
@@ -405,13 +409,13 @@ class ModelTaskWorkflow:
         return result
 
     async def _stateless(
-        self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta
+        self, call: ModelCall, decision: PolicyDecision, heartbeat: timedelta, task_queue: str | None
     ) -> ModelTaskResult:
         self._phase = "running"
         handle = workflow.start_activity_method(
             ResponsesActivities.create_stateless_response,
             StatelessInput(**call.model_dump(), timeout_s=decision.limits.max_duration_s),
-            **activity_options.create_stateless(heartbeat, decision.limits.max_duration_s),
+            **activity_options.create_stateless(heartbeat, decision.limits.max_duration_s, task_queue),
         )
         self._running = handle
         await workflow.wait_condition(lambda: self._cancel is not None or handle.done())

