@@ -11,7 +11,6 @@ Exit codes: 0 success, 1 invalid policy file, 2 usage error (a missing file, an 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +19,13 @@ from typing import Annotated
 import typer
 
 from cli.render import EXIT_JOB_FAILED, EXIT_USAGE, CliError, table, translate_errors
+from client.settings import Settings
 from policy import (
     CompiledPolicy,
     PolicyDecision,
     PolicyFileError,
     PolicyQuery,
+    PolicySource,
     UnknownJobTypeError,
     evaluate,
     load_policy,
@@ -65,7 +66,43 @@ def _load(path: str | None, flag: str) -> CompiledPolicy:
 
 
 def _policy_path(given: str | None) -> str | None:
-    return given or os.environ.get(POLICY_ENV) or None
+    """``--policy``, else ``LANES_POLICY`` as the one settings model reads it, else the shipped default."""
+    return given or Settings().policy_path or None
+
+
+@app.command()
+@translate_errors("lanes policy status")
+def status(
+    policy: Annotated[
+        str | None, typer.Option(help=f"policy file (default: ${POLICY_ENV} or the shipped default)")
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Which policy a worker started here would serve: version, digest, a refused file, the kill switch.
+
+    Exits 1 when the file on disk is refused (a running worker keeps its last good policy, loudly).
+    """
+    source = PolicySource(_policy_path(policy))
+    try:
+        source.current()
+    except PolicyFileError as exc:
+        _report(exc)
+        raise typer.Exit(EXIT_JOB_FAILED) from None
+    state = source.status()
+    if json:
+        _print_json(state.model_dump(mode="json"))
+    else:
+        print(
+            table(
+                [
+                    ("policy", "in force"),
+                    ("file", state.path),
+                    ("version", state.version or "-"),
+                    ("digest", state.digest or "-"),
+                    ("kill switch", state.kill_switch or "off"),
+                ]
+            )
+        )
 
 
 def _report(exc: PolicyFileError) -> None:

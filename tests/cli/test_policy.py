@@ -159,3 +159,26 @@ def test_a_missing_policy_file_is_bad_input_and_exits_2(tmp_path: Path, capsys: 
 def test_a_bad_now_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
     assert _run("explain", "--job-type", "public_research", "--now", "tomorrow") == 2
     assert "not an ISO date or time: 'tomorrow'" in capsys.readouterr().err
+
+
+def test_status_shows_the_policy_in_force_and_the_kill_switch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT)
+    assert _run("status", "--policy", str(path), "--json") == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["digest"] == load_policy(path).digest
+    assert state["kill_switch"] is None
+    (tmp_path / "policy.toml.background-disabled").touch()
+    assert _run("status", "--policy", str(path)) == 0
+    out = capsys.readouterr().out
+    assert "kill switch" in out
+    assert "background-disabled" in out
+
+
+def test_status_of_a_refused_file_exits_1_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT.replace('min_data_class = "public"', 'min_data_class = "secret"'))
+    assert _run("status", "--policy", str(path)) == 1
+    assert "min_data_class" in capsys.readouterr().err

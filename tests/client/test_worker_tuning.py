@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
+import client.telemetry
 import worker as worker_module
 from client.connect import openai_client
 from client.settings import Settings
@@ -82,6 +83,8 @@ def test_the_worker_names_the_variable_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, value: str, expected: str
 ) -> None:
     monkeypatch.setenv(name, value)
+    # main() shuts down the telemetry it installed; in this process that must not be the session's.
+    monkeypatch.setattr(client.telemetry, "_INSTALLED", [])
     assert worker_module.main() == 1
     err = capsys.readouterr().err
     assert err.startswith("lanes worker: ")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import uuid
 
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from client.codec import new_key_entry
 from client.connect import openai_client
 from client.settings import Settings
 from client.worker_tuning import WorkerTuning
@@ -54,6 +56,8 @@ async def test_stateless_activity_runs_on_the_stateless_queue(client: Client, se
 def test_the_cli_puts_the_stateless_queue_in_the_job_input() -> None:
     from cli.main import build_task
 
-    settings = Settings(stateless_task_queue="lanes-restricted")
+    settings = Settings(
+        stateless_task_queue="lanes-restricted", encryption_keys=SecretStr(new_key_entry("t"))
+    )
     task = build_task(settings, job_type="support_analysis", data_class="confidential", prompt="x")
     assert task.options.stateless_task_queue == "lanes-restricted"
