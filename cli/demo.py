@@ -61,11 +61,19 @@ JOBS = (
         ),
     ),
     DemoJob(
-        "sensitive customer data (denied)",
+        "sensitive customer data (ZDR stateless)",
         ModelTaskInput(
             job_type="sensitive_customer",
             data_class="restricted",
             input="Analyse this customer's account history.",
+        ),
+    ),
+    DemoJob(
+        "repository analysis, restricted (denied)",
+        ModelTaskInput(
+            job_type="coding_analysis",
+            data_class="restricted",
+            input="Review the access-control module of the billing service.",
         ),
     ),
     DemoJob(
@@ -129,7 +137,7 @@ async def run_demo(*, state_dir: Path) -> int:
         f"{len(cancels)} cancel calls"
     )
     print(f"stored requests from jobs outside the background lane: {len(leaked)}")
-    expected = ["completed", "completed", "completed", "denied", "cancelled"]
+    expected = ["completed", "completed", "completed", "completed", "denied", "cancelled"]
     ok = not leaked and all(
         str(row["outcome"]).startswith(want) for row, want in zip(rows, expected, strict=True)
     )

@@ -76,3 +76,15 @@ async def test_the_embedded_stack_encrypts_by_default_and_its_database_holds_no_
     database = (state / "temporal.db").read_bytes()
     assert canary.encode() not in database
     assert result.output_text[:40].encode() not in database
+
+
+async def test_the_demo_runs_its_script_across_every_lane(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.demo import run_demo
+
+    assert await run_demo(state_dir=tmp_path / "demo") == 0
+    out = capsys.readouterr().out
+    for lane in ("background", "stateless", "denied"):
+        assert f" {lane} " in out
+    assert "demo passed" in out
