@@ -32,16 +32,13 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import FailureType
-from activities.outcome import TokenUsage
 from policy import Lane, PolicyDecision
 from workflows.model_task import (
     CancelInput,
-    CancellationRecord,
     ModelTaskInput,
     ModelTaskResult,
     ModelTaskWorkflow,
     Phase,
-    RerunRecord,
     StatusResult,
 )
 
@@ -303,33 +300,25 @@ OutcomeStatus = Literal["completed", "incomplete", "denied", "failed", "cancelle
 """How a job ended."""
 
 
-class JobOutcome(BaseModel):
+class JobOutcome(ModelTaskResult):
     """How a job ended, from its result or from its workflow's failure.
 
     ``completed`` and ``cancelled`` are successes (a cancellation is what someone asked for);
     ``incomplete`` (partial output), ``failed`` and ``denied`` are not. A denied job carries its policy
-    decision; a failed one its error code and message; a cancelled one its cancellation record.
+    decision; a failed one its error code and message; a cancelled one its cancellation record. The
+    result's fields are inherited from :class:`~workflows.model_task.ModelTaskResult`; those a failure
+    may not carry (lane, rule, decision) are optional here.
     """
 
     model_config = ConfigDict(frozen=True)
 
     workflow_id: str
-    status: OutcomeStatus
-    lane: Lane | None = None
-    rule: str | None = None
-    decision: PolicyDecision | None = None
-    response_id: str | None = None
-    output_text: str = ""
-    incomplete_reason: str | None = None
+    status: OutcomeStatus  # type: ignore[assignment]
+    lane: Lane | None = None  # type: ignore[assignment]
+    rule: str | None = None  # type: ignore[assignment]
+    decision: PolicyDecision | None = None  # type: ignore[assignment]
     error_type: str | None = None
     """The failure's type (e.g. ``ProviderFailed``, ``PolicyDenied``) when the workflow failed."""
-    error_code: str | None = None
-    error_message: str | None = None
-    usage: TokenUsage | None = None
-    cancellation: CancellationRecord | None = None
-    polls: int = 0
-    reconnects: int = 0
-    reruns: list[RerunRecord] = Field(default_factory=list)
     query_error: str | None = None
     """Why a workflow-cancelled job's lane and record could not be read (the query needs a worker)."""
 

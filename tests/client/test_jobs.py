@@ -78,3 +78,10 @@ def test_any_other_failure_reads_as_failed_with_its_type():
     cause = ApplicationError("gone", type=FailureType.RESULT_EXPIRED)
     outcome = JobOutcome.from_failure("wf-4", WorkflowFailureError(cause=cause))
     assert (outcome.status, outcome.error_type, outcome.error_message) == ("failed", "ResultExpired", "gone")
+
+
+def test_an_outcome_keeps_every_field_of_the_result():
+    # JobOutcome extends ModelTaskResult: a field added to the result (provider_deleted) cannot be dropped.
+    result = _failed_result().model_copy(update={"provider_deleted": True, "polls": 7})
+    outcome = JobOutcome.from_result("wf-1", result)
+    assert outcome.model_dump(include=set(type(result).model_fields)) == result.model_dump()
