@@ -325,8 +325,9 @@ class ResponsesActivities:
                 for task in (follower, shutdown):
                     if not task.done():
                         task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
+                        # Drained even if this attempt is cancelled again meanwhile: the follower's
+                        # stream must not be closed (or collected) while its reader still runs.
+                        await _drain(task)
             if not follower.done() or follower.cancelled():
                 _record_await(progress)
                 activity.heartbeat(progress.model_dump(mode="json"))
