@@ -41,6 +41,7 @@ from activities.responses import (
 )
 from responses_emulator import Emulator, EmulatorConfig, LedgerEntry, ManualClock, ShiftedClock
 from responses_emulator.testing import control
+from responses_emulator.testing import wait_until as until
 
 PROMPT = "prompt-marker-okapi-71 survey the public sources"
 INSTRUCTIONS = "instructions-marker-narwhal-33"
@@ -226,13 +227,6 @@ def assert_no_text(heartbeats: list[dict[str, Any]], *texts: str) -> None:
             assert text[:24] not in dumped
     for beat in heartbeats:
         assert set(beat) <= PROGRESS_KEYS, set(beat) - PROGRESS_KEYS
-
-
-async def until(condition: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
-    """Wait for a condition on the emulator or on the heartbeats, however slow the machine is."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 (state of the emulator and of the heartbeats)
-            await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------------------- resume
