@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import AsyncIterator
 
 import openai
 from pydantic import ValidationError
@@ -35,6 +36,7 @@ from client.telemetry import configure_logging, setup_tracing, shutdown_telemetr
 from client.temporal_config import TemporalConfigError
 from client.worker_tuning import configuration_message
 from policy import PolicyError, PolicySource
+from workflows.task_queues import stream_queue
 
 READY_LINE = "lanes worker ready"
 """Printed to stderr once polling starts; the embedded stack waits for it."""
@@ -83,6 +85,42 @@ def build_worker(
     )
 
 
+def build_stream_worker(
+    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+) -> Worker:
+    """A worker for followed streams: the await activity only, on the stream queue of ``task_queue``.
+
+    A followed stream holds its slot for the whole generation; on a queue of its own, with its own slot
+    count (``LANES_WORKER_MAX_CONCURRENT_STREAMS``), streams never hold the slots that new jobs' short
+    activities need (:mod:`workflows.task_queues`).
+    """
+    queue = stream_queue(task_queue or settings.task_queue)
+    responses = ResponsesActivities(provider)
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=[responses.await_background_response],
+        **settings.worker.stream_worker_options(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+) -> AsyncIterator[str]:
+    """Run the workers of the background lane (main queue and stream queue) for the block.
+
+    Yields:
+        The main task queue.
+    """
+    queue = task_queue or settings.task_queue
+    async with (
+        build_worker(client, settings, provider, task_queue=queue),
+        build_stream_worker(client, settings, provider, task_queue=queue),
+    ):
+        yield queue
+
+
 def build_stateless_worker(client: Client, settings: Settings, provider: openai.AsyncOpenAI) -> Worker:
     """A worker for the stateless lane's queue: the ``store=false`` activity only.
 
@@ -117,6 +155,7 @@ def build_workers(client: Client, settings: Settings, provider: openai.AsyncOpen
     workers = []
     if "background" in lanes:
         workers.append(build_worker(client, settings, provider))
+        workers.append(build_stream_worker(client, settings, provider))
     separate = _separate_stateless_queue(settings, settings.task_queue)
     if "stateless" in lanes and (separate or "background" not in lanes):
         workers.append(build_stateless_worker(client, settings, provider))

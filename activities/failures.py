@@ -27,3 +27,6 @@ class FailureType(StrEnum):
     """The response stayed queued past the job type's limit and was cancelled (non-retryable)."""
     WORKER_SHUTDOWN = "WorkerShutdown"
     """The worker is shutting down; retryable, so another worker resumes at once."""
+    NOT_YET = "ResponseNotDone"
+    """A poll found the response still running: a benign, retryable failure whose ``next_retry_delay`` is
+    the next poll interval (the retry policy paces the polls, and no history event is written per poll)."""

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 import httpx2
@@ -41,7 +42,7 @@ from openai.types.responses import (
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import genai
 from activities.decision_tags import DecisionTags
@@ -70,6 +71,10 @@ quiet generation. The quiet check and the activity's start-to-close timeout boun
 StreamEnd = Literal["ended", "dropped"]
 """How a followed stream stopped without a terminal event: the server ended it, or the connection failed
 (a reset, or a transient ``error`` event)."""
+
+CHECK_TIMEOUT_S = 10.0
+"""Timeout of a poll's GET: a response object is small, so a slow answer is a failed attempt, retried at
+the next interval, rather than a slot held (and a worker crash noticed) only after minutes."""
 
 CANCEL_SETTLE_S = 30.0
 """How long the cancel activity waits for a cancelled response to reach a terminal status."""
@@ -117,6 +122,20 @@ class AwaitBackgroundInput(BaseModel):
     cursor: int | None = None
     poll_interval_cap_s: float = 30.0
     queued_timeout_s: float = 600.0
+
+
+class CheckBackgroundInput(BaseModel):
+    """Which response to look at once, and how to pace the next look."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tags: DecisionTags
+    response_id: str
+    poll_interval_cap_s: float = 30.0
+    queued_timeout_s: float = 600.0
+    previous_polls: int = 0
+    """Polls made before this activity was scheduled (by a stream follower that handed over), so the
+    pace carries on instead of restarting at the fastest interval."""
 
 
 class AwaitProgress(BaseModel):
@@ -221,6 +240,7 @@ class ResponsesActivities:
         return [
             self.start_background_response,
             self.await_background_response,
+            self.check_background_response,
             self.cancel_background_response,
             self.delete_background_response,
             self.create_stateless_response,
@@ -344,6 +364,57 @@ class ResponsesActivities:
             **outcome.model_dump(), mode=progress.mode, polls=progress.polls, reconnects=progress.reconnects
         )
 
+    @activity.defn
+    async def check_background_response(self, input: CheckBackgroundInput) -> AwaitBackgroundResult:
+        """Look at a background response once: its outcome if it is terminal, else a benign "not yet".
+
+        This is how a poll-mode job waits: Temporal's infrequent-polling pattern. Each attempt is one GET
+        and holds a worker slot only for that GET; a response still running fails the attempt with
+        :attr:`FailureType.NOT_YET`, whose ``next_retry_delay`` is the next poll interval
+        (:mod:`activities.poll_schedule`), so the retry policy paces the polls and the server holds the
+        waiting job. Retries write no history event, so a job polled for hours keeps a short history; a
+        worker that dies between polls costs nothing, and one that dies during a poll costs one retry.
+
+        The attempt number is the poll count (one GET per attempt), and the stuck-in-queued limit counts
+        from the moment the activity was first scheduled, so no heartbeat state is needed.
+
+        Raises:
+            ApplicationError: ``ResponseNotDone`` (benign, retryable) while the response runs,
+                ``ResultExpired`` or ``StuckQueued`` (non-retryable), or a mapped provider error.
+        """
+        info = activity.info()
+        input.tags.tag_current_span()
+        genai.record_request(None)
+        _record_response(input.response_id, None)
+        polls = input.previous_polls + info.attempt
+        follow = AwaitBackgroundInput(
+            tags=input.tags,
+            response_id=input.response_id,
+            poll_interval_cap_s=input.poll_interval_cap_s,
+            queued_timeout_s=input.queued_timeout_s,
+        )
+        progress = AwaitProgress(
+            response_id=input.response_id,
+            mode="poll",
+            queued_since=info.scheduled_time.timestamp(),
+            polls=polls - 1,
+            attempt=info.attempt,
+        )
+        response = await self._poll(follow, progress, timeout_s=CHECK_TIMEOUT_S)
+        trace.get_current_span().set_attributes({"lanes.await.mode": "poll", "lanes.await.polls": polls})
+        if response.status not in TERMINAL_STATUSES:
+            delay = next_interval_s(polls, input.poll_interval_cap_s)
+            raise ApplicationError(
+                f"response {input.response_id} is {response.status}; next look in {delay:.1f} s",
+                type=FailureType.NOT_YET,
+                next_retry_delay=timedelta(seconds=delay),
+                category=ApplicationErrorCategory.BENIGN,
+            )
+        _record_response(response.id, response.status)
+        genai.record_response(response)
+        outcome = ProviderOutcome.from_response(response)
+        return AwaitBackgroundResult(**outcome.model_dump(), mode="poll", polls=polls, reconnects=0)
+
     async def _follow(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response:
         while True:
             if progress.mode == "stream":
@@ -437,10 +508,15 @@ class ResponsesActivities:
                 elif isinstance(event, ResponseCreatedEvent | ResponseQueuedEvent | ResponseInProgressEvent):
                     _observe_status(progress, event.response.status)
 
-    async def _poll(self, input: AwaitBackgroundInput, progress: AwaitProgress) -> Response:
+    async def _poll(
+        self, input: AwaitBackgroundInput, progress: AwaitProgress, *, timeout_s: float | None = None
+    ) -> Response:
         """One plain GET, with the stuck-in-queued check."""
         try:
-            response = await self._openai.responses.retrieve(input.response_id)
+            if timeout_s is None:
+                response = await self._openai.responses.retrieve(input.response_id)
+            else:
+                response = await self._openai.responses.retrieve(input.response_id, timeout=timeout_s)
         except openai.OpenAIError as exc:
             raise self._map(exc, input.response_id) from None
         progress.polls += 1

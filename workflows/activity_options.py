@@ -92,6 +92,49 @@ def await_background(heartbeat: timedelta, max_duration_s: float) -> ActivityCon
     }
 
 
+CHECK_RETRY_FLOOR = timedelta(seconds=1)
+"""Retry interval of a poll attempt that failed for a reason other than "not yet" (a provider error
+without ``Retry-After``); "not yet" sets its own delay, the next poll interval."""
+
+
+def check_background(max_duration_s: float, cap_s: float) -> ActivityConfig:
+    """``check_background_response``: one GET per attempt, paced by the retry policy.
+
+    Each attempt is short (one request); "not yet" is a benign failure carrying the next poll interval,
+    so the attempts go on without an attempt limit until the job type's maximum duration (plus the retry
+    window) runs out. No heartbeat: an attempt is a single request bounded by its start-to-close timeout.
+    """
+    return {
+        # One GET with a 10 s timeout: a worker killed mid-poll delays the next poll by at most this.
+        "start_to_close_timeout": timedelta(seconds=15),
+        "schedule_to_close_timeout": timedelta(seconds=max_duration_s) + AWAIT_RETRY_WINDOW,
+        "retry_policy": RetryPolicy(
+            initial_interval=CHECK_RETRY_FLOOR,
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=max(cap_s, CHECK_RETRY_FLOOR.total_seconds())),
+        ),
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }
+
+
+def follow_stream(
+    heartbeat: timedelta, max_duration_s: float, task_queue: str, slot_wait: timedelta
+) -> ActivityConfig:
+    """``await_background_response`` in stream mode: on the stream task queue, with its own slots.
+
+    A followed stream holds a slot and a connection for the whole generation, so it runs on a queue of
+    its own (:func:`workflows.task_queues.stream_queue`): short activities on the main queue never wait
+    behind it. If no stream slot frees up within ``slot_wait`` (the job's ``stream_slot_wait_s``) the
+    attempt times out (schedule-to-start timeouts are not retried) and the workflow follows the response by
+    polling: it is already generating, and nobody may be left not following it.
+    """
+    return {
+        **await_background(heartbeat, max_duration_s),
+        "task_queue": task_queue,
+        "schedule_to_start_timeout": slot_wait,
+    }
+
+
 def create_stateless(
     heartbeat: timedelta, max_duration_s: float, task_queue: str | None = None
 ) -> ActivityConfig:

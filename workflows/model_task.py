@@ -25,12 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutError,
+    TimeoutType,
+)
 from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
@@ -45,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         AwaitBackgroundResult,
         CancelBackgroundInput,
         CancelBackgroundResult,
+        CheckBackgroundInput,
         DeleteBackgroundInput,
         ModelCall,
         ResponsesActivities,
@@ -54,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         StatelessResult,
     )
     from policy import Lane, PolicyDecision, PolicyQuery
-    from workflows import activity_options, job_span, search_attributes
+    from workflows import activity_options, job_span, search_attributes, task_queues
 
 MAX_INPUT_CHARS = 400_000
 """Hard ceiling on input text, whatever the policy says: four bytes a character stays under Temporal's
@@ -81,6 +89,10 @@ RERUN_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
 AUDIT_PATCH = "lanes-audit-outcome-memo"
 """Patch id of the ``LanesOutcome`` upsert and the memo at the end of a job (``_audit``)."""
 
+FOLLOW_PATCH = "lanes-follow-by-retry"
+"""Patch id of following a response by retry-paced polls (``check_background_response``) and of streams
+on their own task queue; before it, one long await activity on the main queue did both."""
+
 Phase = Literal[
     "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
 ]
@@ -94,6 +106,10 @@ class ExecutionOptions(BaseModel):
 
     heartbeat_timeout_s: float = Field(default=10.0, ge=0.2, le=300)
     """How soon a dead worker is noticed while a response is awaited."""
+
+    stream_slot_wait_s: float = Field(default=30.0, ge=0.5, le=3600)
+    """How long a stream-mode job waits for a free stream slot (``LANES_WORKER_MAX_CONCURRENT_STREAMS``
+    across the workers) before it follows its response by polling instead."""
 
     stateless_task_queue: str | None = Field(default=None, min_length=1, max_length=200)
     """Task queue of the stateless activity (``LANES_STATELESS_TASK_QUEUE`` of the client that starts the
@@ -213,6 +229,18 @@ class ModelTaskResult(BaseModel):
     """Generations replaced under the policy's ``rerun_on``; empty for almost every job."""
 
 
+def _no_stream_slot(handle: ActivityHandle[Any]) -> bool:
+    """Whether a finished stream follower timed out waiting for a worker slot (never started)."""
+    if handle.cancelled():
+        return False
+    exc = handle.exception()
+    return (
+        isinstance(exc, ActivityError)
+        and isinstance(exc.cause, TimeoutError)
+        and exc.cause.type == TimeoutType.SCHEDULE_TO_START
+    )
+
+
 def provider_failed_result(failure: BaseException | None) -> ModelTaskResult | None:
     """The result carried by a ``ProviderFailed`` workflow failure, or ``None`` for any other failure.
 
@@ -260,6 +288,7 @@ class ModelTaskWorkflow:
         self._polls = 0
         self._reconnects = 0
         self._provider_deleted = False
+        self._options = ExecutionOptions()
 
     @workflow.run
     async def run(self, input: ModelTaskInput) -> ModelTaskResult:
@@ -390,6 +419,7 @@ class ModelTaskWorkflow:
                 "lanes_policy_digest": decision.policy_digest,
             },
         )
+        self._options = input.options
         heartbeat = timedelta(seconds=input.options.heartbeat_timeout_s)
         if decision.lane == Lane.STATELESS:
             result = await self._stateless(call, decision, heartbeat, input.options.stateless_task_queue)
@@ -487,23 +517,29 @@ class ModelTaskWorkflow:
             return self._result(decision, None)
 
         self._phase = "running"
-        follow = workflow.start_activity_method(
-            ResponsesActivities.await_background_response,
-            AwaitBackgroundInput(
-                tags=call.tags,
-                response_id=started.response_id,
-                mode="stream" if decision.profile.stream else "poll",
-                cursor=started.cursor,
-                poll_interval_cap_s=decision.limits.poll_interval_cap_s,
-                queued_timeout_s=decision.limits.queued_timeout_s,
-            ),
-            **activity_options.await_background(heartbeat, decision.limits.max_duration_s),
+        follow_input = AwaitBackgroundInput(
+            tags=call.tags,
+            response_id=started.response_id,
+            mode="stream" if decision.profile.stream else "poll",
+            cursor=started.cursor,
+            poll_interval_cap_s=decision.limits.poll_interval_cap_s,
+            queued_timeout_s=decision.limits.queued_timeout_s,
         )
-        self._running = follow
-        await workflow.wait_condition(lambda: self._cancel is not None or follow.done())
-        if not follow.done():
-            final = await self._stop_and_cancel_at_provider()
-            return self._after_cancel(decision, final)
+        follow = self._start_follow(follow_input, decision, heartbeat, self._options)
+        while True:
+            self._running = follow
+            await workflow.wait_condition(self._cancelled_or_done(follow))
+            if not follow.done():
+                final = await self._stop_and_cancel_at_provider()
+                return self._after_cancel(decision, final)
+            if not _no_stream_slot(follow):
+                break
+            # Nobody could take the stream in time: the response is generating, so follow it by polling,
+            # which holds no slot, rather than leave it unread.
+            job_span.root_span().add_event(
+                "lanes.await.mode_switch", {"from": "stream", "to": "poll", "reason": "no_stream_slot"}
+            )
+            follow = self._start_check(follow_input, decision)
         outcome: AwaitBackgroundResult = await self._settle(follow)
         self._provider_status = outcome.status
         self._polls += outcome.polls
@@ -518,6 +554,57 @@ class ModelTaskWorkflow:
             )
             self._provider_deleted = deleted.deleted
         return self._finish(decision, outcome)
+
+    def _cancelled_or_done(self, handle: ActivityHandle[Any]) -> Callable[[], bool]:
+        return lambda: self._cancel is not None or handle.done()
+
+    def _start_follow(
+        self,
+        input: AwaitBackgroundInput,
+        decision: PolicyDecision,
+        heartbeat: timedelta,
+        options: ExecutionOptions,
+    ) -> ActivityHandle[AwaitBackgroundResult]:
+        """Follow a started response: a stream on the stream queue, or polls paced by retries.
+
+        Before :data:`FOLLOW_PATCH`, one long activity on the main queue did both; histories recorded
+        then replay that way.
+        """
+        max_duration_s = decision.limits.max_duration_s
+        if not workflow.patched(FOLLOW_PATCH):
+            return workflow.start_activity_method(
+                ResponsesActivities.await_background_response,
+                input,
+                **activity_options.await_background(heartbeat, max_duration_s),
+            )
+        if input.mode == "poll":
+            return self._start_check(input, decision)
+        return workflow.start_activity_method(
+            ResponsesActivities.await_background_response,
+            input,
+            **activity_options.follow_stream(
+                heartbeat,
+                max_duration_s,
+                task_queues.stream_queue(workflow.info().task_queue),
+                timedelta(seconds=options.stream_slot_wait_s),
+            ),
+        )
+
+    def _start_check(
+        self, input: AwaitBackgroundInput, decision: PolicyDecision
+    ) -> ActivityHandle[AwaitBackgroundResult]:
+        return workflow.start_activity_method(
+            ResponsesActivities.check_background_response,
+            CheckBackgroundInput(
+                tags=input.tags,
+                response_id=input.response_id,
+                poll_interval_cap_s=input.poll_interval_cap_s,
+                queued_timeout_s=input.queued_timeout_s,
+            ),
+            **activity_options.check_background(
+                decision.limits.max_duration_s, decision.limits.poll_interval_cap_s
+            ),
+        )
 
     async def _stop_and_cancel_at_provider(self) -> CancelBackgroundResult | None:
         """Stop the running activity, then cancel a started background response at the provider.

@@ -17,23 +17,25 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
 import openai
 import pytest
 import pytest_asyncio
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from activities.decision_tags import DecisionTags
 from activities.failures import FailureType
+from activities.poll_schedule import JITTER, nominal_interval_s
 from activities.responses import (
     AwaitBackgroundInput,
     AwaitBackgroundResult,
     AwaitProgress,
     CancelBackgroundInput,
+    CheckBackgroundInput,
     ResponsesActivities,
     StartBackgroundInput,
     StartBackgroundResult,
@@ -78,11 +80,15 @@ class Rig:
         attempt: int = 1,
         details: list[Any] | None = None,
         heartbeat_timeout_s: float = 3.0,
+        scheduled_s_ago: float = 0.0,
     ) -> ActivityEnvironment:
         """An activity environment as a worker would set it up for one attempt."""
         env = ActivityEnvironment()
+        scheduled = datetime.now(UTC) - timedelta(seconds=scheduled_s_ago)
         env.info = dataclasses.replace(
             ActivityEnvironment.default_info(),
+            scheduled_time=scheduled,
+            current_attempt_scheduled_time=scheduled,
             workflow_id=workflow_id or f"wf-{uuid.uuid4()}",
             workflow_run_id=run_id or str(uuid.uuid4()),
             activity_id="1",
@@ -130,6 +136,26 @@ class Rig:
                 response_id=started.response_id,
                 mode=mode,
                 cursor=started.cursor,
+                poll_interval_cap_s=poll_interval_cap_s,
+                queued_timeout_s=queued_timeout_s,
+            ),
+        )
+
+    async def check(
+        self,
+        started: StartBackgroundResult,
+        *,
+        attempt: int = 1,
+        scheduled_s_ago: float = 0.0,
+        poll_interval_cap_s: float = 30.0,
+        queued_timeout_s: float = 600.0,
+    ) -> AwaitBackgroundResult:
+        """One attempt of the poll-mode follower, as Temporal's retry number ``attempt`` would run it."""
+        return await self.env(attempt=attempt, scheduled_s_ago=scheduled_s_ago).run(
+            self.activities.check_background_response,
+            CheckBackgroundInput(
+                tags=TAGS,
+                response_id=started.response_id,
                 poll_interval_cap_s=poll_interval_cap_s,
                 queued_timeout_s=queued_timeout_s,
             ),
@@ -838,3 +864,62 @@ async def test_heartbeats_carry_progress_and_never_text(live_rig: Rig) -> None:
     assert chars == sorted(chars)
     assert chars[-1] > 0
     assert chars[-1] <= len(result.output_text)
+
+
+# --------------------------------------------------------------------------------------- poll by retry
+
+
+async def test_a_running_response_fails_the_check_benignly_with_the_next_poll_interval(rig: Rig) -> None:
+    started = await rig.start(stream=False)
+    for attempt in (1, 2, 7, 30):
+        with pytest.raises(ApplicationError) as failure:
+            await rig.check(started, attempt=attempt, poll_interval_cap_s=20.0)
+        error = failure.value
+        assert error.type == FailureType.NOT_YET
+        assert error.non_retryable is False
+        # Benign: not logged or traced as an error, since waiting is the normal case.
+        assert error.category == ApplicationErrorCategory.BENIGN
+        # The retry policy's pace is the poll schedule's: attempt n waits the interval after n polls.
+        nominal = nominal_interval_s(attempt, 20.0)
+        assert error.next_retry_delay is not None
+        delay = error.next_retry_delay.total_seconds()
+        assert nominal * (1 - JITTER) - 1e-6 <= delay <= min(nominal * (1 + JITTER), 20.0) + 1e-6
+        assert PROMPT not in error.message
+    # One GET per attempt, nothing else: no stream, no heartbeat state to resume.
+    assert len(rig.polls(started.response_id)) == 4
+    assert rig.stream_reads(started.response_id) == []
+    assert rig.heartbeats == []
+
+
+async def test_a_terminal_response_ends_the_check_with_its_outcome_and_poll_count(rig: Rig) -> None:
+    started = await rig.start(stream=False)
+    text = await undisturbed_text(rig)
+    rig.advance(5)  # the response completed at 3 s
+    result = await rig.check(started, attempt=9)
+    assert (result.status, result.mode, result.polls, result.reconnects) == ("completed", "poll", 9, 0)
+    assert result.output_text == text
+    assert len(rig.polls(started.response_id)) == 1
+    assert len(rig.generations()) == 1
+
+
+async def test_a_check_after_the_queued_limit_cancels_and_fails_with_stuck_queued(rig: Rig) -> None:
+    started = await rig.start(stream=False, metadata={"emulator_fault": "stuck_queued"})
+    # Queued for less than the limit since the follower was scheduled: not yet.
+    with pytest.raises(ApplicationError) as early:
+        await rig.check(started, attempt=3, scheduled_s_ago=30, queued_timeout_s=60)
+    assert early.value.type == FailureType.NOT_YET
+    # Past the limit: the next look cancels it at the provider and gives up for good.
+    with pytest.raises(ApplicationError) as failure:
+        await rig.check(started, attempt=4, scheduled_s_ago=61, queued_timeout_s=60)
+    assert failure.value.type == FailureType.STUCK_QUEUED
+    assert failure.value.non_retryable is True
+    assert (await rig.provider.responses.retrieve(started.response_id)).status == "cancelled"
+
+
+async def test_a_check_past_retention_fails_with_result_expired(rig: Rig) -> None:
+    started = await rig.start(stream=False)
+    rig.advance(3 + 600 + 1)
+    with pytest.raises(ApplicationError) as failure:
+        await rig.check(started, attempt=5)
+    assert failure.value.type == FailureType.RESULT_EXPIRED
+    assert failure.value.non_retryable is True

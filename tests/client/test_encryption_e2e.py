@@ -21,7 +21,7 @@ from client.codec import encrypts
 from client.codec_server import CodecServer, codec_app
 from client.connect import connect, openai_client
 from client.settings import Settings
-from worker import build_worker
+from worker import serving
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
 TOKEN = "codec-e2e-token"
@@ -64,7 +64,7 @@ async def plain_client(settings: Settings) -> Client:
 async def run_job(
     client: Client, settings: Settings, job: ModelTaskInput
 ) -> tuple[WorkflowHandle[Any, ModelTaskResult], ModelTaskResult]:
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         handle = await client.start_workflow(
             ModelTaskWorkflow.run, job, id=f"enc-{uuid.uuid4()}", task_queue=settings.task_queue
         )
@@ -184,14 +184,14 @@ async def test_a_running_job_survives_a_key_rotation(
         options=ExecutionOptions(heartbeat_timeout_s=2),
     )
     first = await connect(before)
-    async with openai_client(before) as provider, build_worker(first, before, provider):
+    async with openai_client(before) as provider, serving(first, before, provider):
         handle = await first.start_workflow(
             ModelTaskWorkflow.run, job, id=f"enc-rot-{uuid.uuid4()}", task_queue=before.task_queue
         )
         await _until_an_activity_started(plain_client, handle.id)
 
     second = await connect(after)
-    async with openai_client(after) as provider, build_worker(second, after, provider):
+    async with openai_client(after) as provider, serving(second, after, provider):
         result = await second.get_workflow_handle_for(ModelTaskWorkflow.run, handle.id).result()
 
     assert result.status == "completed"

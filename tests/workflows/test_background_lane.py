@@ -22,7 +22,7 @@ from client.jobs import PendingActivity, job_status, wait_for_phase, wait_for_st
 from client.settings import Settings
 from policy import default_policy_path
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
-from worker import build_worker
+from worker import serving
 from workflows import activity_options
 from workflows.model_task import (
     CancelInput,
@@ -93,7 +93,7 @@ async def test_history_stays_small_however_many_polls(
         input=PROMPT,
         metadata={"emulator_duration": "1", "emulator_fault": "hold", "history": tag},
     )
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         handle = await start(client, settings.task_queue, task)
 
         def polls() -> int:
@@ -199,7 +199,7 @@ async def test_cancel_during_start_cancels_as_soon_as_the_id_is_known(
     client: Client, slow_settings: tuple[Settings, Emulator]
 ) -> None:
     settings, emulator = slow_settings
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         handle = await start(
             client, settings.task_queue, ModelTaskInput(job_type="public_research", input=PROMPT)
         )
@@ -273,7 +273,7 @@ async def test_a_cancel_that_arrives_after_the_provider_finished_leaves_the_resu
         options=ExecutionOptions(heartbeat_timeout_s=1),
     )  # fmt: skip
     async with openai_client(settings) as provider:
-        async with build_worker(client, settings, provider):
+        async with serving(client, settings, provider):
             handle = await start(client, settings.task_queue, task)
             status = await wait_for_status(
                 handle, lambda s: s.phase == "running" and s.response_id is not None
@@ -283,7 +283,7 @@ async def test_a_cancel_that_arrives_after_the_provider_finished_leaves_the_resu
                 while (await sdk.responses.retrieve(status.response_id or "")).status != "completed":  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
         await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="too late"))
-        async with build_worker(client, settings, provider):
+        async with serving(client, settings, provider):
             result = await handle.result()
     assert result.status == "completed"
     assert result.output_text
@@ -297,7 +297,7 @@ async def test_cancel_while_the_create_is_retried_stops_retrying_and_ends_cancel
 ) -> None:
     # Nothing listens on port 9: every create attempt fails with a connection error and is retried.
     unreachable = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
-    async with openai_client(unreachable) as provider, build_worker(client, unreachable, provider):
+    async with openai_client(unreachable) as provider, serving(client, unreachable, provider):
         handle = await start(
             client,
             settings.task_queue,
@@ -338,7 +338,7 @@ async def test_a_class_with_delete_after_harvest_deletes_the_response_once_its_r
     deleting = policy_with(tmp_path, "delete_after_harvest = false", "delete_after_harvest = true")
     settings = settings.model_copy(update={"policy_path": deleting})
     task = ModelTaskInput(job_type="public_research", input=PROMPT, metadata={"emulator_duration": "1"})
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         handle = await start(client, settings.task_queue, task)
         result = await handle.result()
     assert result.status == "completed"

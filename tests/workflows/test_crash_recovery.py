@@ -11,9 +11,9 @@ it targets, and no response completes before the test lets it:
 
 * the first kill lands while every create is at the provider and its reply is held back by the emulator
   (``hold_create_replies``): the "lost reply" case, which only the Idempotency-Key can make safe;
-* every later kill lands once every job's await activity has been resumed by the new worker and has
-  heartbeated from there (its attempt has moved on since the previous kill): mid-stream for the stream
-  jobs, between polls for the poll jobs;
+* every later kill lands once every job has been resumed by the new worker: a stream job's await
+  activity has heartbeated from its new attempt (mid-stream), a poll job's last poll was made by the new
+  worker process (between polls, which hold nothing);
 * the responses carry the emulator's ``hold`` fault, so they stay ``in_progress`` whatever the wall clock
   says until the test releases them, after the last restart.
 """
@@ -75,17 +75,23 @@ async def until(what: str, condition: Callable[[], Awaitable[bool]]) -> None:
 
 
 async def await_attempts(
-    client: Client, settings: Settings, handles: list[WorkflowHandle[Any, Any]]
+    client: Client, handles: list[WorkflowHandle[Any, Any]], worker_pid: int | None
 ) -> list[int]:
-    """Each job's await activity attempt, once that attempt has heartbeated its progress; else 0."""
+    """Per job, the attempt of its follower once the worker process ``worker_pid`` has resumed it; else 0.
+
+    A stream follower has resumed when its current attempt has heartbeated; a poll-mode job when its last
+    poll (one attempt of ``check_background_response``) was made by that worker.
+    """
     attempts = []
     for handle in handles:
         info = await job_status(client, handle.id)
         found = 0
         for pending in info.pending_activities:
             progress = pending.progress or {}
-            awaiting = pending.activity == "await_background_response"
-            if awaiting and progress.get("attempt") == pending.attempt:
+            if pending.activity == "await_background_response" and progress.get("attempt") == pending.attempt:
+                found = pending.attempt
+            by_worker = (pending.last_worker or "").split("@")[0] == str(worker_pid)
+            if pending.activity == "check_background_response" and by_worker:
                 found = pending.attempt
         attempts.append(found)
     return attempts
@@ -139,7 +145,7 @@ async def run_kill_scenario(
         async def resumed() -> bool:
             """Every job's await activity is on an attempt after the one the last kill hit."""
             nonlocal observed
-            observed = await await_attempts(client, settings, handles)
+            observed = await await_attempts(client, handles, worker.pid)
             return all(a > p for a, p in zip(observed, previous, strict=True))
 
         for k in range(1, kills):

@@ -24,7 +24,7 @@ from client.connect import openai_client
 from client.settings import Settings
 from policy import default_policy_path
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer, LedgerEntry
-from worker import build_worker
+from worker import serving
 from workflows.model_task import (
     ExecutionOptions,
     ModelTaskInput,
@@ -91,7 +91,7 @@ async def own_stack(
         if policy_path is not None:
             update["policy_path"] = policy_path
         mine = settings.model_copy(update=update)
-        async with openai_client(mine) as provider, build_worker(client, mine, provider):
+        async with openai_client(mine) as provider, serving(client, mine, provider):
             yield mine, emulator
 
 
@@ -180,7 +180,7 @@ async def test_stuck_in_queued_fails_the_job_with_stuck_queued_after_cancelling(
         ),
     )
     mine = settings.model_copy(update={"policy_path": policy_path})
-    async with openai_client(mine) as provider, build_worker(client, mine, provider):
+    async with openai_client(mine) as provider, serving(client, mine, provider):
         handle = await start(client, mine.task_queue, task(lane, fault="stuck_queued"))
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()

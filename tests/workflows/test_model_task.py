@@ -16,7 +16,7 @@ from activities.failures import FailureType
 from client.connect import openai_client
 from client.jobs import wait_for_phase
 from responses_emulator import Emulator, EmulatorServer
-from worker import build_worker
+from worker import serving
 from workflows import search_attributes
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
@@ -167,7 +167,7 @@ async def test_cancel_before_start_creates_nothing(client: Client, settings: Any
     task = ModelTaskInput(job_type="public_research", input="never runs")
     handle = await start(client, settings.task_queue, task)
     await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason="changed my mind"))
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         result = await handle.result()
     assert result.status == "cancelled"
     assert result.response_id is None

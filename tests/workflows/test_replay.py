@@ -113,8 +113,12 @@ async def test_fresh_history_replays(client: Client, worker: str, settings: Sett
     await replayer(settings).replay_workflow(WorkflowHistory.from_json(f"replay-{name}", history_json))
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted(HISTORIES.glob("**/*.json")), ids=lambda p: str(p.relative_to(HISTORIES).with_suffix(""))
+)
 async def test_saved_history_replays(path: Path) -> None:
+    """Today's histories, and those of earlier workflow versions (in subdirectories named for the patch
+    that changed their path), which running workflows may still have."""
     await replayer().replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
 
 

@@ -1,9 +1,9 @@
 """Three worker processes share the load; two are stopped (SIGTERM) mid-load; every job completes once.
 
 The jobs' responses carry the emulator's ``hold`` fault, so none ends before the test releases it. The
-two workers stopped are the two running the most await activities at that moment (with six jobs on three
-workers they run at least four), read from the server's record of which worker runs each activity. Each
-step waits for observed state, never for time.
+two workers stopped are the two following the most jobs at that moment (with six jobs on three workers
+they follow at least four): the worker running a stream job's await activity, or the one that made a poll
+job's last poll, read from the server's record. Each step waits for observed state, never for time.
 """
 
 from __future__ import annotations
@@ -25,12 +25,19 @@ from workflows.model_task import ModelTaskResult, ModelTaskWorkflow
 
 
 async def await_activity_workers(client: Client, handles: list[WorkflowHandle[Any, Any]]) -> list[str | None]:
-    """Per job, the identity of the worker whose await attempt has heartbeated; ``None`` if none has."""
+    """Per job, the worker following it; ``None`` if none yet.
+
+    A stream job is followed by the worker whose await attempt has heartbeated; a poll-mode job, which
+    holds no worker between polls, by the worker that made its last poll.
+    """
     identities: list[str | None] = []
     for handle in handles:
         found = None
         description = await handle.describe()
         for pending in description.raw_description.pending_activities:
+            if pending.activity_type.name == "check_background_response":
+                found = pending.last_worker_identity or None
+                continue
             if pending.activity_type.name != "await_background_response":
                 continue
             if pending.HasField("heartbeat_details") and pending.last_worker_identity:

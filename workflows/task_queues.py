@@ -1,0 +1,19 @@
+"""The task queues a job's activities run on, derived from the workflow's own queue.
+
+Workflows and workers both call these, so a worker started with ``LANES_TASK_QUEUE=q`` serves exactly the
+queues its jobs use, with nothing else to configure.
+"""
+
+STREAM_SUFFIX = ".streams"
+"""Suffix of the stream task queue."""
+
+
+def stream_queue(task_queue: str) -> str:
+    """The queue of followed streams for jobs started on ``task_queue``.
+
+    A followed stream holds a worker slot and a connection for as long as the model generates (minutes to
+    hours); on the main queue a hundred of them would hold every slot, and a new job's one-millisecond
+    policy decision would wait behind them. On their own queue they get their own slot budget
+    (``LANES_WORKER_MAX_CONCURRENT_STREAMS``).
+    """
+    return task_queue + STREAM_SUFFIX
