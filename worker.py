@@ -36,7 +36,7 @@ from client.telemetry import configure_logging, setup_tracing, shutdown_telemetr
 from client.temporal_config import TemporalConfigError
 from client.worker_tuning import configuration_message
 from policy import PolicyError, PolicySource
-from workflows.task_queues import stream_queue
+from workflows.task_queues import poll_queue, stream_queue
 
 READY_LINE = "lanes worker ready"
 """Printed to stderr once polling starts; the embedded stack waits for it."""
@@ -104,11 +104,30 @@ def build_stream_worker(
     )
 
 
+def build_poll_worker(
+    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+) -> Worker:
+    """A worker for poll-mode checks: the check activity only, on the poll queue of ``task_queue``.
+
+    Each check is one short GET, but thousands of waiting jobs make hundreds a second; on a queue of
+    their own, with their own slots (``LANES_WORKER_MAX_CONCURRENT_POLLS``), they never delay a new job's
+    decision (:mod:`workflows.task_queues`).
+    """
+    queue = poll_queue(task_queue or settings.task_queue)
+    responses = ResponsesActivities(provider)
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=[responses.check_background_response],
+        **settings.worker.poll_worker_options(),
+    )
+
+
 @contextlib.asynccontextmanager
 async def serving(
     client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
 ) -> AsyncIterator[str]:
-    """Run the workers of the background lane (main queue and stream queue) for the block.
+    """Run the workers of the background lane (main, stream and poll queues) for the block.
 
     Yields:
         The main task queue.
@@ -117,6 +136,7 @@ async def serving(
     async with (
         build_worker(client, settings, provider, task_queue=queue),
         build_stream_worker(client, settings, provider, task_queue=queue),
+        build_poll_worker(client, settings, provider, task_queue=queue),
     ):
         yield queue
 
@@ -156,6 +176,7 @@ def build_workers(client: Client, settings: Settings, provider: openai.AsyncOpen
     if "background" in lanes:
         workers.append(build_worker(client, settings, provider))
         workers.append(build_stream_worker(client, settings, provider))
+        workers.append(build_poll_worker(client, settings, provider))
     separate = _separate_stateless_queue(settings, settings.task_queue)
     if "stateless" in lanes and (separate or "background" not in lanes):
         workers.append(build_stateless_worker(client, settings, provider))

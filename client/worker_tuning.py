@@ -44,6 +44,14 @@ class WorkerTuning(BaseSettings):
     connection (the OpenAI client's pool holds 1,000) and an idle task; a job that finds no free stream
     slot within 30 s follows its response by polling instead."""
 
+    max_concurrent_polls: int = Field(default=100, ge=1)
+    """Poll-mode checks running at once, on the poll queue's own slots. A check holds its slot only for
+    one GET; waiting jobs hold none."""
+
+    poll_pollers: int = Field(default=4, ge=1)
+    """Concurrent task polls of the poll queue: each returns one check, so hundreds of checks a second
+    need a few in flight."""
+
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=1)
     """Workflow-task slots (SDK default 100). Not with the resource-based tuner."""
 
@@ -130,6 +138,15 @@ class WorkerTuning(BaseSettings):
             "graceful_shutdown_timeout": timedelta(seconds=self.shutdown_grace_s),
             "max_concurrent_activities": self.max_concurrent_streams,
             "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(self.activity_pollers or 2),
+            "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(2),
+        }
+
+    def poll_worker_options(self) -> dict[str, Any]:
+        """Keyword arguments of the poll queue's ``Worker``: its own fixed slot count and pollers."""
+        return {
+            "graceful_shutdown_timeout": timedelta(seconds=self.shutdown_grace_s),
+            "max_concurrent_activities": self.max_concurrent_polls,
+            "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(self.poll_pollers),
             "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(2),
         }
 

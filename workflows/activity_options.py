@@ -97,8 +97,8 @@ CHECK_RETRY_FLOOR = timedelta(seconds=1)
 without ``Retry-After``); "not yet" sets its own delay, the next poll interval."""
 
 
-def check_background(max_duration_s: float, cap_s: float) -> ActivityConfig:
-    """``check_background_response``: one GET per attempt, paced by the retry policy.
+def check_background(max_duration_s: float, cap_s: float, task_queue: str) -> ActivityConfig:
+    """``check_background_response``: one GET per attempt, paced by the retry policy, on the poll queue.
 
     Each attempt is short (one request); "not yet" is a benign failure carrying the next poll interval,
     so the attempts go on without an attempt limit until the job type's maximum duration (plus the retry
@@ -114,6 +114,7 @@ def check_background(max_duration_s: float, cap_s: float) -> ActivityConfig:
             maximum_interval=timedelta(seconds=max(cap_s, CHECK_RETRY_FLOOR.total_seconds())),
         ),
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        "task_queue": task_queue,
     }
 
 

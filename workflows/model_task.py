@@ -602,7 +602,9 @@ class ModelTaskWorkflow:
                 queued_timeout_s=input.queued_timeout_s,
             ),
             **activity_options.check_background(
-                decision.limits.max_duration_s, decision.limits.poll_interval_cap_s
+                decision.limits.max_duration_s,
+                decision.limits.poll_interval_cap_s,
+                task_queues.poll_queue(workflow.info().task_queue),
             ),
         )
 

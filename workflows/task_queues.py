@@ -7,6 +7,9 @@ queues its jobs use, with nothing else to configure.
 STREAM_SUFFIX = ".streams"
 """Suffix of the stream task queue."""
 
+POLL_SUFFIX = ".polls"
+"""Suffix of the poll task queue."""
+
 
 def stream_queue(task_queue: str) -> str:
     """The queue of followed streams for jobs started on ``task_queue``.
@@ -17,3 +20,13 @@ def stream_queue(task_queue: str) -> str:
     (``LANES_WORKER_MAX_CONCURRENT_STREAMS``).
     """
     return task_queue + STREAM_SUFFIX
+
+
+def poll_queue(task_queue: str) -> str:
+    """The queue of poll-mode checks for jobs started on ``task_queue``.
+
+    Ten thousand waiting jobs make hundreds of checks a second; on the main queue a new job's policy
+    decision would queue behind that backlog. On their own queue, with their own slots
+    (``LANES_WORKER_MAX_CONCURRENT_POLLS``), they never delay a decision, a create or a cancel.
+    """
+    return task_queue + POLL_SUFFIX

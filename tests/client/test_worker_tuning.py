@@ -13,7 +13,7 @@ from client.connect import openai_client
 from client.settings import Settings
 from client.worker_tuning import WorkerTuning, configuration_message
 from worker import WorkerConfigError, build_workers
-from workflows.task_queues import stream_queue
+from workflows.task_queues import poll_queue, stream_queue
 
 
 def test_defaults_keep_the_sdk_defaults() -> None:
@@ -50,13 +50,14 @@ async def test_the_built_worker_carries_the_tuning(client: Client, settings: Set
         }
     )
     async with openai_client(tuned) as provider:
-        built, streams = build_workers(client, tuned, provider)
+        built, streams, polls = build_workers(client, tuned, provider)
     config = built.config()
     assert config.get("max_concurrent_activities") == 7
     assert config.get("max_cached_workflows") == 11
     # Followed streams have slots of their own, on their own queue: they never hold the main slots.
     assert streams.task_queue == stream_queue(tuned.task_queue)
     assert streams.config().get("max_concurrent_activities") == 3
+    assert polls.task_queue == poll_queue(tuned.task_queue)
     resource = settings.model_copy(
         update={
             "worker": WorkerTuning(tuner="resource-based", target_memory=0.6),
@@ -64,7 +65,7 @@ async def test_the_built_worker_carries_the_tuning(client: Client, settings: Set
         }
     )
     async with openai_client(resource) as provider:
-        built, _ = build_workers(client, resource, provider)
+        built, _, _ = build_workers(client, resource, provider)
     assert built.config().get("tuner") is not None
 
 

@@ -24,7 +24,7 @@ from responses_emulator import Emulator
 from tests.workflows.test_crash_recovery import STATE_TIMEOUT_S, until
 from worker import serving
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
-from workflows.task_queues import stream_queue
+from workflows.task_queues import poll_queue, stream_queue
 
 
 def stream_job(tag: str, index: int) -> ModelTaskInput:
@@ -102,7 +102,7 @@ async def test_held_streams_block_neither_new_jobs_nor_their_own_followers(
         assert len([e for e in entries if e.generated]) == 1, handle.id
     third_reads = emulator.ledger.tagged("lanes_workflow_id", handles[2].id)
     assert not [e for e in third_reads if e.method == "GET" and e.stream]
-    # The streams ran on their own queue; the fallback's polls on the main queue.
+    # The streams ran on their own queue, the fallback's polls on theirs: neither on the main queue.
     queues = {
         (e.activity_task_scheduled_event_attributes.activity_type.name)
         + "@"
@@ -111,4 +111,4 @@ async def test_held_streams_block_neither_new_jobs_nor_their_own_followers(
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     }
     assert f"await_background_response@{stream_queue(tiny.task_queue)}" in queues
-    assert f"check_background_response@{tiny.task_queue}" in queues
+    assert f"check_background_response@{poll_queue(tiny.task_queue)}" in queues

@@ -23,11 +23,11 @@ async def test_stateless_activity_runs_on_the_stateless_queue(client: Client, se
     main = zoned.model_copy(update={"worker": WorkerTuning(lanes=("background",))})
     restricted = zoned.model_copy(update={"worker": WorkerTuning(lanes=("stateless",))})
     async with openai_client(zoned) as provider, contextlib.AsyncExitStack() as running:
-        main_worker, stream_worker = build_workers(client, main, provider)
+        main_worker, stream_worker, poll_worker = build_workers(client, main, provider)
         (stateless_worker,) = build_workers(client, restricted, provider)
         assert stateless_worker.task_queue == zoned.stateless_task_queue
         assert stream_worker.task_queue == stream_queue(zoned.task_queue)
-        for worker in (main_worker, stream_worker, stateless_worker):
+        for worker in (main_worker, stream_worker, poll_worker, stateless_worker):
             await running.enter_async_context(worker)
         handle = await client.start_workflow(
             ModelTaskWorkflow.run,
