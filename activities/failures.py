@@ -27,3 +27,6 @@ class FailureType(StrEnum):
     """The response stayed queued past the job type's limit and was cancelled (non-retryable)."""
     WORKER_SHUTDOWN = "WorkerShutdown"
     """The worker is shutting down; retryable, so another worker resumes at once."""
+    ENDPOINT_NOT_CONFIGURED = "EndpointNotConfigured"
+    """The decision names a provider endpoint the worker has no client for (non-retryable): the policy
+    gained it after the worker started; restart the worker with its key."""
