@@ -28,7 +28,13 @@ from temporalio.worker import Worker
 from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
 from client.codec import encrypts
-from client.connect import ProviderNotConfiguredError, TemporalUnreachableError, connect, openai_client
+from client.connect import (
+    ProviderNotConfiguredError,
+    TemporalUnreachableError,
+    connect,
+    endpoint_clients,
+)
+from client.endpoint_clients import EndpointClients
 from client.health import keep_alive
 from client.settings import Settings
 from client.setup import SearchAttributesMissingError, require_search_attributes
@@ -51,8 +57,16 @@ def _separate_stateless_queue(settings: Settings, task_queue: str) -> str | None
     return queue if queue and queue != task_queue else None
 
 
+def _clients(provider: openai.AsyncOpenAI | EndpointClients) -> EndpointClients:
+    return provider if isinstance(provider, EndpointClients) else EndpointClients.default_only(provider)
+
+
 def build_worker(
-    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    provider: openai.AsyncOpenAI | EndpointClients,
+    *,
+    task_queue: str | None = None,
 ) -> Worker:
     """Wire the workflows, the policy activity and the Responses activities onto the main task queue.
 
@@ -62,8 +76,9 @@ def build_worker(
     Args:
         client: A client from :func:`client.connect.connect` (its plugins apply to the worker).
         settings: Policy path, task queues and tuning.
-        provider: The OpenAI client the activities own (from :func:`client.connect.openai_client`); the
-            caller closes it after the worker stops.
+        provider: The provider clients the activities own, one per policy endpoint (from
+            :func:`client.connect.endpoint_clients`), or one OpenAI client for the default endpoint
+            only (:func:`client.connect.openai_client`); the caller closes them after the worker stops.
         task_queue: Overrides ``settings.task_queue`` (tests use a fresh queue each).
 
     Returns:
@@ -72,8 +87,9 @@ def build_worker(
     queue = task_queue or settings.task_queue
     policy_source = PolicySource(settings.policy_path)
     policy_source.current()  # a malformed policy stops the worker now, with the file's errors
-    responses = ResponsesActivities(provider)
-    policy = PolicyActivities(policy_source, payloads_encrypted=encrypts(client))
+    clients = _clients(provider)
+    responses = ResponsesActivities(clients)
+    policy = PolicyActivities(policy_source, payloads_encrypted=encrypts(client), endpoints=clients)
     activities = responses.definitions()
     if _separate_stateless_queue(settings, queue):
         activities = [a for a in activities if a != responses.create_stateless_response]
@@ -86,7 +102,11 @@ def build_worker(
 
 
 def build_stream_worker(
-    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    provider: openai.AsyncOpenAI | EndpointClients,
+    *,
+    task_queue: str | None = None,
 ) -> Worker:
     """A worker for followed streams: the await activity only, on the stream queue of ``task_queue``.
 
@@ -95,7 +115,7 @@ def build_stream_worker(
     activities need (:mod:`workflows.task_queues`).
     """
     queue = stream_queue(task_queue or settings.task_queue)
-    responses = ResponsesActivities(provider)
+    responses = ResponsesActivities(_clients(provider))
     return Worker(
         client,
         task_queue=queue,
@@ -105,7 +125,11 @@ def build_stream_worker(
 
 
 def build_poll_worker(
-    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    provider: openai.AsyncOpenAI | EndpointClients,
+    *,
+    task_queue: str | None = None,
 ) -> Worker:
     """A worker for poll-mode checks: the check activity only, on the poll queue of ``task_queue``.
 
@@ -114,7 +138,7 @@ def build_poll_worker(
     decision (:mod:`workflows.task_queues`).
     """
     queue = poll_queue(task_queue or settings.task_queue)
-    responses = ResponsesActivities(provider)
+    responses = ResponsesActivities(_clients(provider))
     return Worker(
         client,
         task_queue=queue,
@@ -125,7 +149,11 @@ def build_poll_worker(
 
 @contextlib.asynccontextmanager
 async def serving(
-    client: Client, settings: Settings, provider: openai.AsyncOpenAI, *, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    provider: openai.AsyncOpenAI | EndpointClients,
+    *,
+    task_queue: str | None = None,
 ) -> AsyncIterator[str]:
     """Run the workers of the background lane (main, stream and poll queues) for the block.
 
@@ -141,7 +169,9 @@ async def serving(
         yield queue
 
 
-def build_stateless_worker(client: Client, settings: Settings, provider: openai.AsyncOpenAI) -> Worker:
+def build_stateless_worker(
+    client: Client, settings: Settings, provider: openai.AsyncOpenAI | EndpointClients
+) -> Worker:
     """A worker for the stateless lane's queue: the ``store=false`` activity only.
 
     The workflows come with the client's plugin, so this worker also polls workflow tasks on that queue;
@@ -156,7 +186,7 @@ def build_stateless_worker(client: Client, settings: Settings, provider: openai.
             "LANES_WORKER_LANES=stateless needs LANES_STATELESS_TASK_QUEUE: the stateless lane's own "
             "task queue (set the same value for the clients that start jobs)"
         )
-    responses = ResponsesActivities(provider)
+    responses = ResponsesActivities(_clients(provider))
     return Worker(
         client,
         task_queue=queue,
@@ -165,7 +195,9 @@ def build_stateless_worker(client: Client, settings: Settings, provider: openai.
     )
 
 
-def build_workers(client: Client, settings: Settings, provider: openai.AsyncOpenAI) -> list[Worker]:
+def build_workers(
+    client: Client, settings: Settings, provider: openai.AsyncOpenAI | EndpointClients
+) -> list[Worker]:
     """The workers of this process, one per task queue of the lanes it serves (``LANES_WORKER_LANES``).
 
     Raises:
@@ -201,7 +233,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     address = client.service_client.config.target_host
-    async with openai_client(settings) as provider, contextlib.AsyncExitStack() as running:
+    # One client per endpoint of the policy in force at start; a missing key stops the worker here.
+    policy = PolicySource(settings.policy_path).current()
+    async with endpoint_clients(settings, policy) as provider, contextlib.AsyncExitStack() as running:
         workers = build_workers(client, settings, provider)
         for worker in workers:
             await running.enter_async_context(worker)

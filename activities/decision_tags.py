@@ -10,7 +10,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict
 
-from policy import PolicyDecision
+from policy import DEFAULT_ENDPOINT, PolicyDecision
 
 ATTRIBUTE_NAMES = {"policy_version": "policy.version", "policy_digest": "policy.digest"}
 """Fields whose attribute name differs from the field name: the policy's two under ``lanes.policy``."""
@@ -27,6 +27,10 @@ class DecisionTags(BaseModel):
     data_class: str
     policy_version: str
     policy_digest: str
+    endpoint: str = DEFAULT_ENDPOINT
+    """The provider endpoint the decision sends the job's calls to: every activity that calls the
+    provider takes its client by this name. Absent in inputs recorded before endpoints existed, which
+    all used the default endpoint."""
 
     @classmethod
     def of(cls, decision: PolicyDecision) -> DecisionTags:
@@ -38,6 +42,7 @@ class DecisionTags(BaseModel):
             data_class=decision.data_class,
             policy_version=decision.policy_version,
             policy_digest=decision.policy_digest,
+            endpoint=decision.endpoint_name,
         )
 
     def attributes(self) -> dict[str, str]:

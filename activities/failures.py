@@ -30,3 +30,6 @@ class FailureType(StrEnum):
     NOT_YET = "ResponseNotDone"
     """A poll found the response still running: a benign, retryable failure whose ``next_retry_delay`` is
     the next poll interval (the retry policy paces the polls, and no history event is written per poll)."""
+    ENDPOINT_NOT_CONFIGURED = "EndpointNotConfigured"
+    """The decision names a provider endpoint the worker has no client for (non-retryable): the policy
+    gained it after the worker started; restart the worker with its key."""

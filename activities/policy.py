@@ -7,6 +7,7 @@ history, so a replay never re-decides and an auditor reads what was decided, by 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -15,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.decision_tags import DecisionTags
 from activities.failures import FailureType
+from client.endpoint_clients import EndpointClient
 from policy import PolicyDecision, PolicyQuery, PolicySource, UnknownJobTypeError, evaluate
 
 
@@ -25,11 +27,20 @@ class PolicyActivities:
         source: The policy file, reloaded when it changes.
         payloads_encrypted: Whether this worker's payloads are encrypted in history; a class that
             requires encryption is denied (``denied.encryption-required``) by a worker without a key.
+        endpoints: The provider clients the worker calls with, by endpoint name; the decision records
+            the host and port of the one it names. ``None`` leaves decisions as the policy made them.
     """
 
-    def __init__(self, source: PolicySource, *, payloads_encrypted: bool) -> None:
+    def __init__(
+        self,
+        source: PolicySource,
+        *,
+        payloads_encrypted: bool,
+        endpoints: Mapping[str, EndpointClient] | None = None,
+    ) -> None:
         self._source = source
         self._payloads_encrypted = payloads_encrypted
+        self._endpoints = endpoints
 
     @activity.defn
     async def evaluate_policy(self, query: PolicyQuery) -> PolicyDecision:
@@ -45,7 +56,10 @@ class PolicyActivities:
             The decision, with the version and digest of the policy that made it.
 
         Raises:
-            ApplicationError: Non-retryable, of type ``UnknownJobType``, listing the known job types.
+            ApplicationError: Non-retryable, of type ``UnknownJobType``, listing the known job types;
+                or ``EndpointNotConfigured`` when the decision names an endpoint this worker has no
+                client for, or one whose ``base_url`` changed since the worker built it (nothing has
+                been sent anywhere yet).
         """
         policy = self._source.current()
         query = query.model_copy(update={"payloads_encrypted": self._payloads_encrypted})
@@ -59,6 +73,7 @@ class PolicyActivities:
                 type=FailureType.UNKNOWN_JOB_TYPE,
                 non_retryable=True,
             ) from exc
+        decision = self._resolve_endpoint(decision)
         DecisionTags.of(decision).tag_current_span()
         trace.get_current_span().set_attributes(
             {
@@ -68,6 +83,14 @@ class PolicyActivities:
                 "lanes.approval": decision.approval or "",
                 "lanes.require_encryption": decision.require_encryption,
                 "lanes.delete_after_harvest": decision.delete_after_harvest,
+                **(
+                    {
+                        "server.address": decision.endpoint.host or "",
+                        "server.port": decision.endpoint.port or 0,
+                    }
+                    if decision.endpoint is not None
+                    else {}
+                ),
             }
         )
         activity.logger.info(
@@ -78,3 +101,38 @@ class PolicyActivities:
             decision.data_class,
         )
         return decision
+
+    def _resolve_endpoint(self, decision: PolicyDecision) -> PolicyDecision:
+        """Record where the worker's client for the decision's endpoint connects, or refuse the job.
+
+        The policy knows an endpoint's host only when it declares a ``base_url``; the default endpoint's
+        is the worker's setting. The decision must name where the data actually goes, so the host and
+        port come from the client the model-calling activities will use.
+        """
+        endpoint = decision.endpoint
+        if endpoint is None or self._endpoints is None:
+            return decision
+        client = self._endpoints.get(endpoint.name)
+        problem: str | None = None
+        if client is None:
+            problem = (
+                f"the policy routes this job to provider endpoint {endpoint.name!r}, which this worker "
+                f"has no client for (it serves: {', '.join(sorted(self._endpoints))}); restart the "
+                "worker so it builds one from the policy (with the endpoint's key in its environment)"
+            )
+        elif endpoint.host is not None and (endpoint.host, endpoint.port) != (client.host, client.port):
+            problem = (
+                f"the policy puts provider endpoint {endpoint.name!r} at {endpoint.host}:{endpoint.port}, "
+                f"but this worker's client for it connects to {client.host}:{client.port} (the policy "
+                "changed after the worker started); restart the worker"
+            )
+        if problem is not None:
+            raise ApplicationError(
+                problem,
+                {"endpoint": endpoint.name, "policy_digest": decision.policy_digest},
+                type=FailureType.ENDPOINT_NOT_CONFIGURED,
+                non_retryable=True,
+            )
+        assert client is not None
+        resolved = endpoint.model_copy(update={"host": client.host, "port": client.port})
+        return decision.model_copy(update={"endpoint": resolved})

@@ -1,7 +1,8 @@
 """Activities that call the OpenAI Responses API, one per step of a lane.
 
-:class:`ResponsesActivities` owns the ``AsyncOpenAI`` client (built with ``max_retries=0`` in
-``client/connect.py``: Temporal owns retries). Its activities:
+:class:`ResponsesActivities` owns the ``AsyncOpenAI`` clients, one per provider endpoint (built with
+``max_retries=0`` in ``client/connect.py``: Temporal owns retries); each activity calls through the
+endpoint its decision names (``DecisionTags.endpoint``). Its activities:
 
 * :meth:`~ResponsesActivities.start_background_response` creates a background response with
   ``background=True, store=True`` both explicit and an ``Idempotency-Key`` stable across retries, and
@@ -51,6 +52,7 @@ from activities.failures import FailureType
 from activities.heartbeat import heartbeating
 from activities.outcome import TERMINAL_STATUSES, ProviderOutcome
 from activities.poll_schedule import next_interval_s
+from client.endpoint_clients import EndpointClients, UnknownEndpointError
 
 _T = TypeVar("_T")
 
@@ -226,14 +228,40 @@ def _record_response(response_id: str, status: str | None) -> None:
 
 
 class ResponsesActivities:
-    """Model-calling activities sharing one OpenAI client.
+    """Model-calling activities sharing one OpenAI client per provider endpoint.
 
     Args:
-        openai_client: Client with ``max_retries=0``.
+        openai_client: The clients by endpoint name (``client.connect.endpoint_clients``), or one client
+            with ``max_retries=0`` serving the default endpoint only.
     """
 
-    def __init__(self, openai_client: openai.AsyncOpenAI) -> None:
-        self._openai = openai_client
+    def __init__(self, openai_client: openai.AsyncOpenAI | EndpointClients) -> None:
+        self._endpoints = (
+            openai_client
+            if isinstance(openai_client, EndpointClients)
+            else EndpointClients.default_only(openai_client)
+        )
+
+    def _provider(self, tags: DecisionTags) -> openai.AsyncOpenAI:
+        """The client of the endpoint the decision names, recording it on the activity span.
+
+        Raises:
+            ApplicationError: Non-retryable ``EndpointNotConfigured`` when this worker has no client
+                for it (the policy gained the endpoint after the worker started).
+        """
+        try:
+            endpoint = self._endpoints.get_client(tags.endpoint)
+        except UnknownEndpointError as exc:
+            raise ApplicationError(
+                str(exc),
+                {"endpoint": exc.name, "known": exc.known},
+                type=FailureType.ENDPOINT_NOT_CONFIGURED,
+                non_retryable=True,
+            ) from None
+        trace.get_current_span().set_attributes(
+            {"server.address": endpoint.host, "server.port": endpoint.port}
+        )
+        return endpoint.api
 
     def definitions(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for a worker to register."""
@@ -282,7 +310,7 @@ class ResponsesActivities:
             {"completion_window": input.completion_window} if input.completion_window else openai.omit
         )
         try:
-            created = await self._openai.responses.create(
+            created = await self._provider(input.tags).responses.create(
                 model=input.model,
                 input=input.input,
                 instructions=_or_omit(input.instructions),
@@ -475,7 +503,7 @@ class ResponsesActivities:
         Returns:
             The terminal response, or ``"ended"`` if the server ended the stream without one.
         """
-        stream = await self._openai.responses.retrieve(
+        stream = await self._provider(input.tags).responses.retrieve(
             input.response_id,
             stream=True,
             starting_after=_or_omit(progress.cursor),
@@ -514,9 +542,11 @@ class ResponsesActivities:
         """One plain GET, with the stuck-in-queued check."""
         try:
             if timeout_s is None:
-                response = await self._openai.responses.retrieve(input.response_id)
+                response = await self._provider(input.tags).responses.retrieve(input.response_id)
             else:
-                response = await self._openai.responses.retrieve(input.response_id, timeout=timeout_s)
+                response = await self._provider(input.tags).responses.retrieve(
+                    input.response_id, timeout=timeout_s
+                )
         except openai.OpenAIError as exc:
             raise self._map(exc, input.response_id) from None
         progress.polls += 1
@@ -525,7 +555,7 @@ class ResponsesActivities:
             assert progress.queued_since is not None
             if time.time() - progress.queued_since >= input.queued_timeout_s:
                 try:
-                    await self._openai.responses.cancel(input.response_id)
+                    await self._provider(input.tags).responses.cancel(input.response_id)
                 except (openai.NotFoundError, openai.BadRequestError):
                     pass  # gone, or no longer cancellable: nothing is left running
                 except openai.OpenAIError as exc:
@@ -563,14 +593,15 @@ class ResponsesActivities:
         input.tags.tag_current_span()
         genai.record_request(None)
         _record_response(input.response_id, None)
+        provider = self._provider(input.tags)
         try:
             with contextlib.suppress(openai.BadRequestError):
                 # 400: not cancellable (already terminal, or not background); the re-read tells which.
-                await self._openai.responses.cancel(input.response_id)
+                await provider.responses.cancel(input.response_id)
             deadline = time.monotonic() + CANCEL_SETTLE_S
             async with heartbeating():
                 while True:
-                    response = await self._openai.responses.retrieve(input.response_id)
+                    response = await provider.responses.retrieve(input.response_id)
                     if response.status in TERMINAL_STATUSES or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.5)
@@ -598,7 +629,7 @@ class ResponsesActivities:
         input.tags.tag_current_span()
         _record_response(input.response_id, None)
         try:
-            await self._openai.responses.delete(input.response_id)
+            await self._provider(input.tags).responses.delete(input.response_id)
         except openai.NotFoundError:
             return DeleteBackgroundResult(response_id=input.response_id, deleted=False)
         except openai.OpenAIError as exc:
@@ -613,9 +644,10 @@ class ResponsesActivities:
         """
         input.tags.tag_current_span()
         genai.record_request(input.model)
+        provider = self._provider(input.tags)
         try:
             async with heartbeating():
-                response = await self._openai.responses.create(
+                response = await provider.responses.create(
                     model=input.model,
                     input=input.input,
                     instructions=_or_omit(input.instructions),

@@ -33,18 +33,21 @@ from cli.render import (
     translate_errors,
     validation_message,
 )
-from client.connect import connect
+from client.connect import connect, endpoint_clients
 from client.jobs import (
     InvalidWorkflowIdError,
     JobIdInUseError,
+    JobNotWatchableError,
     JobOutcome,
     JobStatus,
+    WatchEndpointError,
     cancel_job,
     check_workflow_id,
     job_outcome,
     job_status,
     start_job,
     wait_for_outcome,
+    watch_job,
 )
 from client.settings import Settings
 from client.telemetry import shutdown_telemetry
@@ -404,6 +407,53 @@ def result(
             )
         raise typer.Exit(EXIT_RUNNING)
     raise typer.Exit(show_outcome(outcome, as_json=json))
+
+
+@app.command()
+@translate_errors("lanes watch")
+def watch(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
+    """Follow a stream-mode job's text live from the provider, then print how it ended.
+
+    It reads the response where the job's calls went (the endpoint of its decision, with that
+    endpoint's key from this environment and LANES_POLICY) and resumes after its cursor when the
+    connection drops. A stateless, denied or poll-mode job cannot be followed: it says why and prints
+    the job's status (exit 3 while it runs). With --json only the outcome is printed.
+    """
+    settings = _settings()
+
+    async def run() -> int:
+        client = await _connect(settings)
+        try:
+            policy = load_policy(settings.policy_path)
+        except PolicyError as exc:
+            raise CliError(f"LANES_POLICY: {exc}") from None
+        async with endpoint_clients(settings, policy) as clients:
+            try:
+                async for item in watch_job(client, workflow_id, clients):
+                    if isinstance(item, str):
+                        if not json:
+                            sys.stdout.write(item)
+                            sys.stdout.flush()
+                        continue
+                    if json:
+                        return show_outcome(item, as_json=True)
+                    # The text is on screen already: end its line, then how the job ended.
+                    print()
+                    return show_outcome(item.model_copy(update={"output_text": ""}), as_json=False)
+            except JobNotWatchableError as exc:
+                print(f"lanes watch: {exc}; its status instead:", file=sys.stderr)
+                if json:
+                    print_json(exc.status)
+                else:
+                    show_status(exc.status)
+                if exc.status.execution_status == "RUNNING":
+                    return EXIT_RUNNING
+                return EXIT_JOB_FAILED if exc.status.execution_status != "COMPLETED" else EXIT_OK
+            except WatchEndpointError as exc:
+                raise CliError(str(exc)) from None
+        raise CliError(f"job {workflow_id}: the watch ended without an outcome")
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 @app.command()

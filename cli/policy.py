@@ -2,8 +2,9 @@
 
 These are the reviewer's tools. ``explain`` shows why one job gets its lane (the three questions with
 the policy key that answered each), ``check`` validates a file and prints its matrix of job type by data
-class, and ``diff`` shows which cells change lane between two files, the part of a policy change that
-needs sign-off. None of them needs a server.
+class (each cell's lane and the endpoint its calls go to, ``stateless@internal``), and ``diff`` shows
+which cells change lane between two files, the part of a policy change that needs sign-off. None of
+them needs a server.
 
 Exit codes: 0 success, 1 invalid policy file, 2 usage error (a missing file, an unknown job type).
 """
@@ -31,7 +32,7 @@ from policy import (
     load_policy,
 )
 from policy.diff import PolicyDiff, diff_policies
-from policy.matrix import lane_matrix
+from policy.matrix import decision_matrix
 from policy.rules import DENIED_UNKNOWN_DATA_CLASS, DENIED_UNKNOWN_TENANT
 
 __all__ = ["POLICY_ENV", "app"]
@@ -175,6 +176,10 @@ def _describe(policy: CompiledPolicy, d: PolicyDecision) -> str:
         f"data class: {d.data_class} (declared: {declared})",
         f"profile:    {profile}",
     ]
+    if d.endpoint is not None:
+        where = f"{d.endpoint.host}:{d.endpoint.port}" if d.endpoint.host else "the worker's OPENAI_BASE_URL"
+        zdr = "ZDR-eligible" if d.endpoint.zdr_eligible else "not ZDR-eligible"
+        head.append(f"endpoint:   {d.endpoint.name} ({where}, {zdr})")
     if d.approval:
         head.append(f"approval:   {d.approval}")
     questions = table(
@@ -209,17 +214,38 @@ def check(
         if json:
             _print_json({"errors": exc.errors})
         raise typer.Exit(EXIT_JOB_FAILED) from None
-    matrix = lane_matrix(policy)
+    decisions = decision_matrix(policy)
+    matrix = {job: {c: d.lane.value for c, d in row.items()} for job, row in decisions.items()}
+    endpoints = {
+        job: {c: d.endpoint.name if d.endpoint else None for c, d in row.items()}
+        for job, row in decisions.items()
+    }
     if json:
-        _print_json({"digest": policy.digest, "version": policy.version, "matrix": matrix})
+        _print_json(
+            {"digest": policy.digest, "version": policy.version, "matrix": matrix, "endpoints": endpoints}
+        )
         return
     rows = [("job type", *policy.class_names)]
-    rows += [(job, *(row[c] for c in policy.class_names)) for job, row in matrix.items()]
+    rows += [
+        (job, *(_cell(row[c], endpoints[job][c]) for c in policy.class_names)) for job, row in matrix.items()
+    ]
     print(f"{policy.source}: valid")
     print(f"version: {policy.version}")
     print(f"digest:  {policy.digest}")
+    for name, spec in policy.document.endpoints.items():
+        url = spec.base_url or "OPENAI_BASE_URL, else https://api.openai.com/v1"
+        print(
+            f"endpoint {name}: {url} (key ${spec.api_key_env}; "
+            f"zdr_eligible={str(spec.zdr_eligible).lower()}, "
+            f"supports_background={str(spec.supports_background).lower()})"
+        )
     print()
     print(table(rows))
+
+
+def _cell(lane: str, endpoint: str | None) -> str:
+    """A matrix cell: the lane, and where its calls go (``stateless@internal``)."""
+    return f"{lane}@{endpoint}" if endpoint else lane
 
 
 @app.command()

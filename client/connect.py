@@ -11,6 +11,8 @@ duplicate every span), and on how the OpenAI client is built.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
 
 import openai
 from temporalio.client import Client
@@ -18,9 +20,11 @@ from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.plugin import SimplePlugin
 
 from client.codec import build_codec
+from client.endpoint_clients import EndpointClient, EndpointClients
 from client.plugin import LanesPlugin
 from client.settings import Settings
 from client.temporal_config import connect_config
+from policy import DEFAULT_ENDPOINT, CompiledPolicy
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the Temporal frontend before telling the user it is unreachable."""
@@ -35,7 +39,11 @@ class TemporalUnreachableError(RuntimeError):
 
 
 class ProviderNotConfiguredError(RuntimeError):
-    """Neither an OpenAI key nor a base URL is configured, so the worker has no provider to talk to."""
+    """A provider endpoint cannot be called as configured.
+
+    Neither an OpenAI key nor a base URL for the default endpoint, or no key in the environment variable
+    another endpoint names.
+    """
 
 
 def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
@@ -109,3 +117,49 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "emulator"
     return openai.AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, max_retries=0)
+
+
+def endpoint_clients(
+    settings: Settings, policy: CompiledPolicy, *, environ: Mapping[str, str] | None = None
+) -> EndpointClients:
+    """Build one OpenAI client per endpoint of the policy, once, for the process's lifetime.
+
+    Each endpoint's key comes from the environment variable its ``api_key_env`` names, read here, at
+    start: a missing key stops the worker now, naming the variable, instead of failing the first job
+    routed there. The default endpoint (``openai``) keeps today's settings: ``OPENAI_BASE_URL`` when its
+    ``base_url`` is unset, and ``OPENAI_API_KEY`` from ``settings`` (any placeholder is accepted when
+    only a base URL is set, which is how the embedded stack talks to the emulator). Like
+    :func:`openai_client`, every client has ``max_retries=0``: Temporal owns retries.
+
+    Args:
+        settings: The default endpoint's key and base URL.
+        policy: The policy whose ``[endpoints]`` to serve.
+        environ: Where keys are read (default ``os.environ``).
+
+    Returns:
+        The clients by endpoint name; close them (``async with``) when the worker stops.
+
+    Raises:
+        ProviderNotConfiguredError: An endpoint's key variable is unset or empty, naming it.
+    """
+    env = os.environ if environ is None else environ
+    clients: list[EndpointClient] = []
+    for name, spec in policy.document.endpoints.items():
+        if name == DEFAULT_ENDPOINT and spec.base_url is None and spec.api_key_env == "OPENAI_API_KEY":
+            # The default endpoint as before endpoints existed, with the same checks.
+            clients.append(EndpointClient.of(name, openai_client(settings)))
+            continue
+        if spec.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key is not None:
+            key = settings.openai_api_key.get_secret_value()
+        else:
+            key = env.get(spec.api_key_env, "")
+        if not key:
+            raise ProviderNotConfiguredError(
+                f"provider endpoint {name!r} of policy {policy.source} needs its key in the environment "
+                f"variable {spec.api_key_env}, which is not set; set it, or change "
+                f"endpoints.{name}.api_key_env"
+            )
+        base_url = spec.base_url or settings.openai_base_url
+        client = openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
+        clients.append(EndpointClient.of(name, client))
+    return EndpointClients(clients)

@@ -6,6 +6,8 @@ The CLI, the demo and user code share these typed entry points; the CLI only par
     status = await job_status(client, "lanes-42")       # JobStatus: phase, lane, live progress
     await cancel_job(client, "lanes-42", reason="not needed")
     outcome = await wait_for_outcome(client, "lanes-42")  # JobOutcome: completed, denied, failed, ...
+    async for item in watch_job(client, "lanes-42", clients):  # text deltas live, then the JobOutcome
+        ...
 
 A client that wants to act at a point of a job's life (cancel it once it runs, show progress once the
 provider has an id) waits on the workflow's own account of its phase instead of sleeping and hoping.
@@ -14,10 +16,18 @@ provider has an id) waits on the workflow's own account of its phase instead of 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
+import httpx2
+import openai
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseTextDeltaEvent,
+)
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
@@ -32,7 +42,8 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import FailureType
-from policy import Lane, PolicyDecision
+from client.endpoint_clients import EndpointClient, UnknownEndpointError
+from policy import DEFAULT_ENDPOINT, Lane, PolicyDecision
 from workflows.model_task import (
     CancelInput,
     ModelTaskInput,
@@ -422,3 +433,153 @@ async def wait_for_outcome(client: Client, workflow_id: str, *, timeout_s: float
     handle = await _existing(client, workflow_id)
     async with asyncio.timeout(timeout_s):
         return await _outcome(handle)
+
+
+# --- following a job's output live ---------------------------------------------------------------------
+
+WATCH_STREAM_TIMEOUT = httpx2.Timeout(None, connect=10.0, write=30.0, pool=30.0)
+"""No read timeout while following a stream: a reasoning model may be silent for minutes."""
+
+MAX_WATCH_RETRIES = 20
+"""Connections in a row that may fail without delivering an event before the watcher stops following
+the stream and only waits for the outcome; any event delivered resets the count."""
+
+
+class JobNotWatchableError(Exception):
+    """The job has no live output to follow at the provider; ``reason`` says why, ``status`` is where it is.
+
+    Only a background job whose profile streams can be followed: its response was created with
+    ``stream=true``, so the provider replays its events after a cursor. A poll-mode background response
+    was not, a stateless call keeps nothing at the provider (``store=false``), a denied job made no call.
+    """
+
+    def __init__(self, workflow_id: str, reason: str, status: JobStatus) -> None:
+        self.workflow_id = workflow_id
+        self.reason = reason
+        self.status = status
+        super().__init__(f"job {workflow_id!r} cannot be watched: {reason}")
+
+
+class WatchEndpointError(LookupError):
+    """This client cannot read the job's stream where the job's calls went; the message says how to fix it."""
+
+
+def _not_watchable_reason(lane: Lane | None, stream: bool | None) -> str | None:
+    if lane is Lane.DENIED:
+        return "it was denied by the policy, so no model call was made"
+    if lane is Lane.STATELESS:
+        return (
+            "it runs on the stateless lane: one synchronous store=false call, so the provider keeps "
+            "nothing to follow or resume"
+        )
+    if lane is Lane.BACKGROUND and stream is False:
+        return (
+            "its background response runs in poll mode (its profile has stream = false), and the "
+            "provider only replays the events of a response created with stream=true"
+        )
+    return None
+
+
+def _endpoint_for(status: StatusResult, endpoints: Mapping[str, EndpointClient]) -> EndpointClient:
+    """This client's client for the endpoint the job used, checked to connect where the job's did."""
+    recorded = status.endpoint
+    name = recorded.name if recorded is not None else DEFAULT_ENDPOINT
+    endpoint = endpoints.get(name)
+    if endpoint is None:
+        raise WatchEndpointError(str(UnknownEndpointError(name, endpoints)))
+    moved = recorded is not None and (recorded.host, recorded.port) != (endpoint.host, endpoint.port)
+    if recorded is not None and recorded.host is not None and moved:
+        raise WatchEndpointError(
+            f"the job's calls went to endpoint {name!r} at {recorded.host}:{recorded.port}, but this "
+            f"client's endpoint {name!r} is at {endpoint.host}:{endpoint.port}; run with the "
+            "worker's settings (OPENAI_BASE_URL, LANES_POLICY) so the same endpoint is read"
+        )
+    return endpoint
+
+
+async def watch_job(
+    client: Client,
+    workflow_id: str,
+    endpoints: Mapping[str, EndpointClient],
+    *,
+    reconnect_delay_s: float = 0.1,
+) -> AsyncIterator[str | JobOutcome]:
+    """Follow a running stream-mode background job's output live; yield text deltas, then the outcome.
+
+    The response id and endpoint come from the job's ``status`` query, and the text from the provider:
+    ``responses.retrieve(id, stream=True, starting_after=cursor)`` with the client of the endpoint the
+    job's decision names (same base URL, same key). Nothing is read from Temporal history. The stream is
+    replayed from its start, so a watcher that connects late (or reconnects a UI) sees the whole text.
+    When the connection drops, it resumes after the last event's cursor; when the provider refuses to
+    stream the response again or it ends without a terminal event (cancelled), it stops following and
+    waits for the job. An ended job yields its outcome at once.
+
+    Args:
+        client: A Temporal client (``client.connect.connect``).
+        workflow_id: The job.
+        endpoints: This process's provider clients by endpoint name (``client.connect.endpoint_clients``).
+        reconnect_delay_s: First pause before resuming a dropped stream (grows to 2 s while failing).
+
+    Yields:
+        Each ``response.output_text.delta``'s text, in order, then the job's :class:`JobOutcome`.
+
+    Raises:
+        JobNotFoundError: No job has this id.
+        JobNotWatchableError: The job is stateless, denied or a poll-mode background job.
+        WatchEndpointError: This client has no client for the job's endpoint, or it connects elsewhere.
+    """
+    handle = await _existing(client, workflow_id)
+    while True:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            outcome = await _outcome(handle)
+            reason = _not_watchable_reason(
+                outcome.lane,
+                outcome.decision.profile.stream if outcome.decision and outcome.decision.profile else None,
+            )
+            if reason is not None:
+                raise JobNotWatchableError(workflow_id, reason, await job_status(client, workflow_id))
+            yield outcome
+            return
+        status = StatusResult.model_validate(
+            await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        )
+        reason = _not_watchable_reason(status.lane, status.stream)
+        if reason is not None:
+            raise JobNotWatchableError(workflow_id, reason, await job_status(client, workflow_id))
+        if status.lane is Lane.BACKGROUND and status.response_id is not None:
+            break
+        await asyncio.sleep(POLL_INTERVAL_S)  # deciding or creating: the provider has no id yet
+    api = _endpoint_for(status, endpoints).api
+    response_id = status.response_id
+    cursor: int | None = None
+    failures = 0
+    while True:
+        delivered = False
+        try:
+            stream = await api.responses.retrieve(
+                response_id,
+                stream=True,
+                starting_after=cursor if cursor is not None else openai.omit,
+                timeout=WATCH_STREAM_TIMEOUT,
+            )
+            async with stream:
+                async for event in stream:
+                    cursor, delivered = event.sequence_number, True
+                    if isinstance(event, ResponseTextDeltaEvent):
+                        yield event.delta
+                    elif isinstance(
+                        event, ResponseCompletedEvent | ResponseFailedEvent | ResponseIncompleteEvent
+                    ):
+                        break
+            break  # a terminal event, or the stream ended without one (a cancelled response)
+        except (openai.BadRequestError, openai.NotFoundError):
+            break  # no longer replayable (or gone): the job's outcome still tells how it ended
+        except openai.APIError:
+            # A dropped connection, an error event mid-stream, or a transient refusal: resume after
+            # the cursor, so no delta is shown twice or lost.
+            failures = 0 if delivered else failures + 1
+            if failures > MAX_WATCH_RETRIES:
+                break
+            await asyncio.sleep(min(reconnect_delay_s * max(failures, 1), 2.0))
+    yield await _outcome(handle)

@@ -23,19 +23,24 @@ from policy.errors import PolicyError, PolicyFileError, UnknownJobTypeError
 from policy.evaluation import evaluate
 from policy.loading import default_policy_path, load_policy, load_policy_text
 from policy.models import (
+    DEFAULT_ENDPOINT,
     Answer,
+    EndpointSpec,
     JobLimits,
     Lane,
     Policy,
     PolicyDecision,
     PolicyQuery,
+    ProviderEndpoint,
     ProviderProfile,
 )
 from policy.source import PolicySource, PolicySourceStatus
 
 __all__ = [
+    "DEFAULT_ENDPOINT",
     "Answer",
     "CompiledPolicy",
+    "EndpointSpec",
     "JobLimits",
     "Lane",
     "Policy",
@@ -45,6 +50,7 @@ __all__ = [
     "PolicyQuery",
     "PolicySource",
     "PolicySourceStatus",
+    "ProviderEndpoint",
     "ProviderProfile",
     "UnknownJobTypeError",
     "default_policy_path",

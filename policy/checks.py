@@ -2,18 +2,20 @@
 
 Pydantic checks each table on its own; these checks look across tables, where most review mistakes
 hide: a job type pointing at a data class or profile that does not exist, a zdr class that background
-could still reach, a sensitivity scale that gets looser as it goes up, or a tenant override that loosens
-the base policy. Each problem is one ``"<key path>: <what is wrong>; <the fix>"`` string; the loader
+could still reach, a sensitivity scale that gets looser as it goes up, a tenant override that loosens
+the base policy, or a zdr class routed to an endpoint no Zero Data Retention agreement covers. Each
+problem is one ``"<key path>: <what is wrong>; <the fix>"`` string; the loader
 prefixes the file name and reports them all together.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 
-from policy.index import ClassView, build_view
-from policy.models import LANE_STRICTNESS, STORED_STATE_STRICTNESS, Lane, Policy
+from policy.index import ClassView, View, build_view
+from policy.models import LANE_STRICTNESS, STORED_STATE_STRICTNESS, Lane, Policy, base_url_address
 
 __all__ = ["policy_problems"]
 
@@ -86,13 +88,115 @@ def _scale_problems(classes: Sequence[ClassView]) -> list[str]:
     return problems
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _endpoint_problems(policy: Policy) -> list[str]:
+    problems: list[str] = []
+    for name, endpoint in policy.endpoints.items():
+        path = f"endpoints.{name}"
+        if endpoint.base_url is not None and base_url_address(endpoint.base_url) is None:
+            problems.append(
+                f"{path}.base_url: {endpoint.base_url!r} is not an http(s) URL; write it as "
+                '"https://host[:port]/v1", or remove it to use OpenAI as the worker is configured'
+            )
+        if not _ENV_NAME.fullmatch(endpoint.api_key_env):
+            problems.append(
+                f"{path}.api_key_env: {endpoint.api_key_env!r} is not an environment variable name; "
+                'name the variable that holds the key, e.g. "INTERNAL_LLM_API_KEY"'
+            )
+    return problems
+
+
 def _profile_problems(policy: Policy) -> list[str]:
     problems: list[str] = []
+    endpoints = sorted(policy.endpoints)
     for key, profile in policy.profiles.items():
         if profile.name != key:
             problems.append(
                 f"profiles.{key}.name: {profile.name!r} differs from the table key; remove name or "
                 f"set it to {key!r}"
+            )
+        endpoint = policy.endpoints.get(profile.endpoint)
+        if endpoint is None:
+            problems.append(
+                f"profiles.{key}.endpoint: {profile.endpoint!r} is not an endpoint; known: "
+                f"{_known(endpoints)}; add an [endpoints.{profile.endpoint}] table or name a known one"
+            )
+        elif profile.background and not endpoint.supports_background:
+            problems.append(
+                f"profiles.{key}.endpoint: profile {key!r} has background = true but endpoint "
+                f"{profile.endpoint!r} has supports_background = false; put the profile on an endpoint "
+                "that supports background mode, or make it a stateless profile (background = false, "
+                "store = false)"
+            )
+    return problems
+
+
+def _zdr_endpoint_problems(policy: Policy, view: View) -> dict[str, str]:
+    """A zdr class may only reach a model through an endpoint a Zero Data Retention agreement covers.
+
+    Only the stateless lane can carry zdr data (background never reaches a zdr class). So for every zdr
+    class that allows model calls, its own stateless profile (``data_classes.<id>.stateless_profile``)
+    where it routes one, else the stateless profile of every job type that can take the stateless lane
+    at or above whose floor the class lies, must be on a ``zdr_eligible`` endpoint.
+
+    Returns:
+        Each problem, keyed by the key path it names (so a tenant's view does not repeat the base's).
+    """
+    problems: dict[str, str] = {}
+    eligible = sorted(name for name, e in policy.endpoints.items() if e.zdr_eligible)
+    where = f" for tenant {view.tenant!r}" if view.tenant is not None else ""
+    fix = (
+        f"use a profile on a zdr_eligible endpoint ({', '.join(eligible)})"
+        if eligible
+        else "use a profile on an endpoint with zdr_eligible = true"
+    )
+
+    def problem(key: str, profile_name: str, endpoint: str, classes: list[str]) -> None:
+        problems.setdefault(
+            key,
+            f"{key}: profile {profile_name!r} is on endpoint {endpoint!r}, which is not zdr_eligible, "
+            f"but zdr class{'es' if len(classes) > 1 else ''} {', '.join(repr(c) for c in classes)} "
+            f"{'are' if len(classes) > 1 else 'is'} routed to it{where}; {fix}, or set "
+            f"endpoints.{endpoint}.zdr_eligible = true if a Zero Data Retention agreement covers it",
+        )
+
+    zdr = [c for c in view.classes if c.zdr and c.model_calls]
+    for cls in zdr:
+        own = cls.stateless_profile
+        if own is not None and not policy.endpoints[own.endpoint].zdr_eligible:
+            problem(f"data_classes.{cls.name}.stateless_profile", own.name, own.endpoint, [cls.name])
+    for name, job in view.jobs.items():
+        profile = job.stateless_profile
+        if profile is None or policy.endpoints[profile.endpoint].zdr_eligible:
+            continue
+        routed = [c.name for c in zdr if c.rank >= job.floor_rank and c.stateless_profile is None]
+        can_stateless = job.preferred_lane == "stateless" or (
+            job.preferred_lane == "background"
+            and (job.fallback == "stateless" or not job.long_running.value or not job.needs_retrieval.value)
+        )
+        if routed and can_stateless:
+            problem(f"job_types.{name}.profiles.stateless", profile.name, profile.endpoint, routed)
+    return problems
+
+
+def _class_profile_problems(policy: Policy) -> list[str]:
+    problems: list[str] = []
+    profiles = sorted(policy.profiles)
+    for name, cls in policy.data_classes.items():
+        ref = cls.stateless_profile
+        if ref is None:
+            continue
+        key = f"data_classes.{name}.stateless_profile"
+        profile = policy.profiles.get(ref)
+        if profile is None:
+            problems.append(f"{key}: {ref!r} is not a profile; known: {_known(profiles)}")
+        elif profile.background or profile.store:
+            problems.append(
+                f"{key}: profile {ref!r} has background={str(profile.background).lower()}, "
+                f"store={str(profile.store).lower()}; the stateless lane needs a profile with "
+                "background = false and store = false"
             )
     return problems
 
@@ -270,15 +374,24 @@ def policy_problems(policy: Policy) -> list[str]:
     if problems:
         # Every later check ranks classes; with a broken scale they would only add noise.
         return problems
+    problems += _endpoint_problems(policy)
     problems += _profile_problems(policy)
+    problems += _class_profile_problems(policy)
     problems += _job_problems(policy)
     problems += _approval_problems(policy)
     problems += _tenant_problems(policy)
     if problems:
         return problems
-    problems += _scale_problems(build_view(policy, None).classes)
+    base = build_view(policy, None)
+    problems += _scale_problems(base.classes)
     if problems:
         return problems
+    routed = _zdr_endpoint_problems(policy, base)
+    for tenant in policy.tenants:
+        # A tenant can make a class zdr (or a job type fall back): check its view too, once per key path.
+        for key, problem in _zdr_endpoint_problems(policy, build_view(policy, tenant)).items():
+            routed.setdefault(key, problem)
+    problems += routed.values()
     for tenant, override in policy.tenants.items():
         if not override.data_classes:
             continue

@@ -206,11 +206,17 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
             "LANES_ENCRYPTION_KEYS or LANES_ENCRYPTION_KEY_FILE (docs/encryption.md)."
         )
     if lane is Lane.BACKGROUND:
-        profile = job.background_profile
+        profile, endpoint = job.background_profile, job.background_endpoint
+    elif lane is Lane.STATELESS and cls.stateless_profile is not None:
+        profile, endpoint = cls.stateless_profile, cls.stateless_endpoint
+        reasons.append(
+            f"Data class {cls.name!r} routes stateless calls to profile {profile.name!r} "
+            f"(data_classes.{cls.name}.stateless_profile)."
+        )
     elif lane is Lane.STATELESS:
-        profile = job.stateless_profile
+        profile, endpoint = job.stateless_profile, job.stateless_endpoint
     else:
-        profile = None
+        profile, endpoint = None, None
     # Every part was validated when the policy was loaded or is built here from validated parts, so
     # skip re-validation: this is the hot path of every job (see bench/policy_decisions.py).
     return _decision(
@@ -232,6 +238,7 @@ def evaluate(policy: CompiledPolicy, query: PolicyQuery, *, now: datetime | None
             "reasons": reasons,
             "require_encryption": cls.require_encryption,
             "delete_after_harvest": cls.delete_after_harvest,
+            "endpoint": endpoint,
         }
     )
 
@@ -262,6 +269,7 @@ def _refuse_unknown(
             "reasons": reasons,
             "require_encryption": True,
             "delete_after_harvest": True,
+            "endpoint": None,
         }
     )
 

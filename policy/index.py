@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from policy.models import Answer, JobLimits, Policy, ProviderProfile
+from policy.models import Answer, JobLimits, Policy, ProviderEndpoint, ProviderProfile, base_url_address
 
 __all__ = ["ApprovalView", "ClassView", "JobView", "PolicyIndex", "View", "build_index", "build_view"]
 
@@ -37,6 +37,9 @@ class ClassView:
     require_encryption_source: str
     delete_after_harvest: bool
     delete_after_harvest_source: str
+    stateless_profile: ProviderProfile | None = None
+    """The class's own stateless profile (``data_classes.<id>.stateless_profile``), if it routes one."""
+    stateless_endpoint: ProviderEndpoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class JobView:
     background_profile: ProviderProfile | None
     stateless_profile: ProviderProfile | None
     limits: JobLimits
+    background_endpoint: ProviderEndpoint | None = None
+    stateless_endpoint: ProviderEndpoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,16 @@ def _profile(policy: Policy, name: str | None, model: str | None) -> ProviderPro
     return ProviderProfile.model_validate(values)
 
 
+def _endpoint(policy: Policy, profile: ProviderProfile | None) -> ProviderEndpoint | None:
+    """The decision's record of the endpoint a profile calls (host and port from its ``base_url``)."""
+    if profile is None or profile.endpoint not in policy.endpoints:
+        return None
+    spec = policy.endpoints[profile.endpoint]
+    address = base_url_address(spec.base_url) if spec.base_url is not None else None
+    host, port = address if address is not None else (None, None)
+    return ProviderEndpoint(name=profile.endpoint, host=host, port=port, zdr_eligible=spec.zdr_eligible)
+
+
 def build_view(policy: Policy, tenant: str | None) -> View:
     """Merge the base policy with one tenant's overrides (or none) into a view.
 
@@ -145,6 +160,7 @@ def build_view(policy: Policy, tenant: str | None) -> View:
             if cov.delete_after_harvest is not None:
                 dah, dah_src = cov.delete_after_harvest, f"{opath}.delete_after_harvest"
         answer = Answer(value=stored == "allow", source=stored_src)
+        class_profile = _profile(policy, base.stateless_profile, None)
         classes.append(
             ClassView(
                 name,
@@ -160,6 +176,8 @@ def build_view(policy: Policy, tenant: str | None) -> View:
                 enc_src,
                 dah,
                 dah_src,
+                class_profile,
+                _endpoint(policy, class_profile),
             )
         )
 
@@ -185,6 +203,8 @@ def build_view(policy: Policy, tenant: str | None) -> View:
                 if jov.background_requires_approval is not None:
                     approval = jov.background_requires_approval
                     approval_src = f"{opath}.background_requires_approval"
+        background_profile = _profile(policy, job.profiles.background, job.model)
+        stateless_profile = _profile(policy, job.profiles.stateless, job.model)
         jobs[name] = JobView(
             name=name,
             floor_rank=floor,
@@ -197,9 +217,11 @@ def build_view(policy: Policy, tenant: str | None) -> View:
             fallback_source=fallback_src,
             requires_approval=approval,
             requires_approval_source=approval_src,
-            background_profile=_profile(policy, job.profiles.background, job.model),
-            stateless_profile=_profile(policy, job.profiles.stateless, job.model),
+            background_profile=background_profile,
+            stateless_profile=stateless_profile,
             limits=JobLimits.model_validate(job.limits.model_dump()),
+            background_endpoint=_endpoint(policy, background_profile),
+            stateless_endpoint=_endpoint(policy, stateless_profile),
         )
 
     org = policy.organisation

@@ -12,6 +12,7 @@ Two families of models live here, on purpose in one place so a reviewer reads th
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -19,10 +20,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "DEFAULT_ENDPOINT",
+    "IMPLICIT_DEFAULT_ENDPOINT",
     "LANE_STRICTNESS",
     "Answer",
     "Approval",
     "DataClass",
+    "EndpointSpec",
     "JobLimits",
     "JobType",
     "Lane",
@@ -33,11 +37,13 @@ __all__ = [
     "PolicyDecision",
     "PolicyQuery",
     "ProfileSpec",
+    "ProviderEndpoint",
     "ProviderProfile",
     "StoredState",
     "TenantClassOverride",
     "TenantJobOverride",
     "TenantOverride",
+    "base_url_address",
 ]
 
 
@@ -63,6 +69,30 @@ StoredState = Literal["allow", "review", "deny"]
 
 STORED_STATE_STRICTNESS: dict[str, int] = {"allow": 0, "review": 1, "deny": 2}
 """Order of strictness of ``stored_state`` values, used to check classes only get stricter."""
+
+DEFAULT_ENDPOINT = "openai"
+"""The endpoint a profile uses when it names none: OpenAI as the worker's settings configure it
+(``OPENAI_API_KEY``, and ``OPENAI_BASE_URL`` where set), which is how every job ran before endpoints."""
+
+_BASE_URL = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*)(?::(\d{1,5}))?(/\S*)?")
+
+
+def base_url_address(base_url: str) -> tuple[str, int] | None:
+    """Return the host and port an endpoint's ``base_url`` connects to, or ``None`` if it is no URL.
+
+    The policy is pure (no URL or network library), so this reads the URL with a pattern: ``http`` or
+    ``https``, a host name or bracketed IPv6 address, an optional port (else 80 or 443) and an optional
+    path, no query.
+    """
+    match = _BASE_URL.fullmatch(base_url)
+    if match is None or "?" in base_url or "#" in base_url:
+        return None
+    scheme, host, port = match.group(1), match.group(2), match.group(3)
+    number = int(port) if port else (443 if scheme == "https" else 80)
+    if not 0 < number < 65536:
+        return None
+    return host.strip("[]"), number
+
 
 _WIRE = ConfigDict(extra="ignore", frozen=True)
 _FILE = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -100,6 +130,26 @@ class ProviderProfile(BaseModel):
     stream: bool = False
     completion_window: Literal["soonest", "2h", "8h"] | None = None
     model: str = "gpt-5-mini"
+    endpoint: str = DEFAULT_ENDPOINT
+    """The ``[endpoints.<name>]`` the profile's calls go to; the default is OpenAI as configured today."""
+
+
+class ProviderEndpoint(BaseModel):
+    """Where a decision sends the job's data: the endpoint's name and the host its ``base_url`` names.
+
+    Recorded in the decision so an auditor reads, next to the lane, which provider configuration saw
+    the data. ``host`` and ``port`` are ``None`` in a decision the pure engine made for an endpoint
+    without ``base_url`` (its URL is the worker's setting, ``OPENAI_BASE_URL`` or OpenAI's); the
+    worker's ``evaluate_policy`` activity fills them in from the client it will call with.
+    """
+
+    model_config = _WIRE
+
+    name: str = DEFAULT_ENDPOINT
+    host: str | None = None
+    port: int | None = None
+    zdr_eligible: bool = False
+    """The policy's word that a Zero Data Retention agreement covers this endpoint."""
 
 
 class JobLimits(BaseModel):
@@ -179,6 +229,14 @@ class PolicyDecision(BaseModel):
     the provider (``DELETE /v1/responses/{id}``) as soon as its result has been read, shrinking the
     stored window from ~10 minutes to seconds. ``True`` on every ``denied.unknown-*`` decision;
     ``False`` when absent (older decisions)."""
+    endpoint: ProviderEndpoint | None = None
+    """Where the profile's calls go (see ``ProviderEndpoint``); ``None`` when denied, and in decisions
+    recorded before endpoints existed, which all went to the default endpoint (``DEFAULT_ENDPOINT``)."""
+
+    @property
+    def endpoint_name(self) -> str:
+        """The endpoint the job's calls use: the recorded one, else the default (older decisions)."""
+        return self.endpoint.name if self.endpoint is not None else DEFAULT_ENDPOINT
 
 
 # --- file models -----------------------------------------------------------------------------------
@@ -200,6 +258,46 @@ class DataClass(BaseModel):
     """Delete a background response at the provider once its result is read. In a file the default is
     ``true`` for every class whose ``stored_state`` is not ``allow`` (``review``, or ``deny`` where it is
     moot but keeps the scale stricter upward)."""
+    stateless_profile: str | None = None
+    """The profile every stateless call on data of this class uses, whatever the job type's: how a
+    policy routes a class (say a zdr class) to another endpoint. The profile keeps its own model (an
+    internal server serves its own models); ``None`` uses the job type's stateless profile."""
+
+
+class EndpointSpec(BaseModel):
+    """A provider endpoint (``[endpoints.<name>]``): an OpenAI-compatible Responses API and its key.
+
+    The seed's answer for data that must not be stored at the provider includes "a separate provider
+    configuration": an endpoint covered by a Zero Data Retention agreement, or an internal server. The
+    loader refuses a zdr class routed to an endpoint that is not ``zdr_eligible``, and a background
+    profile on an endpoint that does not ``supports_background`` (most OpenAI-compatible servers).
+    """
+
+    model_config = _FILE
+
+    description: str = ""
+    base_url: str | None = None
+    """``http(s)://host[:port]/v1``; unset means OpenAI as the worker is configured (``OPENAI_BASE_URL``,
+    else ``https://api.openai.com/v1``), e.g. a second OpenAI project with its own key."""
+    api_key_env: str
+    """The environment variable holding the endpoint's key; the worker refuses to start without it."""
+    zdr_eligible: bool
+    """A Zero Data Retention agreement covers this endpoint, so zdr classes may be sent to it."""
+    supports_background: bool
+    """The endpoint implements background mode (``background=true``, retrieve, cancel, stream resume)."""
+
+
+IMPLICIT_DEFAULT_ENDPOINT: dict[str, Any] = {
+    "description": "OpenAI as configured by OPENAI_API_KEY and OPENAI_BASE_URL.",
+    "base_url": None,
+    "api_key_env": "OPENAI_API_KEY",
+    "zdr_eligible": True,
+    "supports_background": True,
+}
+"""The endpoint ``DEFAULT_ENDPOINT`` when a policy does not declare it: today's OpenAI settings. It is
+taken as ZDR-eligible, as every policy written before endpoints existed assumed (the operator answers
+for the OpenAI project behind the key); declare ``[endpoints.openai]`` with ``zdr_eligible = false`` to
+have the loader refuse zdr classes on it. Left out of the digest when undeclared or declared as is."""
 
 
 class ProfileSpec(ProviderProfile):
@@ -334,6 +432,9 @@ class Policy(BaseModel):
     data_class_order: list[str]
     data_classes: dict[str, DataClass]
     organisation: Organisation = Field(default_factory=Organisation)
+    endpoints: dict[str, EndpointSpec] = Field(default_factory=dict)
+    """Provider endpoints by name; ``DEFAULT_ENDPOINT`` is always present (``IMPLICIT_DEFAULT_ENDPOINT``
+    unless the file declares it)."""
     profiles: dict[str, ProfileSpec]
     job_types: dict[str, JobType]
     approvals: dict[str, Approval] = Field(default_factory=dict)
@@ -342,10 +443,13 @@ class Policy(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _prepare(cls, data: Any) -> Any:
-        """Name each profile after its table key and put data classes in sensitivity order."""
+        """Name profiles after their keys, order data classes, add the default endpoint if undeclared."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        endpoints = data.get("endpoints", {})
+        if isinstance(endpoints, dict) and DEFAULT_ENDPOINT not in endpoints:
+            data["endpoints"] = {DEFAULT_ENDPOINT: dict(IMPLICIT_DEFAULT_ENDPOINT), **endpoints}
         profiles = data.get("profiles")
         if isinstance(profiles, dict):
             data["profiles"] = {

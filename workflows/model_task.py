@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
         StatelessInput,
         StatelessResult,
     )
-    from policy import Lane, PolicyDecision, PolicyQuery
+    from policy import Lane, PolicyDecision, PolicyQuery, ProviderEndpoint
     from workflows import activity_options, job_span, search_attributes, task_queues
 
 MAX_INPUT_CHARS = 400_000
@@ -269,6 +269,12 @@ class StatusResult(BaseModel):
     provider_status: str | None = None
     cancellation: CancellationRecord | None = None
     reruns: int = 0
+    endpoint: ProviderEndpoint | None = None
+    """The provider endpoint the decision sends the job's calls to (name, host, port): ``lanes watch``
+    reads the response's stream there, with the same key, never through Temporal."""
+    stream: bool | None = None
+    """Whether the lane's profile streams (a background response can only be followed live, and
+    resumed, if it was created with ``stream=true``)."""
 
 
 @workflow.defn
@@ -360,6 +366,8 @@ class ModelTaskWorkflow:
             provider_status=self._provider_status,
             cancellation=self._cancel,
             reruns=len(self._reruns),
+            endpoint=decision.endpoint if decision else None,
+            stream=decision.profile.stream if decision and decision.profile else None,
         )
 
     async def _run(self, input: ModelTaskInput) -> ModelTaskResult:

@@ -83,14 +83,24 @@ def test_check_prints_digest_version_and_matrix(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert load_policy().digest in out
     assert "version: 2026-04-24.2" in out
-    assert "job type                 public      internal    confidential  regulated  restricted" in out
-    assert "sensitive_customer       stateless   stateless   stateless     stateless  stateless" in out
+    assert "endpoint openai: OPENAI_BASE_URL, else https://api.openai.com/v1 (key $OPENAI_API_KEY" in out
+    assert (
+        "job type                 public             internal           confidential      regulated         "
+        "restricted"
+    ) in out
+    assert (
+        "sensitive_customer       stateless@openai   stateless@openai   stateless@openai  stateless@openai  "
+        "stateless@openai"
+    ) in out
+    assert "coding_analysis          background@openai  background@openai  denied " in out
 
 
 def test_check_json(capsys: pytest.CaptureFixture[str]):
     assert _run("check", str(default_policy_path()), "--json") == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"digest", "version", "matrix"}
+    assert set(data) == {"digest", "version", "matrix", "endpoints"}
+    assert data["endpoints"]["coding_analysis"]["restricted"] is None
+    assert data["endpoints"]["public_research"]["restricted"] == "openai"
     assert data["matrix"]["public_research"] == {
         "public": "background",
         "internal": "background",

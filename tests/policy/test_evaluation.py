@@ -67,7 +67,7 @@ def test_decision_carries_policy_identity_and_no_prompt_text():
     assert set(PolicyDecision.model_fields) == {
         "lane", "rule", "policy_version", "policy_digest", "job_type", "declared_data_class", "data_class",
         "long_running", "needs_retrieval", "stored_state_acceptable", "approval", "tenant", "profile",
-        "limits", "reasons", "require_encryption", "delete_after_harvest",
+        "limits", "reasons", "require_encryption", "delete_after_harvest", "endpoint",
     }  # fmt: skip
 
 
