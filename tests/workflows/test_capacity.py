@@ -27,13 +27,13 @@ from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResu
 from workflows.task_queues import poll_queue, stream_queue
 
 
-def stream_job(tag: str, index: int) -> ModelTaskInput:
+def stream_job(tag: str, index: int, slot_wait_s: float) -> ModelTaskInput:
     return ModelTaskInput(
         job_type="public_research",
         data_class="public",
         input=f"capacity stream job {index}",
         metadata={"emulator_duration": "1", "emulator_fault": "hold", "capacity": tag},
-        options=ExecutionOptions(stream_slot_wait_s=1.0),
+        options=ExecutionOptions(stream_slot_wait_s=slot_wait_s),
     )
 
 
@@ -61,7 +61,9 @@ async def test_held_streams_block_neither_new_jobs_nor_their_own_followers(
                     ModelTaskWorkflow.run, task, id=f"cap-{uuid.uuid4()}", task_queue=tiny.task_queue
                 )
 
-            streaming = [await start(stream_job(tag, i)) for i in range(2)]
+            # These two wait as long as needed for their slots (a loaded machine may be slow to hand
+            # them out); the third gives up after a second, since no slot will free up.
+            streaming = [await start(stream_job(tag, i, STATE_TIMEOUT_S)) for i in range(2)]
             handles.extend(streaming)
             followers: dict[str, tuple[str, str] | None] = {}
 
@@ -83,7 +85,7 @@ async def test_held_streams_block_neither_new_jobs_nor_their_own_followers(
 
             # A third stream job finds no stream slot: it follows by polling rather than leave its
             # response generating unread.
-            third = await start(stream_job(tag, 2))
+            third = await start(stream_job(tag, 2, 1.0))
             handles.append(third)
 
             async def polled() -> bool:

@@ -27,7 +27,7 @@ from client.settings import Settings
 from policy import Lane, load_policy
 from policy.matrix import decision_matrix
 from responses_emulator.ledger import LedgerEntry
-from worker import build_worker
+from worker import serving
 from workflows.model_task import ModelTaskInput
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policy" / "examples" / "internal_endpoint.toml"
@@ -117,7 +117,7 @@ async def test_each_job_goes_to_the_endpoint_its_decision_names_and_nowhere_else
     client = await connect(settings)
     async with (
         endpoint_clients(settings, policy) as clients,
-        build_worker(client, settings, clients),
+        serving(client, settings, clients),
     ):
         ids = {cell: f"endpoints-{cell[0]}-{cell[1]}-{uuid.uuid4().hex[:8]}" for cell in cells}
         for (job, cls), workflow_id in ids.items():
@@ -186,7 +186,7 @@ async def test_a_decision_for_an_endpoint_the_worker_lacks_fails_before_any_call
     settings, openai_side, internal_side = endpoints
     client = await connect(settings)
     workflow_id = f"endpoints-missing-{uuid.uuid4().hex[:8]}"
-    async with openai_client(settings) as provider, build_worker(client, settings, provider):
+    async with openai_client(settings) as provider, serving(client, settings, provider):
         task = ModelTaskInput(job_type="quick_summary", data_class="restricted", input="never sent")
         await start_job(client, task, workflow_id=workflow_id, task_queue=settings.task_queue)
         outcome = await wait_for_outcome(client, workflow_id, timeout_s=60)
