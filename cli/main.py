@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import os
 import signal
@@ -34,6 +35,7 @@ from cli.render import (
     validation_message,
 )
 from client.connect import connect
+from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import (
     InvalidWorkflowIdError,
     JobIdInUseError,
@@ -47,8 +49,8 @@ from client.jobs import (
     wait_for_outcome,
 )
 from client.settings import Settings
-from client.telemetry import shutdown_telemetry
-from policy import PolicyError, PolicyQuery, evaluate, load_policy
+from client.telemetry import setup_tracing, shutdown_telemetry, traces_exported
+from policy import CompiledPolicy, PolicyDecision, PolicyError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from responses_emulator import command as emulator_command
 from workflows.model_task import CancellationRecord, ExecutionOptions, ModelTaskInput
@@ -79,11 +81,24 @@ SUBMIT_FLAGS = {
 """The flag of each ``ModelTaskInput`` field, so that a validation error names what the user typed."""
 
 
+CLI_SERVICE_NAME = "lanes-cli"
+"""``service.name`` of the CLI's spans unless ``OTEL_SERVICE_NAME`` is set."""
+
+
 def _settings() -> Settings:
     return Settings()
 
 
+@functools.cache
+def _trace_cli(trace_queries: bool) -> None:
+    # Only a CLI whose spans go somewhere starts traces (see client.telemetry.traces_exported).
+    if traces_exported():
+        setup_tracing(CLI_SERVICE_NAME, trace_queries=trace_queries)
+
+
 async def _connect(settings: Settings) -> Client:
+    # Every command that talks to Temporal connects here, so each one traces with the same OTEL_* setup.
+    _trace_cli(trace_queries=settings.trace_queries)
     return await connect(settings)
 
 
@@ -125,6 +140,27 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
             raise CliError(f"--metadata {pair!r}: expected KEY=VALUE")
         result[key] = value
     return result
+
+
+def expected_decision(
+    settings: Settings, task: ModelTaskInput, policy: CompiledPolicy | None = None
+) -> PolicyDecision:
+    """The decision the worker will make for ``task`` with the same policy: what the client can know.
+
+    Raises:
+        PolicyError: ``policy`` is not given and the configured policy file is invalid.
+    """
+    return evaluate(
+        policy if policy is not None else load_policy(settings.policy_path),
+        PolicyQuery(
+            job_type=task.job_type,
+            data_class=task.data_class,
+            approval=task.approval,
+            tenant=task.tenant,
+            input_chars=len(task.input),
+            payloads_encrypted=settings.encryption_configured,
+        ),
+    )
 
 
 def build_task(
@@ -173,17 +209,7 @@ def build_task(
         raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
     # What the worker will decide, asked before anything is written to history: an unknown tenant, an
     # input over the job type's limit, or a class that needs encryption this client cannot provide.
-    decision = evaluate(
-        policy,
-        PolicyQuery(
-            job_type=job_type,
-            data_class=data_class,
-            approval=approval,
-            tenant=tenant,
-            input_chars=len(prompt),
-            payloads_encrypted=settings.encryption_configured,
-        ),
-    )
+    decision = expected_decision(settings, task, policy)
     if decision.rule == DENIED_UNKNOWN_TENANT:
         raise CliError(f"--tenant: {decision.reasons[0]}")
     if decision.rule == DENIED_INPUT_TOO_LARGE:
@@ -303,21 +329,26 @@ def submit(
 
     async def run() -> int:
         client = await _connect(settings)
-        try:
-            await start_job(
-                client, task, workflow_id=workflow_id, task_queue=settings.task_queue, new_run=new_run
-            )
-        except JobIdInUseError as exc:
-            fix = (
-                "wait for it to end or choose another --id"
-                if exc.running
-                else "choose another --id, or pass --new-run to start a new run under it"
-            )
-            raise CliError(f"--id: {exc}; {fix}") from None
-        if wait:
-            if not json:
-                print(f"submitted {workflow_id}", file=sys.stderr)
-            return show_outcome(await wait_for_outcome(client, workflow_id), as_json=json)
+        # The job's trace starts here; the workflow's spans become its descendants (client/job_trace.py).
+        expected = expected_decision(settings, task)
+        with job_root_span("lanes submit", workflow_id=workflow_id, task=task, decision=expected) as span:
+            try:
+                await start_job(
+                    client, task, workflow_id=workflow_id, task_queue=settings.task_queue, new_run=new_run
+                )
+            except JobIdInUseError as exc:
+                fix = (
+                    "wait for it to end or choose another --id"
+                    if exc.running
+                    else "choose another --id, or pass --new-run to start a new run under it"
+                )
+                raise CliError(f"--id: {exc}; {fix}") from None
+            if wait:
+                if not json:
+                    print(f"submitted {workflow_id}", file=sys.stderr)
+                outcome = await wait_for_outcome(client, workflow_id)
+                record_job_outcome(span, outcome)
+                return show_outcome(outcome, as_json=json)
         if json:
             print_json({"workflow_id": workflow_id, "task_queue": settings.task_queue})
         else:
@@ -559,6 +590,7 @@ def demo(
     """Run one job per lane (and one cancellation) on a fresh embedded stack; what make demo runs."""
     from cli.demo import run_demo
 
+    _trace_cli(trace_queries=False)
     raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir)))
 
 

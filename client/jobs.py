@@ -32,6 +32,7 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import FailureType
+from client.job_trace import cancel_span, current_trace_memo, job_trace_link
 from policy import Lane, PolicyDecision
 from workflows.model_task import (
     CancelInput,
@@ -139,7 +140,14 @@ async def start_job(
     policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE if new_run else WorkflowIDReusePolicy.REJECT_DUPLICATE
     try:
         return await client.start_workflow(
-            ModelTaskWorkflow.run, task, id=workflow_id, task_queue=task_queue, id_reuse_policy=policy
+            ModelTaskWorkflow.run,
+            task,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=policy,
+            # The trace the job starts in (when the caller traces), so that a cancel can link to it
+            # while the job runs; the workflow replaces it with its root span's when it ends.
+            memo=current_trace_memo() or None,
         )
     except WorkflowAlreadyStartedError:
         running = new_run
@@ -280,6 +288,9 @@ async def cancel_job(
     A signal ends the job with a ``cancelled`` result recording who and why; a workflow cancellation
     (``workflow_cancel``) ends it CANCELED after the same cleanup at the provider.
 
+    The request is traced as a ``lanes cancel`` span of its own trace, linked to the job's trace (from
+    the memo: see ``client/job_trace.py``), with the signal's spans as its children.
+
     Raises:
         JobNotFoundError: No job has this id.
     """
@@ -287,12 +298,21 @@ async def cancel_job(
     description = await handle.describe()
     status = description.status.name if description.status else "UNKNOWN"
     via: Literal["signal", "workflow-cancel"] = "workflow-cancel" if workflow_cancel else "signal"
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        return CancelRequest(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
-    if workflow_cancel:
-        await handle.cancel(reason=reason)
-    else:
-        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason=reason, requested_by=requested_by))
+    try:
+        link = job_trace_link(await description.memo())
+    except Exception:  # a memo this client cannot decode (another key) must not stop a cancel
+        link = None
+    with cancel_span(workflow_id, link=link, via=via) as span:
+        requested = description.status == WorkflowExecutionStatus.RUNNING
+        span.set_attribute("lanes.cancel.requested", requested)
+        if not requested:
+            return CancelRequest(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
+        if workflow_cancel:
+            await handle.cancel(reason=reason)
+        else:
+            await handle.signal(
+                ModelTaskWorkflow.cancel, CancelInput(reason=reason, requested_by=requested_by)
+            )
     return CancelRequest(workflow_id=workflow_id, requested=True, execution_status=status, via=via)
 
 
@@ -391,7 +411,8 @@ async def _outcome(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]) -
             status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except Exception as exc:  # a query needs a worker; the cancellation itself is certain
             return outcome.model_copy(update={"query_error": f"{type(exc).__name__}: {exc}"})
-        update = status.model_dump(include={"lane", "rule", "response_id", "cancellation"})
+        # Attributes, not model_dump(): model_copy does not validate, and a dumped record stays a dict.
+        update = {name: getattr(status, name) for name in ("lane", "rule", "response_id", "cancellation")}
         return outcome.model_copy(update=update)
     return JobOutcome.from_result(handle.id, result)
 
