@@ -18,7 +18,9 @@ from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.plugin import SimplePlugin
 
 from client.codec import build_codec
+from client.job_metrics import JobMetricsInterceptor
 from client.plugin import LanesPlugin
+from client.provider_metrics import metered_http_client
 from client.settings import Settings
 from client.temporal_config import connect_config
 
@@ -39,7 +41,7 @@ class ProviderNotConfiguredError(RuntimeError):
 
 
 def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
-    """Return the client plugins: lanes' own (converter, codec, workflows) and OpenTelemetry tracing.
+    """Return the client plugins: lanes' own (converter, codec, workflows), OpenTelemetry tracing, metrics.
 
     ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
     record the lane decision. Both plugins are client and worker plugins, so workers inherit them from
@@ -54,7 +56,12 @@ def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
         client.codec.KeyConfigError: The configured keys are malformed, ambiguous or in an unsafe file.
     """
     codec = build_codec(settings) if settings is not None else None
-    return [LanesPlugin(codec), OpenTelemetryPlugin(add_temporal_spans=True)]
+    return [
+        LanesPlugin(codec),
+        OpenTelemetryPlugin(add_temporal_spans=True),
+        # Worker-only: counts jobs, decisions, tokens and completion lag from results (no-op without metrics).
+        SimplePlugin("lanes.JobMetricsPlugin", interceptors=[JobMetricsInterceptor()]),
+    ]
 
 
 async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
@@ -97,7 +104,7 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
             stack points the worker at the local emulator.
 
     Returns:
-        An ``AsyncOpenAI`` with ``max_retries=0``.
+        An ``AsyncOpenAI`` with ``max_retries=0`` whose requests are counted by endpoint and status.
 
     Raises:
         ProviderNotConfiguredError: Neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set.
@@ -108,4 +115,10 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
             "emulator (`lanes dev` starts one and sets it for its worker)"
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "emulator"
-    return openai.AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, max_retries=0)
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url,
+        max_retries=0,
+        # Counts provider requests by endpoint and status (client/provider_metrics.py).
+        http_client=metered_http_client(),
+    )
