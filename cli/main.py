@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import uuid
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from cli.render import (
     CliError,
     fields,
     print_json,
+    table,
     translate_errors,
     validation_message,
 )
@@ -39,12 +41,17 @@ from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import (
     InvalidWorkflowIdError,
     JobIdInUseError,
+    JobListError,
     JobOutcome,
     JobStatus,
+    JobSummary,
     cancel_job,
     check_workflow_id,
     job_outcome,
     job_status,
+    jobs_query,
+    list_jobs,
+    parse_since,
     start_job,
     wait_for_outcome,
 )
@@ -435,6 +442,70 @@ def result(
             )
         raise typer.Exit(EXIT_RUNNING)
     raise typer.Exit(show_outcome(outcome, as_json=json))
+
+
+def show_jobs(jobs: list[JobSummary]) -> None:
+    """Print jobs as a table, one row each: when, the decision (lane, rule, policy) and the outcome."""
+    rows = [["workflow id", "started (UTC)", "lane", "rule", "job type", "data class", "policy", "outcome"]]
+    for job in jobs:
+        policy = " ".join(p for p in (job.policy_version, (job.policy_digest or "")[:12]) if p) or "-"
+        outcome = job.outcome or (
+            "running" if job.execution_status == "RUNNING" else job.execution_status.lower()
+        )
+        rows.append(
+            [
+                job.workflow_id,
+                f"{job.start_time.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+                job.lane or "-",
+                job.rule or "-",
+                job.job_type or "-",
+                job.data_class or "-",
+                policy,
+                outcome,
+            ]
+        )
+    print(table(rows))
+
+
+@app.command("list")
+@translate_errors("lanes list")
+def list_(
+    lane: Annotated[
+        str | None, typer.Option(help="only jobs on this lane: background, stateless, denied")
+    ] = None,
+    job_type: Annotated[str | None, typer.Option(help="only jobs of this job type")] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="only jobs that ended so: completed, incomplete, denied, failed, cancelled"),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="only jobs started within this long: 30m, 24h, 7d, 2w")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many jobs, newest first")] = 100,
+    json: JsonFlag = False,
+) -> None:
+    """Jobs with their decision and outcome, from one visibility query (e.g. --lane background --since 7d)."""
+    try:
+        window = parse_since(since) if since is not None else None
+        jobs_query(lane=lane, job_type=job_type, outcome=outcome)  # bad filters fail before connecting
+        if limit < 1:
+            raise JobListError(f"limit: {limit} is not a positive number of jobs")
+    except JobListError as exc:
+        raise CliError(f"--{exc}".replace("--job type", "--job-type", 1)) from None
+
+    async def run() -> list[JobSummary]:
+        client = await _connect(_settings())
+        return await list_jobs(
+            client, lane=lane, job_type=job_type, outcome=outcome, since=window, limit=limit
+        )
+
+    jobs = asyncio.run(run())
+    if json:
+        print_json({"jobs": [job.model_dump(mode="json") for job in jobs]})
+    elif jobs:
+        show_jobs(jobs)
+    else:
+        print("no jobs match", file=sys.stderr)
 
 
 @app.command()
