@@ -448,7 +448,8 @@ def show_jobs(jobs: list[JobSummary]) -> None:
     """Print jobs as a table, one row each: when, the decision (lane, rule, policy) and the outcome."""
     rows = [["workflow id", "started (UTC)", "lane", "rule", "job type", "data class", "policy", "outcome"]]
     for job in jobs:
-        policy = " ".join(p for p in (job.policy_version, (job.policy_digest or "")[:12]) if p) or "-"
+        digest = (job.policy_digest or "").removeprefix("sha256:")[:12]
+        policy = " ".join(p for p in (job.policy_version, digest) if p) or "-"
         outcome = job.outcome or (
             "running" if job.execution_status == "RUNNING" else job.execution_status.lower()
         )
@@ -597,11 +598,21 @@ def dev(
     no_ui: Annotated[bool, typer.Option("--no-ui", help="run Temporal without its web UI")] = False,
     duration: Annotated[float, typer.Option(help="simulated background duration, seconds")] = 5.0,
     state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/dev"),
+    traces: Annotated[
+        bool, typer.Option("--traces", help="start Arize Phoenix (lanes[phoenix]) and send every trace to it")
+    ] = False,
+    phoenix_port: Annotated[int, typer.Option(help="Phoenix UI and OTLP port (with --traces)")] = 6006,
 ) -> None:
     """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all."""
+    from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer, phoenix_cli
     from cli.stack import EmbeddedStack, StackError
     from responses_emulator import EmulatorConfig
 
+    if traces:
+        if phoenix_cli() is None:
+            raise CliError("--traces: Arize Phoenix is not installed; pip install 'lanes[phoenix]'")
+        _check_port(phoenix_port, "--phoenix-port", "Phoenix")
+    phoenix = PhoenixServer(state_dir=state_dir / "phoenix", port=phoenix_port) if traces else None
     _check_port(port, "--port", "Temporal frontend")
     _check_port(emulator_port, "--emulator-port", "Responses emulator")
     if not no_ui:
@@ -613,6 +624,7 @@ def dev(
         emulator_config=EmulatorConfig(duration_s=duration),
         ui_port=None if no_ui else ui_port,
         policy_path=_settings().policy_path,
+        worker_env=phoenix.otlp_environment() if phoenix else None,
     )
 
     async def run() -> None:
@@ -621,7 +633,11 @@ def dev(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            async with stack:
+            async with contextlib.AsyncExitStack() as parts:
+                if phoenix is not None:
+                    print("starting Arize Phoenix (about 25 s)...", file=sys.stderr, flush=True)
+                    await parts.enter_async_context(phoenix)
+                await parts.enter_async_context(stack)
                 s = stack.settings
                 print(f"Temporal    {s.temporal_address} (namespace {s.temporal_namespace})")
                 if not no_ui:
@@ -637,9 +653,16 @@ def dev(
                 pid = stack.worker.pid if stack.worker else "-"
                 print(f"worker      pid {pid} on task queue {s.task_queue!r}")
                 print(f"logs        {state_dir}/")
+                exports = f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
+                if phoenix is not None:
+                    print(
+                        f"Phoenix     {phoenix.url}  (project {PROJECT!r}; the worker sends its traces there)"
+                    )
+                    print(f"            background jobs: filter  {BACKGROUND_FILTER}")
+                    print("            (Traces tab: root spans, e.g. `lanes submit`; Spans tab: every span)")
+                    exports += "".join(f"  export {k}={v}\n" for k, v in phoenix.otlp_environment().items())
                 print(
-                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n"
-                    f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
+                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n{exports}"
                     "  lanes submit --job-type public_research --input 'hello' --wait\n"
                     "Ctrl-C stops everything.",
                     flush=True,
@@ -648,7 +671,9 @@ def dev(
                 print("stopping...", file=sys.stderr)
         except (StackError, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CliError(f"{first}; change the port with --port, --emulator-port or --ui-port") from None
+            raise CliError(
+                f"{first}; change the port with --port, --emulator-port, --ui-port or --phoenix-port"
+            ) from None
 
     asyncio.run(run())
 

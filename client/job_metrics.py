@@ -23,6 +23,7 @@ resolution of one second, so the lag is too.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -113,11 +114,16 @@ class _ActivityMetrics(ActivityInboundInterceptor):
 
 class _WorkflowMetrics(WorkflowInboundInterceptor):
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        # Completed, failed, denied or cancelled (CancelledError): the workflow upserted LanesOutcome just
+        # before. Not in a ``finally``: an evicted workflow's coroutine is closed (GeneratorExit) outside
+        # the workflow's event loop, where its info cannot be read, and the job has not ended anyway.
         try:
-            return await super().execute_workflow(input)
-        finally:
-            # Completed, failed, denied or cancelled: the workflow upserted LanesOutcome just before.
+            result = await super().execute_workflow(input)
+        except (Exception, asyncio.CancelledError):
             record_job_end(workflow.info().typed_search_attributes)
+            raise
+        record_job_end(workflow.info().typed_search_attributes)
+        return result
 
 
 class JobMetricsInterceptor(Interceptor):
