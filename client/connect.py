@@ -18,7 +18,6 @@ from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.plugin import SimplePlugin
 
 from client.codec import build_codec
-from client.job_metrics import JobMetricsInterceptor
 from client.plugin import LanesPlugin
 from client.provider_metrics import metered_http_client
 from client.settings import Settings
@@ -41,7 +40,7 @@ class ProviderNotConfiguredError(RuntimeError):
 
 
 def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
-    """Return the client plugins: lanes' own (converter, codec, workflows), OpenTelemetry tracing, metrics.
+    """Return the client plugins: lanes' own (converter, codec, workflows, metrics) and OpenTelemetry tracing.
 
     ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
     record the lane decision. Both plugins are client and worker plugins, so workers inherit them from
@@ -56,12 +55,7 @@ def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
         client.codec.KeyConfigError: The configured keys are malformed, ambiguous or in an unsafe file.
     """
     codec = build_codec(settings) if settings is not None else None
-    return [
-        LanesPlugin(codec),
-        OpenTelemetryPlugin(add_temporal_spans=True),
-        # Worker-only: counts jobs, decisions, tokens and completion lag from results (no-op without metrics).
-        SimplePlugin("lanes.JobMetricsPlugin", interceptors=[JobMetricsInterceptor()]),
-    ]
+    return [LanesPlugin(codec), OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
