@@ -1,7 +1,8 @@
 """lanes' job metrics, recorded by a worker interceptor from what workflows and activities return.
 
-An interceptor (registered in ``client/connect.py``, so every worker has it) reads results that already
-exist, so no workflow or activity code records anything and the metrics cannot drift from the results:
+An interceptor (in ``LanesPlugin``, which ``client/connect.py`` registers, so every worker has it) reads
+results that already exist, so no workflow or activity code records anything and the metrics cannot
+drift from the results:
 
 ======================================  ==============================  ===============================
 instrument                              labels                          recorded when
