@@ -9,7 +9,7 @@ STAMP := $(VENV)/.lanes-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,dev-stack,otlp]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,dev-stack,otlp,prometheus]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -2,7 +2,8 @@
 
     python worker.py        # or: lanes worker
 
-Reads :class:`~client.settings.Settings` from the environment, installs tracing, connects through
+Reads :class:`~client.settings.Settings` from the environment, installs tracing and metrics (a
+Prometheus endpoint with ``LANES_PROMETHEUS_BIND``), connects through
 ``client/connect.py``, loads the policy (failing at start, not at the first job, if it is malformed),
 and runs the workflows (from the client's :class:`~client.plugin.LanesPlugin`) with the policy and
 Responses activities until SIGTERM or SIGINT.
@@ -36,9 +37,10 @@ from client.connect import (
 )
 from client.endpoint_clients import EndpointClients
 from client.health import keep_alive
+from client.metrics import setup_metrics
 from client.settings import Settings
 from client.setup import SearchAttributesMissingError, require_search_attributes
-from client.telemetry import configure_logging, setup_tracing, shutdown_telemetry
+from client.telemetry import TelemetryConfigError, configure_logging, setup_tracing, shutdown_telemetry
 from client.temporal_config import TemporalConfigError
 from client.worker_tuning import configuration_message
 from policy import PolicyError, PolicySource
@@ -223,7 +225,9 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 async def run(settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT."""
-    setup_tracing("lanes-worker")
+    setup_tracing("lanes-worker", trace_queries=settings.trace_queries)
+    # Before the first client: Temporal's core records its metrics into the default runtime this sets.
+    metrics_pipeline = setup_metrics("lanes-worker", settings)
     client = await connect(settings)
     if "background" in settings.worker.lanes:
         # The workflows upsert lanes' search attributes: without them every workflow task would fail.
@@ -236,6 +240,8 @@ async def run(settings: Settings) -> None:
     # One client per endpoint of the policy in force at start; a missing key stops the worker here.
     policy = PolicySource(settings.policy_path).current()
     async with endpoint_clients(settings, policy) as provider, contextlib.AsyncExitStack() as running:
+        if metrics_pipeline is not None:
+            await running.enter_async_context(metrics_pipeline.temporal_metrics())
         workers = build_workers(client, settings, provider)
         for worker in workers:
             await running.enter_async_context(worker)
@@ -255,6 +261,7 @@ CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
     ValidationError,
     SearchAttributesMissingError,
     WorkerConfigError,
+    TelemetryConfigError,
 )
 """Errors that mean "fix the configuration": one line naming what and how. Anything else is a bug and
 keeps its traceback."""

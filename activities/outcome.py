@@ -42,6 +42,8 @@ class ProviderOutcome(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     usage: TokenUsage | None = None
+    completed_at: float | None = None
+    """The provider's completion time (Unix seconds), for the completion-detection lag metric."""
 
     @classmethod
     def from_response(cls, response: Response) -> ProviderOutcome:
@@ -68,4 +70,5 @@ class ProviderOutcome(BaseModel):
             )
             if usage
             else None,
+            completed_at=response.completed_at,
         )

@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from cli.stack import EmbeddedStack
 from client.connect import connect
+from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import cancel_job, start_job, wait_for_outcome, wait_for_phase
 from responses_emulator import EmulatorConfig
 from workflows.model_task import ModelTaskInput
@@ -92,11 +93,14 @@ JOBS = (
 
 async def _run_job(client: Client, task_queue: str, job: DemoJob) -> dict[str, Any]:
     workflow_id = f"demo-{job.task.job_type}-{uuid.uuid4().hex[:8]}"
-    handle = await start_job(client, job.task, workflow_id=workflow_id, task_queue=task_queue)
-    if job.cancel_once_running:
-        await wait_for_phase(handle, "running")
-        await cancel_job(client, workflow_id, reason="demo: user changed their mind", requested_by="demo")
-    outcome = await wait_for_outcome(client, workflow_id)
+    # One trace per job, from this submission to the last provider call (when OTEL_* exports spans).
+    with job_root_span("lanes demo", workflow_id=workflow_id, task=job.task) as span:
+        handle = await start_job(client, job.task, workflow_id=workflow_id, task_queue=task_queue)
+        if job.cancel_once_running:
+            await wait_for_phase(handle, "running")
+            await cancel_job(client, workflow_id, reason="demo: user changed their mind", requested_by="demo")
+        outcome = await wait_for_outcome(client, workflow_id)
+        record_job_outcome(span, outcome)
     chars = f" ({len(outcome.output_text)} chars)" if outcome.output_text else ""
     return {
         "label": job.label,

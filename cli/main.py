@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import os
 import signal
 import socket
 import sys
 import uuid
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -30,28 +32,35 @@ from cli.render import (
     CliError,
     fields,
     print_json,
+    table,
     translate_errors,
     validation_message,
 )
 from client.connect import connect, endpoint_clients
+from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import (
     InvalidWorkflowIdError,
     JobIdInUseError,
+    JobListError,
     JobNotWatchableError,
     JobOutcome,
     JobStatus,
+    JobSummary,
     WatchEndpointError,
     cancel_job,
     check_workflow_id,
     job_outcome,
     job_status,
+    jobs_query,
+    list_jobs,
+    parse_since,
     start_job,
     wait_for_outcome,
     watch_job,
 )
 from client.settings import Settings
-from client.telemetry import shutdown_telemetry
-from policy import PolicyError, PolicyQuery, evaluate, load_policy
+from client.telemetry import setup_tracing, shutdown_telemetry, traces_exported
+from policy import CompiledPolicy, PolicyDecision, PolicyError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from responses_emulator import command as emulator_command
 from workflows.model_task import CancellationRecord, ExecutionOptions, ModelTaskInput
@@ -82,11 +91,24 @@ SUBMIT_FLAGS = {
 """The flag of each ``ModelTaskInput`` field, so that a validation error names what the user typed."""
 
 
+CLI_SERVICE_NAME = "lanes-cli"
+"""``service.name`` of the CLI's spans unless ``OTEL_SERVICE_NAME`` is set."""
+
+
 def _settings() -> Settings:
     return Settings()
 
 
+@functools.cache
+def _trace_cli(trace_queries: bool) -> None:
+    # Only a CLI whose spans go somewhere starts traces (see client.telemetry.traces_exported).
+    if traces_exported():
+        setup_tracing(CLI_SERVICE_NAME, trace_queries=trace_queries)
+
+
 async def _connect(settings: Settings) -> Client:
+    # Every command that talks to Temporal connects here, so each one traces with the same OTEL_* setup.
+    _trace_cli(trace_queries=settings.trace_queries)
     return await connect(settings)
 
 
@@ -128,6 +150,27 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
             raise CliError(f"--metadata {pair!r}: expected KEY=VALUE")
         result[key] = value
     return result
+
+
+def expected_decision(
+    settings: Settings, task: ModelTaskInput, policy: CompiledPolicy | None = None
+) -> PolicyDecision:
+    """The decision the worker will make for ``task`` with the same policy: what the client can know.
+
+    Raises:
+        PolicyError: ``policy`` is not given and the configured policy file is invalid.
+    """
+    return evaluate(
+        policy if policy is not None else load_policy(settings.policy_path),
+        PolicyQuery(
+            job_type=task.job_type,
+            data_class=task.data_class,
+            approval=task.approval,
+            tenant=task.tenant,
+            input_chars=len(task.input),
+            payloads_encrypted=settings.encryption_configured,
+        ),
+    )
 
 
 def build_task(
@@ -176,17 +219,7 @@ def build_task(
         raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
     # What the worker will decide, asked before anything is written to history: an unknown tenant, an
     # input over the job type's limit, or a class that needs encryption this client cannot provide.
-    decision = evaluate(
-        policy,
-        PolicyQuery(
-            job_type=job_type,
-            data_class=data_class,
-            approval=approval,
-            tenant=tenant,
-            input_chars=len(prompt),
-            payloads_encrypted=settings.encryption_configured,
-        ),
-    )
+    decision = expected_decision(settings, task, policy)
     if decision.rule == DENIED_UNKNOWN_TENANT:
         raise CliError(f"--tenant: {decision.reasons[0]}")
     if decision.rule == DENIED_INPUT_TOO_LARGE:
@@ -306,21 +339,26 @@ def submit(
 
     async def run() -> int:
         client = await _connect(settings)
-        try:
-            await start_job(
-                client, task, workflow_id=workflow_id, task_queue=settings.task_queue, new_run=new_run
-            )
-        except JobIdInUseError as exc:
-            fix = (
-                "wait for it to end or choose another --id"
-                if exc.running
-                else "choose another --id, or pass --new-run to start a new run under it"
-            )
-            raise CliError(f"--id: {exc}; {fix}") from None
-        if wait:
-            if not json:
-                print(f"submitted {workflow_id}", file=sys.stderr)
-            return show_outcome(await wait_for_outcome(client, workflow_id), as_json=json)
+        # The job's trace starts here; the workflow's spans become its descendants (client/job_trace.py).
+        expected = expected_decision(settings, task)
+        with job_root_span("lanes submit", workflow_id=workflow_id, task=task, decision=expected) as span:
+            try:
+                await start_job(
+                    client, task, workflow_id=workflow_id, task_queue=settings.task_queue, new_run=new_run
+                )
+            except JobIdInUseError as exc:
+                fix = (
+                    "wait for it to end or choose another --id"
+                    if exc.running
+                    else "choose another --id, or pass --new-run to start a new run under it"
+                )
+                raise CliError(f"--id: {exc}; {fix}") from None
+            if wait:
+                if not json:
+                    print(f"submitted {workflow_id}", file=sys.stderr)
+                outcome = await wait_for_outcome(client, workflow_id)
+                record_job_outcome(span, outcome)
+                return show_outcome(outcome, as_json=json)
         if json:
             print_json({"workflow_id": workflow_id, "task_queue": settings.task_queue})
         else:
@@ -407,6 +445,71 @@ def result(
             )
         raise typer.Exit(EXIT_RUNNING)
     raise typer.Exit(show_outcome(outcome, as_json=json))
+
+
+def show_jobs(jobs: list[JobSummary]) -> None:
+    """Print jobs as a table, one row each: when, the decision (lane, rule, policy) and the outcome."""
+    rows = [["workflow id", "started (UTC)", "lane", "rule", "job type", "data class", "policy", "outcome"]]
+    for job in jobs:
+        digest = (job.policy_digest or "").removeprefix("sha256:")[:12]
+        policy = " ".join(p for p in (job.policy_version, digest) if p) or "-"
+        outcome = job.outcome or (
+            "running" if job.execution_status == "RUNNING" else job.execution_status.lower()
+        )
+        rows.append(
+            [
+                job.workflow_id,
+                f"{job.start_time.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+                job.lane or "-",
+                job.rule or "-",
+                job.job_type or "-",
+                job.data_class or "-",
+                policy,
+                outcome,
+            ]
+        )
+    print(table(rows))
+
+
+@app.command("list")
+@translate_errors("lanes list")
+def list_(
+    lane: Annotated[
+        str | None, typer.Option(help="only jobs on this lane: background, stateless, denied")
+    ] = None,
+    job_type: Annotated[str | None, typer.Option(help="only jobs of this job type")] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="only jobs that ended so: completed, incomplete, denied, failed, cancelled"),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="only jobs started within this long: 30m, 24h, 7d, 2w")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many jobs, newest first")] = 100,
+    json: JsonFlag = False,
+) -> None:
+    """Jobs with their decision and outcome, from one visibility query (e.g. --lane background --since 7d)."""
+    try:
+        window = parse_since(since) if since is not None else None
+        jobs_query(lane=lane, job_type=job_type, outcome=outcome)  # bad filters fail before connecting
+        if limit < 1:
+            raise JobListError(f"limit: {limit} is not a positive number of jobs")
+    except JobListError as exc:
+        raise CliError(f"--{exc}".replace("--job type", "--job-type", 1)) from None
+
+    async def run() -> list[JobSummary]:
+        client = await _connect(_settings())
+        return await list_jobs(
+            client, lane=lane, job_type=job_type, outcome=outcome, since=window, limit=limit
+        )
+
+    jobs = asyncio.run(run())
+    if json:
+        print_json({"jobs": [job.model_dump(mode="json") for job in jobs]})
+    elif jobs:
+        show_jobs(jobs)
+    else:
+        print("no jobs match", file=sys.stderr)
 
 
 @app.command()
@@ -545,11 +648,21 @@ def dev(
     no_ui: Annotated[bool, typer.Option("--no-ui", help="run Temporal without its web UI")] = False,
     duration: Annotated[float, typer.Option(help="simulated background duration, seconds")] = 5.0,
     state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/dev"),
+    traces: Annotated[
+        bool, typer.Option("--traces", help="start Arize Phoenix (lanes[phoenix]) and send every trace to it")
+    ] = False,
+    phoenix_port: Annotated[int, typer.Option(help="Phoenix UI and OTLP port (with --traces)")] = 6006,
 ) -> None:
     """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all."""
+    from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer, phoenix_cli
     from cli.stack import EmbeddedStack, StackError
     from responses_emulator import EmulatorConfig
 
+    if traces:
+        if phoenix_cli() is None:
+            raise CliError("--traces: Arize Phoenix is not installed; pip install 'lanes[phoenix]'")
+        _check_port(phoenix_port, "--phoenix-port", "Phoenix")
+    phoenix = PhoenixServer(state_dir=state_dir / "phoenix", port=phoenix_port) if traces else None
     _check_port(port, "--port", "Temporal frontend")
     _check_port(emulator_port, "--emulator-port", "Responses emulator")
     if not no_ui:
@@ -561,6 +674,7 @@ def dev(
         emulator_config=EmulatorConfig(duration_s=duration),
         ui_port=None if no_ui else ui_port,
         policy_path=_settings().policy_path,
+        worker_env=phoenix.otlp_environment() if phoenix else None,
     )
 
     async def run() -> None:
@@ -569,7 +683,11 @@ def dev(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            async with stack:
+            async with contextlib.AsyncExitStack() as parts:
+                if phoenix is not None:
+                    print("starting Arize Phoenix (about 25 s)...", file=sys.stderr, flush=True)
+                    await parts.enter_async_context(phoenix)
+                await parts.enter_async_context(stack)
                 s = stack.settings
                 print(f"Temporal    {s.temporal_address} (namespace {s.temporal_namespace})")
                 if not no_ui:
@@ -585,9 +703,16 @@ def dev(
                 pid = stack.worker.pid if stack.worker else "-"
                 print(f"worker      pid {pid} on task queue {s.task_queue!r}")
                 print(f"logs        {state_dir}/")
+                exports = f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
+                if phoenix is not None:
+                    print(
+                        f"Phoenix     {phoenix.url}  (project {PROJECT!r}; the worker sends its traces there)"
+                    )
+                    print(f"            background jobs: filter  {BACKGROUND_FILTER}")
+                    print("            (Traces tab: root spans, e.g. `lanes submit`; Spans tab: every span)")
+                    exports += "".join(f"  export {k}={v}\n" for k, v in phoenix.otlp_environment().items())
                 print(
-                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n"
-                    f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
+                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n{exports}"
                     "  lanes submit --job-type public_research --input 'hello' --wait\n"
                     "Ctrl-C stops everything.",
                     flush=True,
@@ -596,7 +721,9 @@ def dev(
                 print("stopping...", file=sys.stderr)
         except (StackError, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CliError(f"{first}; change the port with --port, --emulator-port or --ui-port") from None
+            raise CliError(
+                f"{first}; change the port with --port, --emulator-port, --ui-port or --phoenix-port"
+            ) from None
 
     asyncio.run(run())
 
@@ -609,6 +736,7 @@ def demo(
     """Run one job per lane (and one cancellation) on a fresh embedded stack; what make demo runs."""
     from cli.demo import run_demo
 
+    _trace_cli(trace_queries=False)
     raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir)))
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from client.codec import KeyConfigError
 from client.connect import ProviderNotConfiguredError, TemporalUnreachableError
 from client.jobs import JobNotFoundError
+from client.telemetry import TelemetryConfigError
 from client.temporal_config import TemporalConfigError
 
 P = ParamSpec("P")
@@ -81,8 +82,8 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
     A closed pipe ends the command quietly.
 
     :class:`CliError` exits with its code; an unreachable server, a missing provider configuration,
-    an unknown workflow id or malformed encryption keys exit 2. A closed stdout (``lanes ... | head``)
-    ends the command quietly.
+    an unknown workflow id, malformed encryption keys or an unknown ``OTEL_*`` exporter exit 2. A closed
+    stdout (``lanes ... | head``) ends the command quietly.
     """
 
     def decorate(func: Callable[P, None]) -> Callable[P, None]:
@@ -96,6 +97,7 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
             except (
                 TemporalUnreachableError,
                 TemporalConfigError,
+                TelemetryConfigError,
                 ProviderNotConfiguredError,
                 JobNotFoundError,
                 KeyConfigError,

@@ -302,6 +302,7 @@ class EmbeddedStack:
             prompts or outputs to its database in clear text. A codec server on loopback lets the web UI
             (and ``temporal workflow show --codec-endpoint``) read them.
         codec_port: Port of that codec server; free if ``None``.
+        worker_env: Extra environment of the worker (``OTEL_*`` pointing at a trace backend, say).
     """
 
     def __init__(
@@ -318,8 +319,10 @@ class EmbeddedStack:
         ui_port: int | None = None,
         encrypt: bool = True,
         codec_port: int | None = None,
+        worker_env: dict[str, str] | None = None,
     ) -> None:
         self.state_dir = state_dir
+        self._worker_env = worker_env
         self.encrypt = encrypt
         self.codec_port = codec_port or free_port()
         self.codec_url: str | None = f"http://127.0.0.1:{self.codec_port}" if encrypt else None
@@ -376,7 +379,9 @@ class EmbeddedStack:
                 }
             )
             if self._start_worker:
-                self.worker = WorkerProcess(self._settings, log_path=self.state_dir / "worker.log")
+                self.worker = WorkerProcess(
+                    self._settings, log_path=self.state_dir / "worker.log", env=self._worker_env
+                )
                 parts.push_async_callback(self.worker.stop)
                 await self.worker.start()
             self._parts = parts.pop_all()

@@ -22,6 +22,7 @@ from temporalio.plugin import SimplePlugin
 from client.codec import build_codec
 from client.endpoint_clients import EndpointClient, EndpointClients
 from client.plugin import LanesPlugin
+from client.provider_metrics import metered_http_client
 from client.settings import Settings
 from client.temporal_config import connect_config
 from policy import DEFAULT_ENDPOINT, CompiledPolicy
@@ -47,7 +48,7 @@ class ProviderNotConfiguredError(RuntimeError):
 
 
 def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
-    """Return the client plugins: lanes' own (converter, codec, workflows) and OpenTelemetry tracing.
+    """Return the client plugins: lanes' own (converter, codec, workflows, metrics) and OpenTelemetry tracing.
 
     ``add_temporal_spans`` gives every activity a ``RunActivity:<name>`` span, which is where activities
     record the lane decision. Both plugins are client and worker plugins, so workers inherit them from
@@ -105,7 +106,7 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
             stack points the worker at the local emulator.
 
     Returns:
-        An ``AsyncOpenAI`` with ``max_retries=0``.
+        An ``AsyncOpenAI`` with ``max_retries=0`` whose requests are counted by endpoint and status.
 
     Raises:
         ProviderNotConfiguredError: Neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set.
@@ -116,7 +117,13 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
             "emulator (`lanes dev` starts one and sets it for its worker)"
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "emulator"
-    return openai.AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, max_retries=0)
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url,
+        max_retries=0,
+        # Counts provider requests by endpoint and status (client/provider_metrics.py).
+        http_client=metered_http_client(),
+    )
 
 
 def endpoint_clients(
@@ -160,6 +167,8 @@ def endpoint_clients(
                 f"endpoints.{name}.api_key_env"
             )
         base_url = spec.base_url or settings.openai_base_url
-        client = openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
+        client = openai.AsyncOpenAI(
+            api_key=key, base_url=base_url, max_retries=0, http_client=metered_http_client()
+        )
         clients.append(EndpointClient.of(name, client))
     return EndpointClients(clients)

@@ -8,6 +8,7 @@ The CLI, the demo and user code share these typed entry points; the CLI only par
     outcome = await wait_for_outcome(client, "lanes-42")  # JobOutcome: completed, denied, failed, ...
     async for item in watch_job(client, "lanes-42", clients):  # text deltas live, then the JobOutcome
         ...
+    jobs = await list_jobs(client, lane="background", since=timedelta(days=7))  # one visibility query
 
 A client that wants to act at a point of a job's life (cancel it once it runs, show progress once the
 provider has an id) waits on the workflow's own account of its phase instead of sleeping and hoping.
@@ -16,8 +17,9 @@ provider has an id) waits on the workflow's own account of its phase instead of 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx2
@@ -31,7 +33,13 @@ from openai.types.responses import (
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ApplicationError,
@@ -43,7 +51,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.failures import FailureType
 from client.endpoint_clients import EndpointClient, UnknownEndpointError
+from client.job_trace import cancel_span, current_trace_memo, job_trace_link
 from policy import DEFAULT_ENDPOINT, Lane, PolicyDecision
+from workflows import search_attributes
 from workflows.model_task import (
     CancelInput,
     ModelTaskInput,
@@ -150,7 +160,14 @@ async def start_job(
     policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE if new_run else WorkflowIDReusePolicy.REJECT_DUPLICATE
     try:
         return await client.start_workflow(
-            ModelTaskWorkflow.run, task, id=workflow_id, task_queue=task_queue, id_reuse_policy=policy
+            ModelTaskWorkflow.run,
+            task,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=policy,
+            # The trace the job starts in (when the caller traces), so that a cancel can link to it
+            # while the job runs; the workflow replaces it with its root span's when it ends.
+            memo=current_trace_memo() or None,
         )
     except WorkflowAlreadyStartedError:
         running = new_run
@@ -294,6 +311,9 @@ async def cancel_job(
     A signal ends the job with a ``cancelled`` result recording who and why; a workflow cancellation
     (``workflow_cancel``) ends it CANCELED after the same cleanup at the provider.
 
+    The request is traced as a ``lanes cancel`` span of its own trace, linked to the job's trace (from
+    the memo: see ``client/job_trace.py``), with the signal's spans as its children.
+
     Raises:
         JobNotFoundError: No job has this id.
     """
@@ -301,12 +321,21 @@ async def cancel_job(
     description = await handle.describe()
     status = description.status.name if description.status else "UNKNOWN"
     via: Literal["signal", "workflow-cancel"] = "workflow-cancel" if workflow_cancel else "signal"
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        return CancelRequest(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
-    if workflow_cancel:
-        await handle.cancel(reason=reason)
-    else:
-        await handle.signal(ModelTaskWorkflow.cancel, CancelInput(reason=reason, requested_by=requested_by))
+    try:
+        link = job_trace_link(await description.memo())
+    except Exception:  # a memo this client cannot decode (another key) must not stop a cancel
+        link = None
+    with cancel_span(workflow_id, link=link, via=via) as span:
+        requested = description.status == WorkflowExecutionStatus.RUNNING
+        span.set_attribute("lanes.cancel.requested", requested)
+        if not requested:
+            return CancelRequest(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
+        if workflow_cancel:
+            await handle.cancel(reason=reason)
+        else:
+            await handle.signal(
+                ModelTaskWorkflow.cancel, CancelInput(reason=reason, requested_by=requested_by)
+            )
     return CancelRequest(workflow_id=workflow_id, requested=True, execution_status=status, via=via)
 
 
@@ -405,7 +434,8 @@ async def _outcome(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]) -
             status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except Exception as exc:  # a query needs a worker; the cancellation itself is certain
             return outcome.model_copy(update={"query_error": f"{type(exc).__name__}: {exc}"})
-        update = status.model_dump(include={"lane", "rule", "response_id", "cancellation"})
+        # Attributes, not model_dump(): model_copy does not validate, and a dumped record stays a dict.
+        update = {name: getattr(status, name) for name in ("lane", "rule", "response_id", "cancellation")}
         return outcome.model_copy(update=update)
     return JobOutcome.from_result(handle.id, result)
 
@@ -583,3 +613,150 @@ async def watch_job(
                 break
             await asyncio.sleep(min(reconnect_delay_s * max(failures, 1), 2.0))
     yield await _outcome(handle)
+
+
+class JobListError(ValueError):
+    """A filter of :func:`list_jobs` is malformed; the message names the filter and the fix."""
+
+
+OUTCOMES: tuple[OutcomeStatus, ...] = ("completed", "incomplete", "denied", "failed", "cancelled")
+"""Every value of ``LanesOutcome``."""
+
+_SINCE = re.compile(r"(\d+)\s*(m|h|d|w)")
+_SINCE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_KEYWORD_VALUE = re.compile(r"[A-Za-z0-9_.:@/-]{1,200}")
+"""Characters a filter value may have: policy names and ids, never a quote that would end the string."""
+
+
+def parse_since(text: str) -> timedelta:
+    """``30m``, ``24h``, ``7d`` or ``2w`` as a duration.
+
+    Raises:
+        JobListError: Anything else.
+    """
+    match = _SINCE.fullmatch(text.strip().lower())
+    if not match or int(match[1]) == 0:
+        raise JobListError(f"since: {text!r} is not a duration; use a number and a unit: 30m, 24h, 7d or 2w")
+    return timedelta(**{_SINCE_UNITS[match[2]]: int(match[1])})
+
+
+def jobs_query(
+    *,
+    lane: str | None = None,
+    job_type: str | None = None,
+    outcome: str | None = None,
+    started_after: datetime | None = None,
+) -> str:
+    """The visibility query of :func:`list_jobs`: lanes' search attributes, ``AND``-ed.
+
+    Raises:
+        JobListError: An unknown lane or outcome, or a job type with characters a policy name never has.
+    """
+    clauses = [f"WorkflowType = '{ModelTaskWorkflow.__name__}'"]
+    if lane is not None:
+        if lane not in {str(known) for known in Lane}:
+            raise JobListError(f"lane: unknown lane {lane!r}; choose {', '.join(str(k) for k in Lane)}")
+        clauses.append(f"{search_attributes.LANE.name} = '{lane}'")
+    if job_type is not None:
+        if not _KEYWORD_VALUE.fullmatch(job_type):
+            raise JobListError(f"job type: {job_type!r} is not a job type name (letters, digits, _ . : - /)")
+        clauses.append(f"{search_attributes.JOB_TYPE.name} = '{job_type}'")
+    if outcome is not None:
+        if outcome not in OUTCOMES:
+            raise JobListError(f"outcome: unknown outcome {outcome!r}; choose {', '.join(OUTCOMES)}")
+        clauses.append(f"{search_attributes.OUTCOME.name} = '{outcome}'")
+    if started_after is not None:
+        instant = started_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clauses.append(f"StartTime >= '{instant}'")
+    return " AND ".join(clauses)
+
+
+class JobSummary(BaseModel):
+    """One job as visibility knows it: when it started, its decision and outcome, without its history.
+
+    The decision comes from the search attributes the workflow upserts once the policy decided (so a
+    running job has it too); ``policy_version`` from the memo, written when the job ends. ``None`` where
+    the job has not got that far (or ran before the attribute existed).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    run_id: str
+    start_time: datetime
+    close_time: datetime | None = None
+    execution_status: str
+    lane: str | None = None
+    rule: str | None = None
+    job_type: str | None = None
+    data_class: str | None = None
+    policy_digest: str | None = None
+    policy_version: str | None = None
+    outcome: str | None = None
+    """``LanesOutcome``; ``None`` while the job runs."""
+    trace_id: str | None = None
+    """The job's trace (from the memo), to open it in a trace backend."""
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+async def _summary(execution: WorkflowExecution) -> JobSummary:
+    attrs = execution.typed_search_attributes
+    try:
+        memo = await execution.memo()
+    except Exception:  # a memo this client cannot decode (another key): the search attributes still tell
+        memo = {}
+    decision = _mapping(memo.get("lanes_decision"))
+    job_trace = _mapping(memo.get("lanes_trace"))
+    return JobSummary(
+        workflow_id=execution.id,
+        run_id=execution.run_id,
+        start_time=execution.start_time,
+        close_time=execution.close_time,
+        execution_status=execution.status.name if execution.status else "UNKNOWN",
+        lane=attrs.get(search_attributes.LANE),
+        rule=attrs.get(search_attributes.RULE),
+        job_type=attrs.get(search_attributes.JOB_TYPE),
+        data_class=attrs.get(search_attributes.DATA_CLASS),
+        policy_digest=attrs.get(search_attributes.POLICY_DIGEST),
+        policy_version=decision.get("policy_version"),
+        outcome=attrs.get(search_attributes.OUTCOME),
+        trace_id=job_trace.get("trace_id"),
+    )
+
+
+async def list_jobs(
+    client: Client,
+    *,
+    lane: str | None = None,
+    job_type: str | None = None,
+    outcome: str | None = None,
+    since: timedelta | None = None,
+    limit: int = 100,
+) -> list[JobSummary]:
+    """Jobs matching the filters, newest first, from one visibility query (no history is read).
+
+    "Which jobs used stored provider state this week, and why?" is
+    ``list_jobs(client, lane="background", since=timedelta(days=7))``: each summary names the rule and
+    the policy that decided. Visibility is eventually consistent: a job started a moment ago, or its
+    outcome, may appear a little later.
+
+    Args:
+        client: A connected client.
+        lane: Only jobs the policy sent to this lane.
+        job_type: Only jobs of this job type.
+        outcome: Only jobs that ended so (``completed``, ``incomplete``, ``denied``, ``failed``,
+            ``cancelled``).
+        since: Only jobs started within this duration before now.
+        limit: At most this many jobs.
+
+    Raises:
+        JobListError: A filter is malformed.
+    """
+    if limit < 1:
+        raise JobListError(f"limit: {limit} is not a positive number of jobs")
+    started_after = datetime.now(UTC) - since if since is not None else None
+    query = jobs_query(lane=lane, job_type=job_type, outcome=outcome, started_after=started_after)
+    return [await _summary(execution) async for execution in client.list_workflows(query, limit=limit)]

@@ -10,6 +10,7 @@ With a payload codec (``client/codec.py``: encryption, then a claim check for la
 converter encodes every payload with it and encodes failure messages and stack traces too, so nothing a
 job carries is readable in history without the key.
 
+It also carries the worker interceptor that records lanes' job metrics (``client/job_metrics.py``).
 Activities are not in the plugin: they are methods of objects that own an OpenAI client and a policy
 source, which only the worker builds (``worker.py``).
 """
@@ -23,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 from temporalio.plugin import SimplePlugin
 
+from client.job_metrics import JobMetricsInterceptor
 from workflows import WORKFLOWS
 
 DATA_CONVERTER: DataConverter = pydantic_data_converter
@@ -59,4 +61,6 @@ class LanesPlugin(SimplePlugin):
             "lanes.LanesPlugin",
             data_converter=data_converter(codec),
             workflows=_with_workflows,
+            # Worker-only: jobs, decisions, tokens and completion lag from results (no-op without metrics).
+            interceptors=[JobMetricsInterceptor()],
         )

@@ -77,6 +77,31 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    trace_queries: bool = Field(
+        default=False, validation_alias=AliasChoices("LANES_TRACE_QUERIES", "trace_queries")
+    )
+    """Keep traces that start with a status query. Off by default: ``lanes status`` (or a client polling a
+    job's phase) would otherwise add a one-span trace per call to the trace list (``client/telemetry.py``)."""
+
+    prometheus_bind: str | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_PROMETHEUS_BIND", "prometheus_bind")
+    )
+    """``host:port`` where the worker serves ``/metrics`` for Prometheus (lanes' and Temporal's metrics,
+    ``client/metrics.py``); ``None`` serves nothing. ``127.0.0.1:9464`` is loopback only."""
+
+    @field_validator("prometheus_bind")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"LANES_PROMETHEUS_BIND={value!r}: expected HOST:PORT with a port from 1 to 65535, "
+                "e.g. 127.0.0.1:9464 (or 0.0.0.0:9464 to be scraped from other hosts)"
+            )
+        return value
+
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )

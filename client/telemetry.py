@@ -9,6 +9,11 @@ exporter receive them is decided here, once per process, from the standard ``OTE
   decision is still propagated, but not exported).
 * ``OTEL_SERVICE_NAME`` overrides the service name.
 
+A status query is not a job's story: a trace that would *start* with a query (``QueryWorkflow:*`` in a
+client, ``HandleQuery:*`` in a worker) is dropped by :class:`QueryRootSampler`, so ``lanes status`` and a
+client polling a job's phase do not fill the trace list with one-span traces. A query made inside a traced
+operation stays in that trace (the sampler is parent-based), and ``LANES_TRACE_QUERIES=true`` keeps all.
+
 The provider comes from :func:`temporalio.contrib.opentelemetry.create_tracer_provider`, which is
 replay-safe: a workflow replayed on another worker does not emit its spans a second time.
 
@@ -22,12 +27,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import Protocol
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
 
 
@@ -57,14 +73,74 @@ def exporter_from_env() -> SpanExporter | None:
     raise TelemetryConfigError(f"OTEL_TRACES_EXPORTER={name!r} is not supported; use otlp, console or none")
 
 
+def tracing_disabled() -> bool:
+    """Whether ``OTEL_SDK_DISABLED`` turns OpenTelemetry off."""
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def traces_exported() -> bool:
+    """Whether this process would send its spans anywhere (``OTEL_TRACES_EXPORTER`` is not ``none``).
+
+    A client that exports nothing should start no trace either: the worker's ``RunWorkflow`` span would
+    then be the child of a span no backend ever receives, and trace lists that show root spans only
+    (Phoenix's) would not list the job at all.
+    """
+    name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    return not tracing_disabled() and name not in ("", "none")
+
+
+QUERY_SPAN_PREFIXES = ("QueryWorkflow:", "HandleQuery:")
+"""Names of the Temporal plugin's query spans: the client's call and the worker's handler."""
+
+
+class QueryRootSampler(Sampler):
+    """Drop a trace whose first span is a query; sample every other root span.
+
+    Used as the root sampler of a :class:`~opentelemetry.sdk.trace.sampling.ParentBased` sampler, so it
+    decides only for spans without a parent: a query inside a traced operation follows its parent, and
+    the worker's ``HandleQuery`` span follows the client's decision carried in the query's headers (a
+    dropped client span propagates "not sampled"). It depends on the span's name alone, so it is as
+    deterministic in workflow code as the span ids are.
+    """
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        """See base class."""
+        if name.startswith(QUERY_SPAN_PREFIXES):
+            return SamplingResult(Decision.DROP)
+        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        """See base class."""
+        return "QueryRootSampler"
+
+
+def sampler(*, trace_queries: bool = False) -> Sampler:
+    """The sampler of every lanes process: parent-based, dropping query-rooted traces unless asked not to.
+
+    Args:
+        trace_queries: Keep traces that start with a query (``LANES_TRACE_QUERIES``).
+    """
+    return ParentBased(ALWAYS_ON if trace_queries else QueryRootSampler())
+
+
 def setup_tracing(
-    service_name: str, *, processors: tuple[SpanProcessor, ...] = ()
+    service_name: str, *, processors: tuple[SpanProcessor, ...] = (), trace_queries: bool = False
 ) -> ReplaySafeTracerProvider | None:
     """Install the global tracer provider for this process.
 
     Args:
         service_name: ``service.name`` of the resource, unless ``OTEL_SERVICE_NAME`` is set.
         processors: Extra span processors, for tests that capture spans in memory.
+        trace_queries: Keep traces that start with a status query (see :class:`QueryRootSampler`).
 
     Returns:
         The installed provider, or ``None`` when ``OTEL_SDK_DISABLED`` is true.
@@ -72,10 +148,11 @@ def setup_tracing(
     Raises:
         TelemetryConfigError: The exporter named in ``OTEL_TRACES_EXPORTER`` is unknown or not installed.
     """
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if tracing_disabled():
         return None
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = create_tracer_provider(resource=resource)
+    provider = create_tracer_provider(
+        sampler=sampler(trace_queries=trace_queries), resource=service_resource(service_name)
+    )
     exporter = exporter_from_env()
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -85,6 +162,11 @@ def setup_tracing(
     with _INSTALLED_LOCK:
         _INSTALLED.append(provider)
     return provider
+
+
+def service_resource(service_name: str) -> Resource:
+    """The resource of this process's spans and metrics: ``service.name``, ``OTEL_SERVICE_NAME`` first."""
+    return Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
 
 
 class Shutdownable(Protocol):

@@ -57,3 +57,23 @@ def test_shutdown_telemetry_shuts_every_registered_provider_down_once_and_surviv
     shutdown_telemetry()
     shutdown_telemetry()
     assert calls == ["meter", "tracer"]
+
+
+def test_the_sampler_drops_traces_that_start_with_a_query_and_keeps_queries_inside_a_trace() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from client.telemetry import sampler
+
+    default = sampler()
+    for name in ("QueryWorkflow:status", "HandleQuery:status"):
+        assert default.should_sample(None, 1, name).decision == Decision.DROP
+        assert sampler(trace_queries=True).should_sample(None, 1, name).decision == Decision.RECORD_AND_SAMPLE
+    assert (
+        default.should_sample(None, 1, "StartWorkflow:ModelTaskWorkflow").decision
+        == Decision.RECORD_AND_SAMPLE
+    )
+    parent = SpanContext(trace_id=1, span_id=2, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    inside = trace.set_span_in_context(NonRecordingSpan(parent))
+    assert default.should_sample(inside, 1, "HandleQuery:status").decision == Decision.RECORD_AND_SAMPLE
