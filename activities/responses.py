@@ -117,6 +117,9 @@ class AwaitBackgroundInput(BaseModel):
     cursor: int | None = None
     poll_interval_cap_s: float = 30.0
     queued_timeout_s: float = 600.0
+    min_poll_interval_s: float = 0.0
+    """The least wait before each poll, the first one included: set when the profile expects webhooks,
+    which end the wait at once, so that polling is only the safety net for a lost one."""
 
 
 class AwaitProgress(BaseModel):
@@ -384,10 +387,13 @@ class ResponsesActivities:
                 if response.status in TERMINAL_STATUSES:
                     return response
                 continue
+            if progress.polls == 0 and input.min_poll_interval_s > 0:
+                await asyncio.sleep(input.min_poll_interval_s)
             response = await self._poll(input, progress)
             if response.status in TERMINAL_STATUSES:
                 return response
-            await asyncio.sleep(next_interval_s(progress.polls, input.poll_interval_cap_s))
+            interval = next_interval_s(progress.polls, input.poll_interval_cap_s)
+            await asyncio.sleep(max(interval, input.min_poll_interval_s))
 
     async def _follow_stream(
         self, input: AwaitBackgroundInput, progress: AwaitProgress

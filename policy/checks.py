@@ -94,6 +94,11 @@ def _profile_problems(policy: Policy) -> list[str]:
                 f"profiles.{key}.name: {profile.name!r} differs from the table key; remove name or "
                 f"set it to {key!r}"
             )
+        if profile.webhooks and not profile.background:
+            problems.append(
+                f"profiles.{key}.webhooks: the provider sends webhooks for background responses only; "
+                "set background = true or remove webhooks"
+            )
     return problems
 
 

@@ -100,6 +100,12 @@ class ProviderProfile(BaseModel):
     stream: bool = False
     completion_window: Literal["soonest", "2h", "8h"] | None = None
     model: str = "gpt-5-mini"
+    webhooks: bool = False
+    """The provider project sends response webhooks to ``lanes webhooks``, which ends the wait at once;
+    polling only remains as the safety net, every ``webhook_poll_interval_s`` (background profiles only)."""
+    webhook_poll_interval_s: float = Field(default=300.0, gt=0, le=3600)
+    """With ``webhooks``: the wait before each safety-net poll (the job type's ``poll_interval_cap_s``
+    then no longer applies). A lost webhook costs at most this much latency, never the job."""
 
 
 class JobLimits(BaseModel):
