@@ -72,6 +72,9 @@ def build_worker(
 ) -> Worker:
     """Wire the workflows, the policy activity and the Responses activities onto the main task queue.
 
+    Only the main queue: background jobs also need the stream and poll queues' workers
+    (:func:`build_workers` in production, :func:`serving` in tests and embedded use).
+
     The stateless activity is left out when ``settings.stateless_task_queue`` gives it a queue of its
     own (:func:`build_stateless_worker` serves that one). Sizing comes from ``settings.worker``.
 

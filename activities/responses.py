@@ -124,6 +124,9 @@ class AwaitBackgroundInput(BaseModel):
     cursor: int | None = None
     poll_interval_cap_s: float = 30.0
     queued_timeout_s: float = 600.0
+    min_poll_interval_s: float = 0.0
+    """The least wait before each poll, the first one included: set when the profile expects webhooks,
+    which end the wait at once, so that polling is only the safety net for a lost one."""
 
 
 class CheckBackgroundInput(BaseModel):
@@ -135,6 +138,8 @@ class CheckBackgroundInput(BaseModel):
     response_id: str
     poll_interval_cap_s: float = 30.0
     queued_timeout_s: float = 600.0
+    min_poll_interval_s: float = 0.0
+    """The least wait between polls: set when the profile expects webhooks (polls are the safety net)."""
     previous_polls: int = 0
     """Polls made before this activity was scheduled (by a stream follower that handed over), so the
     pace carries on instead of restarting at the fastest interval."""
@@ -431,7 +436,7 @@ class ResponsesActivities:
         response = await self._poll(follow, progress, timeout_s=CHECK_TIMEOUT_S)
         trace.get_current_span().set_attributes({"lanes.await.mode": "poll", "lanes.await.polls": polls})
         if response.status not in TERMINAL_STATUSES:
-            delay = next_interval_s(polls, input.poll_interval_cap_s)
+            delay = max(next_interval_s(polls, input.poll_interval_cap_s), input.min_poll_interval_s)
             raise ApplicationError(
                 f"response {input.response_id} is {response.status}; next look in {delay:.1f} s",
                 type=FailureType.NOT_YET,
@@ -483,10 +488,13 @@ class ResponsesActivities:
                 if response.status in TERMINAL_STATUSES:
                     return response
                 continue
+            if progress.polls == 0 and input.min_poll_interval_s > 0:
+                await asyncio.sleep(input.min_poll_interval_s)
             response = await self._poll(input, progress)
             if response.status in TERMINAL_STATUSES:
                 return response
-            await asyncio.sleep(next_interval_s(progress.polls, input.poll_interval_cap_s))
+            interval = next_interval_s(progress.polls, input.poll_interval_cap_s)
+            await asyncio.sleep(max(interval, input.min_poll_interval_s))
 
     async def _follow_stream(
         self, input: AwaitBackgroundInput, progress: AwaitProgress

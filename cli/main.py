@@ -640,6 +640,36 @@ def _check_port(port: int, flag: str, what: str) -> None:
 
 
 @app.command()
+@translate_errors("lanes webhooks")
+def webhooks(
+    host: Annotated[str, typer.Option(help="interface to bind (the provider must reach it)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8789,
+    path: Annotated[str, typer.Option(help="delivery route; the endpoint URL ends with it")] = (
+        "/webhooks/openai"
+    ),
+    tolerance: Annotated[
+        int, typer.Option(help="seconds a delivery's timestamp may be off this machine's clock", min=1)
+    ] = 300,
+    new_secret: Annotated[
+        bool, typer.Option("--new-secret", help="print a fresh whsec_ secret (for the emulator) and exit")
+    ] = False,
+) -> None:
+    """Receive response webhooks (secret: OPENAI_WEBHOOK_SECRET) and signal the jobs they finish."""
+    if new_secret:
+        from responses_emulator.webhooks import new_secret as fresh_secret
+
+        print(fresh_secret())
+        return
+    from client.webhooks.server import serve_webhooks
+
+    _check_port(port, "--port", "webhook receiver")
+    try:
+        asyncio.run(serve_webhooks(_settings(), host=host, port=port, path=path, tolerance_s=tolerance))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+@app.command()
 @translate_errors("lanes dev")
 def dev(
     port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,

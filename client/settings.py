@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     )
     """Override of the provider's URL; the embedded stack points it at the local Responses emulator."""
 
+    openai_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_WEBHOOK_SECRET", "openai_webhook_secret")
+    )
+    """Signing secret (``whsec_…``) of the webhook endpoint ``lanes webhooks`` serves; the name is the
+    ``openai`` SDK's own. Only the receiver needs it (see ``docs/webhooks.md``)."""
+
     encryption_keys: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("LANES_ENCRYPTION_KEYS", "encryption_keys")
     )

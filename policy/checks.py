@@ -130,6 +130,11 @@ def _profile_problems(policy: Policy) -> list[str]:
                 "that supports background mode, or make it a stateless profile (background = false, "
                 "store = false)"
             )
+        if profile.webhooks and not profile.background:
+            problems.append(
+                f"profiles.{key}.webhooks: the provider sends webhooks for background responses only; "
+                "set background = true or remove webhooks"
+            )
     return problems
 
 

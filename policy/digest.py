@@ -8,8 +8,9 @@ ISO form, order-free lists (approval job types and tenants) sorted. Key order, w
 changes it.
 
 Endpoints came after policies were in use: the default endpoint, when the file does not declare it
-otherwise, a profile's ``endpoint`` when it names the default, and a data class's unset
-``stateless_profile`` are left out of the canonical JSON,
+otherwise, a profile's ``endpoint`` when it names the default, a data class's unset
+``stateless_profile``, and the webhook fields of a profile without webhooks are left out of the
+canonical JSON,
 so a policy written before endpoints existed keeps its digest (and the decisions recorded with it
 keep naming the rules that made them).
 """
@@ -46,6 +47,10 @@ def canonical_json(policy: Policy) -> str:
     for profile in data.get("profiles", {}).values():
         if profile.get("endpoint") == DEFAULT_ENDPOINT:
             del profile["endpoint"]
+        if not profile.get("webhooks"):
+            # Webhooks came later too: a profile without them keeps the digest it had before.
+            profile.pop("webhooks", None)
+            profile.pop("webhook_poll_interval_s", None)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -133,6 +133,13 @@ class ProviderProfile(BaseModel):
     endpoint: str = DEFAULT_ENDPOINT
     """The ``[endpoints.<name>]`` the profile's calls go to; the default is OpenAI as configured today."""
 
+    webhooks: bool = False
+    """The provider project sends response webhooks to ``lanes webhooks``, which ends the wait at once;
+    polling only remains as the safety net, every ``webhook_poll_interval_s`` (background profiles only)."""
+    webhook_poll_interval_s: float = Field(default=300.0, gt=0, le=3600)
+    """With ``webhooks``: the wait before each safety-net poll (the job type's ``poll_interval_cap_s``
+    then no longer applies). A lost webhook costs at most this much latency, never the job."""
+
 
 class ProviderEndpoint(BaseModel):
     """Where a decision sends the job's data: the endpoint's name and the host its ``base_url`` names.

@@ -8,7 +8,7 @@ through :class:`EmulatorServer` / ``lanes emulator``. See ``docs/emulator.md``.
 from responses_emulator.clock import AdvanceableClock, Clock, ManualClock, ShiftedClock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
-from responses_emulator.ledger import Ledger, LedgerEntry
+from responses_emulator.ledger import Ledger, LedgerEntry, WebhookDelivery
 from responses_emulator.server import EmulatorServer, serve
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "ManualClock",
     "ShiftedClock",
     "SystemClock",
+    "WebhookDelivery",
     "serve",
 ]

@@ -6,10 +6,12 @@ the emulator the same way, and so that a test can state its whole scenario in on
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Literal, get_args, get_origin
 
 from openai.types.shared import ResponsesModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_MODELS: tuple[str, ...] = tuple(
     dict.fromkeys(
@@ -53,6 +55,14 @@ class EmulatorConfig(BaseModel):
         models: Model ids a create may name; any other gets the API's 400 ``model_not_found``, so a
             typo in a policy fails in tests rather than in production. Empty accepts every model, for
             pointing other tools (with their own model names) at the emulator.
+        webhook_url: URL the emulator POSTs ``response.completed``/``failed``/``cancelled``/``incomplete``
+            webhooks to when a background response ends, signed per Standard Webhooks as OpenAI signs
+            them; ``None`` sends none. Needs ``webhook_secret``.
+        webhook_secret: Signing secret of the webhooks, ``whsec_`` followed by base64 (what OpenAI shows
+            when an endpoint is created; the receiver's ``OPENAI_WEBHOOK_SECRET``).
+        webhook_max_attempts: Delivery attempts per event before the emulator gives up (OpenAI keeps
+            trying for 72 hours; a test wants an end).
+        webhook_retry_s: Real delay before the second attempt; each later one waits twice as long.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,3 +84,30 @@ class EmulatorConfig(BaseModel):
     retry_after_s: int = Field(default=1, ge=0)
     max_stream_wait_s: float = Field(default=1.0, gt=0)
     models: tuple[str, ...] = DEFAULT_MODELS
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    webhook_secret: str | None = None
+    webhook_max_attempts: int = Field(default=5, ge=1, le=100)
+    webhook_retry_s: float = Field(default=1.0, ge=0)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith("whsec_"):
+            raise ValueError(
+                "must start with whsec_ followed by base64 (`lanes webhooks --new-secret` prints one)"
+            )
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the part after whsec_ is not valid base64") from None
+        if len(key) < 16:
+            raise ValueError(f"the key is {len(key)} bytes; use at least 16 (24 to 64 is usual)")
+        return value
+
+    @model_validator(mode="after")
+    def _url_needs_secret(self) -> EmulatorConfig:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("webhook_url needs webhook_secret (whsec_...), to sign the deliveries")
+        return self

@@ -15,6 +15,9 @@ Per-request control travels in ``metadata`` (so it passes through the SDK untouc
 
 The ``X-Emulator-Fault`` header takes the same grammar and applies to the request that carries it.
 
+With ``EmulatorConfig.webhook_url`` set, a background response's end is also announced by a signed
+webhook (:mod:`responses_emulator.webhooks`), sent by a task that sleeps until the response ends.
+
 A response created with the ``hold`` fault runs on its schedule but only ends when a test calls
 :meth:`Emulator.release`, so integration tests decide when a job's response completes instead of
 racing a wall-clock duration. :meth:`Emulator.hold_create_replies` likewise keeps creates from being
@@ -57,6 +60,7 @@ from responses_emulator.faults import EmulatedDisconnect, Faults, parse_faults
 from responses_emulator.ledger import Ledger, LedgerEntry
 from responses_emulator.store import TERMINAL, Outcome, ResponseRecord, Store
 from responses_emulator.textgen import count_input_tokens, generate_tokens, request_digest
+from responses_emulator.webhooks import WebhookSender
 
 NO_ANSWER = 499
 """Ledger status of a request that got no answer: cancelled by its client, or cut by a shutdown."""
@@ -168,15 +172,24 @@ class Emulator:
     Args:
         config: Timing, retention, policy and fault settings; defaults to ``EmulatorConfig()``.
         clock: Where "now" comes from; a ``ManualClock`` lets tests cross windows without sleeping.
+        webhook_transport: Delivers webhooks through this ``httpx2`` transport instead of the network
+            (in-process tests); used only when ``config.webhook_url`` is set.
 
     Attributes:
         config: The settings in force.
         clock: The clock in use.
-        ledger: Every answered request, without any prompt or output text.
+        ledger: Every answered request and webhook delivery, without any prompt or output text.
         store: The retrievable responses.
+        webhooks: The webhook sender, ``None`` without ``config.webhook_url``.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        webhook_transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
         self.config = config if config is not None else EmulatorConfig()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger = Ledger()
@@ -189,6 +202,19 @@ class Emulator:
         self._holding_creates = False
         self._held_creates = 0
         self.open_streams = 0
+        self.webhooks: WebhookSender | None = None
+        if self.config.webhook_url is not None and self.config.webhook_secret is not None:
+            self.webhooks = WebhookSender(
+                url=self.config.webhook_url,
+                secret=self.config.webhook_secret,
+                ledger=self.ledger,
+                now=self.clock.now,
+                max_attempts=self.config.webhook_max_attempts,
+                retry_s=self.config.webhook_retry_s,
+                transport=webhook_transport,
+            )
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
+        self._held_webhooks: dict[str, ResponseRecord] = {}
 
     # ------------------------------------------------------------------ entry point
 
@@ -305,6 +331,43 @@ class Emulator:
             self._pulse()
         return released
 
+    def release_webhooks(self, *, response_id: str | None = None) -> int:
+        """Let the webhooks held by the ``webhook_hold`` fault go (only ``response_id``'s, if given).
+
+        A test holds a webhook to deliver it when it chooses: after the job already ended by polling (a
+        late delivery), or before the job has read its create's reply (out of order).
+
+        Returns:
+            How many webhooks were released.
+        """
+        released = 0
+        for record in list(self._held_webhooks.values()):
+            if response_id is None or record.id == response_id:
+                record.webhook_released = True
+                released += 1
+        if released:
+            self._pulse()
+        return released
+
+    @property
+    def held_webhooks(self) -> int:
+        """Number of ended responses whose webhook a ``webhook_hold`` fault keeps back."""
+        return len(self._held_webhooks)
+
+    @property
+    def pending_webhooks(self) -> int:
+        """Number of background responses whose webhook is not yet sent (or still being retried)."""
+        return len(self._webhook_tasks)
+
+    async def aclose(self) -> None:
+        """Stop every webhook task (waiting or delivering) and close the webhook sender's client."""
+        tasks = list(self._webhook_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
+
     @property
     def held_responses(self) -> int:
         """Number of responses a ``hold`` fault still keeps from ending (cancelled ones excluded)."""
@@ -322,9 +385,15 @@ class Emulator:
                 "open_streams": self.open_streams,
                 "held_responses": self.held_responses,
                 "held_create_replies": self.held_create_replies,
+                "pending_webhooks": self.pending_webhooks,
+                "held_webhooks": self.held_webhooks,
             }
         elif route == "ledger" and request.method == "GET":
             body = [entry.model_dump(mode="json") for entry in self.ledger.entries()]
+        elif route == "webhooks" and request.method == "GET":
+            body = [delivery.model_dump(mode="json") for delivery in self.ledger.deliveries()]
+        elif route == "webhooks/release" and request.method == "POST":
+            body = {"released": self.release_webhooks(response_id=query.get("response_id", [None])[0])}
         elif route == "ledger" and request.method == "DELETE":
             body = {"cleared": len(self.ledger)}
             self.ledger.clear()
@@ -463,6 +532,11 @@ class Emulator:
             fail_code=header_faults.fail_code,
             incomplete_reason=header_faults.incomplete_reason,
             cancel_race=header_faults.cancel_race,
+            webhook_drop=header_faults.webhook_drop,
+            webhook_duplicates=header_faults.webhook_duplicates,
+            webhook_delay_ms=header_faults.webhook_delay_ms,
+            webhook_hold=header_faults.webhook_hold,
+            webhook_bad_signature=header_faults.webhook_bad_signature,
         )
         faults = metadata_faults.merged(response_faults)
         if faults.source:
@@ -499,6 +573,10 @@ class Emulator:
         if faults.hold:
             # Kept apart from the store: a held foreground store=false response must be releasable too.
             self._held[record.id] = record
+        if background and self.webhooks is not None:
+            task = asyncio.get_running_loop().create_task(self._webhook_when_ended(record, self.webhooks))
+            self._webhook_tasks.add(task)
+            task.add_done_callback(self._webhook_tasks.discard)
         self.store.sweep(now)
         call.response_id = record.id
         call.generated = True
@@ -768,6 +846,41 @@ class Emulator:
                 await self._wait(delay)
         finally:
             self.open_streams -= 1
+
+    # ------------------------------------------------------------------ webhooks
+
+    async def _webhook_when_ended(self, record: ResponseRecord, sender: WebhookSender) -> None:
+        """Sleep until ``record`` ends (woken by cancels, releases and clock advances), then announce it.
+
+        One task per background response, only when webhooks are configured: nothing else in the
+        emulator ticks. A response deleted before it ends gets no webhook; a shutdown ends the wait.
+        """
+        epoch = self._epoch
+        while True:
+            if self._epoch != epoch or record.gone:
+                return
+            now = self.clock.now()
+            ended = record.ended_at()
+            if ended is not None and now >= ended:
+                break
+            delay = self.config.max_stream_wait_s
+            if ended is not None and self.clock.realtime:
+                delay = min(delay, ended - now)
+            await self._wait(delay)
+        status = record.status(now)
+        if status not in TERMINAL:
+            return
+        held = record.faults.webhook_hold
+        if held:
+            self._held_webhooks[record.id] = record
+            try:
+                while not record.webhook_released:
+                    if self._epoch != epoch:
+                        return
+                    await self._wait(self.config.max_stream_wait_s)
+            finally:
+                self._held_webhooks.pop(record.id, None)
+        await sender.send(f"response.{status}", record.id, ended, record.faults, late=held)
 
     # ------------------------------------------------------------------ waiting
 

@@ -27,9 +27,18 @@ applies to that one request only). Several faults are joined with commas::
                                       processing; in a header, the request carrying it is answered so
     delay_ms:<ms>                     adds real latency before answering (header) or before every
                                       answer about the response (metadata)
+    webhook_drop                      no webhook is sent when the response ends (the ledger records
+                                      the drop), as if the delivery were lost for good
+    webhook_duplicate[:<n>]           the webhook is delivered <n> (default 1) more times, with the
+                                      same webhook-id, after the first successful delivery
+    webhook_delay_ms:<ms>             the webhook is sent <ms> real milliseconds after the response ends
+    webhook_hold                      the webhook waits until Emulator.release_webhooks(), so a test
+                                      decides when it arrives (late, or before the create's reply)
+    webhook_bad_signature             the webhook is signed with a key that is not the secret (a
+                                      forgery, as the receiver sees it); every retry too
 
-Response-level faults (``stuck_queued``, ``hold``, ``fail``, ``incomplete``, ``cancel_race``) in a
-header of a create apply to the response it creates, exactly as in metadata.
+Response-level faults (``stuck_queued``, ``hold``, ``fail``, ``incomplete``, ``cancel_race`` and the
+``webhook_*`` faults) in a header of a create apply to the response it creates, exactly as in metadata.
 """
 
 from __future__ import annotations
@@ -76,6 +85,11 @@ class Faults:
         http_status: Status answered instead of processing the request.
         http_count: How many requests get ``http_status``.
         delay_ms: Real latency added to each answer.
+        webhook_drop: No webhook is sent for the response.
+        webhook_duplicates: Extra deliveries of the webhook, with the same ``webhook-id``.
+        webhook_delay_ms: Real delay before the webhook is sent.
+        webhook_hold: The webhook waits for ``Emulator.release_webhooks``.
+        webhook_bad_signature: The webhook is signed with a wrong key.
         source: The original text, for the ledger.
     """
 
@@ -93,6 +107,11 @@ class Faults:
     http_status: int | None = None
     http_count: int = 0
     delay_ms: float = 0.0
+    webhook_drop: bool = False
+    webhook_duplicates: int = 0
+    webhook_delay_ms: float = 0.0
+    webhook_hold: bool = False
+    webhook_bad_signature: bool = False
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -125,6 +144,11 @@ class Faults:
             http_status=other.http_status or self.http_status,
             http_count=other.http_count or self.http_count,
             delay_ms=other.delay_ms or self.delay_ms,
+            webhook_drop=self.webhook_drop or other.webhook_drop,
+            webhook_duplicates=other.webhook_duplicates or self.webhook_duplicates,
+            webhook_delay_ms=other.webhook_delay_ms or self.webhook_delay_ms,
+            webhook_hold=self.webhook_hold or other.webhook_hold,
+            webhook_bad_signature=self.webhook_bad_signature or other.webhook_bad_signature,
             source=sources or None,
         )
 
@@ -195,16 +219,30 @@ def parse_faults(text: str | None) -> Faults:
                 raise _syntax(f"status must be 4xx or 5xx, got {status}")
             count = _int(args[1], what="count", minimum=1) if len(args) == 2 else 1
             faults = replace(faults, http_status=status, http_count=count)
-        elif name == "delay_ms" and len(args) == 1:
+        elif name in ("delay_ms", "webhook_delay_ms") and len(args) == 1:
             try:
                 delay = float(args[0])
             except ValueError:
-                raise _syntax(f"delay_ms must be a number, got {args[0]!r}") from None
-            faults = replace(faults, delay_ms=max(0.0, delay))
+                raise _syntax(f"{name} must be a number, got {args[0]!r}") from None
+            if name == "delay_ms":
+                faults = replace(faults, delay_ms=max(0.0, delay))
+            else:
+                faults = replace(faults, webhook_delay_ms=max(0.0, delay))
+        elif name == "webhook_drop" and not args:
+            faults = replace(faults, webhook_drop=True)
+        elif name == "webhook_hold" and not args:
+            faults = replace(faults, webhook_hold=True)
+        elif name == "webhook_bad_signature" and not args:
+            faults = replace(faults, webhook_bad_signature=True)
+        elif name == "webhook_duplicate" and len(args) <= 1:
+            times = _int(args[0], what="webhook_duplicate", minimum=1) if args else 1
+            faults = replace(faults, webhook_duplicates=times)
         else:
             raise _syntax(f"unknown clause {clause!r}")
     if faults.fail_code and faults.incomplete_reason:
         raise _syntax("fail and incomplete exclude each other")
+    if faults.webhook_drop and (faults.webhook_duplicates or faults.webhook_hold):
+        raise _syntax("webhook_drop excludes webhook_duplicate and webhook_hold")
     return faults
 
 

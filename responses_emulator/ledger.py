@@ -52,11 +52,44 @@ class LedgerEntry(BaseModel):
     at: float
 
 
+class WebhookDelivery(BaseModel):
+    """One webhook delivery attempt the emulator made (or, for a ``webhook_drop`` fault, skipped).
+
+    Kept apart from the request entries: a delivery is the provider calling the receiver, not a request
+    a client made, so "provider requests per job" never counts it.
+
+    Attributes:
+        webhook_id: The ``webhook-id`` header, the same on every attempt and duplicate of one event.
+        event_id: The event's ``evt_…`` id.
+        event_type: ``response.completed``, ``response.failed``, ``response.cancelled`` or
+            ``response.incomplete``.
+        response_id: The response the event is about.
+        attempt: 1 for the first try, counting retries; 0 for a dropped delivery (nothing was sent).
+        status_code: The receiver's HTTP status; ``None`` when nothing was sent or no answer came.
+        fault: ``drop``, ``duplicate``, ``bad_signature`` or ``late`` (sent after a ``webhook_hold``).
+        error: The transport error's class name when the receiver could not be reached.
+        at: Emulator clock time of the attempt.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    webhook_id: str
+    event_id: str
+    event_type: str
+    response_id: str
+    attempt: int
+    status_code: int | None = None
+    fault: str | None = None
+    error: str | None = None
+    at: float
+
+
 class Ledger:
     """Append-only, in-memory list of :class:`LedgerEntry`, with the queries tests keep writing."""
 
     def __init__(self) -> None:
         self._entries: list[LedgerEntry] = []
+        self._deliveries: list[WebhookDelivery] = []
 
     def record(self, entry: LedgerEntry) -> None:
         """Append one entry; the emulator calls this once per answered request."""
@@ -67,8 +100,17 @@ class Ledger:
         return list(self._entries)
 
     def clear(self) -> None:
-        """Forget every entry, e.g. between the phases of one test."""
+        """Forget every entry and webhook delivery, e.g. between the phases of one test."""
         self._entries.clear()
+        self._deliveries.clear()
+
+    def record_delivery(self, delivery: WebhookDelivery) -> None:
+        """Append one webhook delivery attempt; the webhook sender calls this once per attempt."""
+        self._deliveries.append(delivery)
+
+    def deliveries(self, response_id: str | None = None) -> list[WebhookDelivery]:
+        """Return the webhook delivery attempts, oldest first (only those about ``response_id`` if given)."""
+        return [d for d in self._deliveries if response_id is None or d.response_id == response_id]
 
     def creates(self) -> list[LedgerEntry]:
         """Return the ``POST /v1/responses`` entries, whatever their outcome."""

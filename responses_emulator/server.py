@@ -124,10 +124,11 @@ class EmulatorServer:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        """Cut open streams and stop the server."""
+        """Cut open streams, stop webhook deliveries and stop the server."""
         if self._server is None or self._task is None:
             return
         self.emulator.end_streams()
+        await self.emulator.aclose()
         self._server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout=_SHUTDOWN_GRACE_S + 2)

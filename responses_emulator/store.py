@@ -50,6 +50,7 @@ class ResponseRecord:
         idempotency_key: ``Idempotency-Key`` of the create.
         body_digest: Digest of the create body, to detect key reuse with another body.
         gone: Set when the response is deleted, so that its open streams end.
+        webhook_released: Set by ``Emulator.release_webhooks`` to let a ``webhook_hold`` webhook go.
         version: Bumped on every change (cancel, delete) so streams know to rebuild their timeline.
     """
 
@@ -80,6 +81,7 @@ class ResponseRecord:
     idempotency_key: str | None = None
     body_digest: str | None = None
     gone: bool = False
+    webhook_released: bool = False
     version: int = 0
 
     def token_time(self, index: int) -> float:

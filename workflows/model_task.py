@@ -12,7 +12,10 @@
    then ``await_background_response`` follows it to a terminal status, heartbeating its progress.
    ``stateless``: ``create_stateless_response`` makes one ``store=False`` call. ``denied``: the workflow
    fails with a non-retryable ``PolicyDenied`` error carrying the decision, and no model is called.
-3. A ``cancel`` signal, or Temporal's own workflow cancellation, stops the job in any phase: a response
+3. With a profile that expects webhooks, ``lanes webhooks`` sends the ``provider_finished`` signal with the
+   response's terminal outcome as soon as the provider announces it: the wait ends at once, the await
+   activity (polling only as a safety net) is cancelled, and the job finishes as if it had polled it.
+4. A ``cancel`` signal, or Temporal's own workflow cancellation, stops the job in any phase: a response
    being started is cancelled as soon as its id is known, a running one is cancelled at the provider and
    re-read (a cancel can race with completion). A signal ends the workflow normally with a ``cancelled``
    result recording who, when and why; a Temporal cancellation ends it CANCELED after the same cleanup.
@@ -93,6 +96,14 @@ FOLLOW_PATCH = "lanes-follow-by-retry"
 """Patch id of following a response by retry-paced polls (``check_background_response``) and of streams
 on their own task queue; before it, one long await activity on the main queue did both."""
 
+WEBHOOK_PATCH = "lanes-webhook-provider-finished"
+"""Patch id of ending a generation on a ``provider_finished`` signal (cancelling the await activity, or
+never starting it), so histories recorded before the signal existed replay unchanged."""
+
+MAX_FINISHED_OUTCOMES = 8
+"""How many ``provider_finished`` outcomes a job keeps before its response id is known (a webhook can
+arrive before the create's reply is read): a bound, so stray signals cannot grow the workflow's state."""
+
 Phase = Literal[
     "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
 ]
@@ -169,6 +180,24 @@ class CancelInput(BaseModel):
     requested_by: str = Field(default="client", max_length=128)
 
 
+class ProviderFinishedInput(BaseModel):
+    """The ``provider_finished`` signal's argument: the terminal outcome of one of the job's responses.
+
+    ``lanes webhooks`` sends it after a verified webhook named the response, with the outcome it read
+    from the provider (never from the webhook, which carries only ids); the signal's payload is encrypted
+    like every other.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    response_id: str = Field(min_length=1, max_length=256)
+    outcome: ProviderOutcome
+    event_id: str | None = Field(default=None, max_length=256)
+    """The webhook event's ``evt_…`` id, for the audit trail."""
+    event_type: str | None = Field(default=None, max_length=64)
+    """``response.completed``, ``response.failed``, ``response.cancelled`` or ``response.incomplete``."""
+
+
 class CancellationRecord(BaseModel):
     """Who cancelled a job, when, why, in which phase, and whether it took effect at the provider."""
 
@@ -227,6 +256,9 @@ class ModelTaskResult(BaseModel):
     ``delete_after_harvest``), instead of being kept for the provider's retention window."""
     reruns: list[RerunRecord] = Field(default_factory=list)
     """Generations replaced under the policy's ``rerun_on``; empty for almost every job."""
+    by_webhook: bool = False
+    """True when a provider webhook (``provider_finished``) ended the wait for the response, instead of
+    the await activity's stream or polls."""
 
 
 def _no_stream_slot(handle: ActivityHandle[Any]) -> bool:
@@ -295,6 +327,9 @@ class ModelTaskWorkflow:
         self._reconnects = 0
         self._provider_deleted = False
         self._options = ExecutionOptions()
+        self._finished: dict[str, ProviderOutcome] = {}
+        self._by_webhook = False
+        self._ended = False
 
     @workflow.run
     async def run(self, input: ModelTaskInput) -> ModelTaskResult:
@@ -322,6 +357,7 @@ class ModelTaskWorkflow:
             job_span.record_outcome(root, "denied" if denied else "failed", self._cancel)
             self._audit("denied" if denied else "failed", root)
             raise
+        self._ended = True
         job_span.record_outcome(root, result.status, result.cancellation)
         self._audit(result.status, root)
         return result
@@ -350,6 +386,32 @@ class ModelTaskWorkflow:
     def cancel(self, input: CancelInput) -> None:
         """Ask the job to stop. Only the first request is recorded; later ones change nothing."""
         self._request_cancel(via="signal", requested_by=input.requested_by, reason=input.reason)
+
+    @workflow.signal
+    def provider_finished(self, input: ProviderFinishedInput) -> None:
+        """Record a response's terminal outcome, announced by a provider webhook.
+
+        Kept only while the job runs, for a response that may be this job's (the current one, or one whose
+        create reply is not read yet), and only the first outcome per response: a duplicate, a late one or
+        one for a replaced generation changes nothing.
+        """
+        outcome = input.outcome
+        current = self._response_id
+        reason: str | None = None
+        if self._ended or self._phase in ("completed", "denied", "cancelled", "failed"):
+            reason = "job ended"
+        elif outcome.response_id != input.response_id:
+            reason = "outcome names another response"
+        elif current is not None and input.response_id != current:
+            reason = "not the job's current response"
+        elif input.response_id in self._finished:
+            reason = "duplicate"
+        elif len(self._finished) >= MAX_FINISHED_OUTCOMES:
+            reason = "too many outcomes before the response id was known"
+        if reason is not None:
+            workflow.logger.info("provider_finished for %s ignored: %s", input.response_id, reason)
+            return
+        self._finished[input.response_id] = outcome
 
     @workflow.query
     def status(self) -> StatusResult:
@@ -525,19 +587,50 @@ class ModelTaskWorkflow:
             return self._result(decision, None)
 
         self._phase = "running"
+        response_id = started.response_id
+        if response_id in self._finished and workflow.patched(WEBHOOK_PATCH):
+            # The webhook came before the create's reply was read: nothing is left to follow.
+            self._by_webhook = True
+            return await self._harvest(call, decision, response_id, self._finished[response_id])
+        profile = decision.profile
+        # With webhooks, polls are only the safety net for a lost one: rare, and never before the first
+        # interval has passed.
+        safety_net_s = profile.webhook_poll_interval_s if profile.webhooks else 0.0
         follow_input = AwaitBackgroundInput(
             tags=call.tags,
-            response_id=started.response_id,
-            mode="stream" if decision.profile.stream else "poll",
+            response_id=response_id,
+            mode="stream" if profile.stream else "poll",
             cursor=started.cursor,
-            poll_interval_cap_s=decision.limits.poll_interval_cap_s,
+            poll_interval_cap_s=safety_net_s or decision.limits.poll_interval_cap_s,
             queued_timeout_s=decision.limits.queued_timeout_s,
+            min_poll_interval_s=safety_net_s,
         )
+        if safety_net_s and follow_input.mode == "poll" and workflow.patched(FOLLOW_PATCH):
+            # Wait for the webhook on a timer, not a poll: if it comes, the job costs the provider no
+            # request of its own beyond the create.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._cancel is not None or response_id in self._finished,
+                    timeout=timedelta(seconds=safety_net_s),
+                )
+            if self._cancel is not None:
+                final = await self._stop_and_cancel_at_provider()
+                return self._after_cancel(decision, final)
+            if response_id in self._finished and workflow.patched(WEBHOOK_PATCH):
+                self._by_webhook = True
+                return await self._harvest(call, decision, response_id, self._finished[response_id])
         follow = self._start_follow(follow_input, decision, heartbeat, self._options)
         while True:
             self._running = follow
-            await workflow.wait_condition(self._cancelled_or_done(follow))
+            await workflow.wait_condition(self._follow_wakes(follow, response_id))
             if not follow.done():
+                if self._cancel is None and workflow.patched(WEBHOOK_PATCH):
+                    # The webhook's outcome ends the wait. The cancel reaches the activity with its next
+                    # heartbeat (a check waiting for its next attempt at once); the job does not wait
+                    # for it, as the outcome is known and a cancelled follower makes no further request.
+                    follow.cancel()
+                    self._by_webhook = True
+                    return await self._harvest(call, decision, response_id, self._finished[response_id])
                 final = await self._stop_and_cancel_at_provider()
                 return self._after_cancel(decision, final)
             if not _no_stream_slot(follow):
@@ -549,22 +642,32 @@ class ModelTaskWorkflow:
             )
             follow = self._start_check(follow_input, decision)
         outcome: AwaitBackgroundResult = await self._settle(follow)
-        self._provider_status = outcome.status
         self._polls += outcome.polls
         self._reconnects += outcome.reconnects
+        return await self._harvest(call, decision, response_id, outcome)
+
+    async def _harvest(
+        self, call: ModelCall, decision: PolicyDecision, response_id: str, outcome: ProviderOutcome
+    ) -> ModelTaskResult:
+        """Finish a generation with its terminal outcome, however it arrived (activity or webhook).
+
+        Where the policy says so, the response is deleted at the provider first, on either path.
+        """
+        self._provider_status = outcome.status
         if decision.delete_after_harvest:
             # The result is in history now: the provider need not keep it for its retention window.
             # (Decisions recorded before this field existed read False, so their replay is unchanged.)
             deleted = await workflow.execute_activity_method(
                 ResponsesActivities.delete_background_response,
-                DeleteBackgroundInput(tags=call.tags, response_id=started.response_id),
+                DeleteBackgroundInput(tags=call.tags, response_id=response_id),
                 **activity_options.DELETE_BACKGROUND,
             )
             self._provider_deleted = deleted.deleted
         return self._finish(decision, outcome)
 
-    def _cancelled_or_done(self, handle: ActivityHandle[Any]) -> Callable[[], bool]:
-        return lambda: self._cancel is not None or handle.done()
+    def _follow_wakes(self, handle: ActivityHandle[Any], response_id: str) -> Callable[[], bool]:
+        """When a wait on a follower ends: a cancel, the follower's end, or a webhook's outcome."""
+        return lambda: self._cancel is not None or handle.done() or response_id in self._finished
 
     def _start_follow(
         self,
@@ -608,6 +711,7 @@ class ModelTaskWorkflow:
                 response_id=input.response_id,
                 poll_interval_cap_s=input.poll_interval_cap_s,
                 queued_timeout_s=input.queued_timeout_s,
+                min_poll_interval_s=input.min_poll_interval_s,
             ),
             **activity_options.check_background(
                 decision.limits.max_duration_s,
@@ -694,6 +798,7 @@ class ModelTaskWorkflow:
             polls=self._polls,
             reconnects=self._reconnects,
             provider_deleted=self._provider_deleted,
+            by_webhook=self._by_webhook,
         )
 
     def _request_cancel(

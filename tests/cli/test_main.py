@@ -417,3 +417,21 @@ async def test_an_unknown_tenant_is_bad_input_for_submit_and_explain() -> None:
     assert code == 2
     assert "denied.unknown-data-class" in out
     assert "--data-class" in err
+
+
+async def test_webhooks_without_a_secret_is_bad_input_naming_the_variable() -> None:
+    env = {"OPENAI_WEBHOOK_SECRET": "", "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    code, out, err = await lanes("webhooks", "--port", str(free_port()), env=env)
+    assert code == 2, err
+    assert "OPENAI_WEBHOOK_SECRET" in err
+    assert out == ""
+
+
+async def test_webhooks_new_secret_prints_one_the_emulator_accepts() -> None:
+    from responses_emulator import EmulatorConfig
+
+    code, out, err = await lanes("webhooks", "--new-secret")
+    assert code == 0, err
+    secret = out.strip()
+    assert secret.startswith("whsec_")
+    assert EmulatorConfig(webhook_url="http://127.0.0.1:8789/webhooks/openai", webhook_secret=secret)

@@ -3,7 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from policy import PolicyError, PolicyFileError, default_policy_path, load_policy, load_policy_text
+from policy import (
+    PolicyError,
+    PolicyFileError,
+    PolicyQuery,
+    default_policy_path,
+    evaluate,
+    load_policy,
+    load_policy_text,
+)
 from policy.testing import dump_toml
 
 SRC = "policy/default.toml"
@@ -294,3 +302,33 @@ def test_unknown_rerun_cause_is_named_with_the_allowed_ones():
 def test_reruns_are_bounded():
     errors = _errors(_edit("max_reruns = 1", "max_reruns = 50"))
     assert "job_types.public_research.limits.max_reruns" in errors[0]
+
+
+POLL_PROFILE = (
+    "[profiles.openai-background-poll]\n"
+    "# No UI follows the stream: the worker polls and fetches the result later.\n"
+    "background = true\n"
+)
+
+
+def test_webhook_profile_reaches_the_decision():
+    policy = load_policy_text(
+        _edit(POLL_PROFILE, POLL_PROFILE + "webhooks = true\nwebhook_poll_interval_s = 600\n"), source=SRC
+    )
+    decision = evaluate(policy, PolicyQuery(job_type="coding_analysis", data_class="internal"))
+    assert decision.profile is not None
+    assert decision.profile.webhooks
+    assert decision.profile.webhook_poll_interval_s == 600
+    assert policy.digest != load_policy().digest
+
+
+def test_webhooks_need_a_background_profile():
+    stateless = "[profiles.openai-stateless]\nbackground = false\n"
+    (error,) = _errors(_edit(stateless, stateless + "webhooks = true\n"))
+    assert "profiles.openai-stateless.webhooks" in error
+    assert "set background = true or remove webhooks" in error
+
+
+def test_webhook_poll_interval_is_bounded():
+    (error,) = _errors(_edit(POLL_PROFILE, POLL_PROFILE + "webhooks = true\nwebhook_poll_interval_s = 0\n"))
+    assert "webhook_poll_interval_s" in error
