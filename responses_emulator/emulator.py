@@ -43,6 +43,7 @@ from openai.types.responses.response_create_params import (
 from pydantic import ValidationError
 
 from responses_emulator.clock import AdvanceableClock, Clock, SystemClock
+from responses_emulator.completions import Completion, Completions
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.errors import JSON_HEADERS, EmulatorError, error_response, not_found
 from responses_emulator.events import (
@@ -174,6 +175,7 @@ class Emulator:
         clock: The clock in use.
         ledger: Every answered request, without any prompt or output text.
         store: The retrievable responses.
+        completions: Every generated response (retrievable or not) and when it ended.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock | None = None) -> None:
@@ -181,6 +183,7 @@ class Emulator:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger = Ledger()
         self.store = Store(retention_s=self.config.retention_s)
+        self.completions = Completions()
         self._rng = random.Random(self.config.seed)
         self._models = frozenset(self.config.models)
         self._waiters: set[asyncio.Future[None]] = set()
@@ -305,6 +308,14 @@ class Emulator:
             self._pulse()
         return released
 
+    def completed(self) -> list[Completion]:
+        """Every generated response with the time it reached its terminal status (if it has).
+
+        Served as ``GET /_emulator/completions``; a benchmark subtracts these times from the moment a
+        caller noticed the end to get its completion-detection lag.
+        """
+        return self.completions.at(self.clock.now())
+
     @property
     def held_responses(self) -> int:
         """Number of responses a ``hold`` fault still keeps from ending (cancelled ones excluded)."""
@@ -325,6 +336,8 @@ class Emulator:
             }
         elif route == "ledger" and request.method == "GET":
             body = [entry.model_dump(mode="json") for entry in self.ledger.entries()]
+        elif route == "completions" and request.method == "GET":
+            body = [completion.model_dump(mode="json") for completion in self.completed()]
         elif route == "ledger" and request.method == "DELETE":
             body = {"cleared": len(self.ledger)}
             self.ledger.clear()
@@ -500,6 +513,7 @@ class Emulator:
             # Kept apart from the store: a held foreground store=false response must be releasable too.
             self._held[record.id] = record
         self.store.sweep(now)
+        self.completions.track(record)
         call.response_id = record.id
         call.generated = True
         return await self._answer_create(record, stream=stream, request_faults=header_faults)
