@@ -83,17 +83,17 @@ FULL = Plan(
 """``make bench``: real 10-second, 2-minute and 20-minute jobs (about half an hour in all)."""
 
 
-def undisturbed_extra(result_records: Sequence[JobRecord], duration_s: float) -> dict[str, float]:
-    """Per contender, median (end to end minus duration) of real jobs of ``duration_s``."""
+def undisturbed_lag(result_records: Sequence[JobRecord], duration_s: float) -> dict[str, float]:
+    """Per contender, median detection lag of real jobs of ``duration_s``."""
     found: dict[str, float] = {}
     for contender in BUILT:
-        extra = [
-            e2e - r.duration_s
+        lags = [
+            lag
             for r in result_records
-            if r.contender == contender.value and r.duration_s == duration_s and not r.simulated
-            if (e2e := r.end_to_end_s) is not None
+            if r.contender == contender.value and r.duration_s == duration_s
+            if (lag := r.lag_s) is not None
         ]
-        value = median(extra)
+        value = median(lags)
         if value is not None:
             found[contender.value] = value
     return found
@@ -182,7 +182,7 @@ async def run(plan: Plan, *, quick: bool, seed: int, results_dir: Path) -> Bench
         recovery_run = gathered[1]
         result.contenders = durations.summarise(point_records, BUILT)
         result.recovery = recovery.summarise(
-            recovery_run, BUILT, undisturbed_extra(point_records, plan.recovery_duration_s)
+            recovery_run, BUILT, undisturbed_lag(point_records, plan.recovery_duration_s)
         )
         print(f"durations and recovery done at {time.monotonic() - began:.0f} s; overhead...", flush=True)
 

@@ -3,8 +3,10 @@
 The jobs start together; once every job's response is generating (and each lanes job follows it: a
 request after its create), the worker is SIGKILLed, as a crashed host dies, and a new one started at
 once. Figures: generations per job from the emulator's ledger (1 is perfect: nothing was paid twice)
-and the added latency, the median of (end to end minus duration) against the same for undisturbed jobs
-of the duration section.
+and the added latency: the median time from the end of the job's *first* generation to the workflow
+seeing a terminal status, minus the median detection lag of undisturbed jobs of the same duration. A
+contender that regenerates after the kill pays the new generation in it; one that resumes pays only its
+resumption.
 """
 
 from __future__ import annotations
@@ -125,23 +127,27 @@ async def run_recovery(
 
 
 def summarise(
-    run: RecoveryRun, contenders: Sequence[Contender], undisturbed: Mapping[str, float]
+    run: RecoveryRun, contenders: Sequence[Contender], undisturbed_lag: Mapping[str, float]
 ) -> list[RecoveryFigures]:
     """Per contender: generations per job and the latency the kill added.
 
     Args:
         run: The section's jobs.
         contenders: Which contenders.
-        undisturbed: Per contender, median (end to end minus duration) of undisturbed jobs.
+        undisturbed_lag: Per contender, median detection lag of undisturbed jobs of the same duration.
     """
     figures = []
     for contender in contenders:
         mine = [r for r in run.records if r.contender == contender.value]
         done = [r for r in mine if r.outcome == "completed"]
         mid_job = [r for r in mine if (end := run.first_end.get(r.job_id)) is None or end > run.killed_at]
-        extra = [e2e - r.duration_s for r in done if (e2e := r.end_to_end_s) is not None]
-        extra_median = median(extra)
-        base = undisturbed.get(contender.value)
+        late = [
+            r.detected_at - first
+            for r in done
+            if r.detected_at is not None and (first := run.first_end.get(r.job_id)) is not None
+        ]
+        late_median = median(late)
+        base = undisturbed_lag.get(contender.value)
         figures.append(
             RecoveryFigures(
                 contender=contender.value,
@@ -150,7 +156,7 @@ def summarise(
                 killed_mid_job=len(mid_job),
                 generations_per_job=sum(r.generations for r in mine) / len(mine) if mine else None,
                 max_generations=max((r.generations for r in mine), default=None),
-                added_latency_s=None if extra_median is None or base is None else extra_median - base,
+                added_latency_s=None if late_median is None or base is None else late_median - base,
                 lag_s=Summary.of([lag for r in done if (lag := r.lag_s) is not None]),
             )
         )
