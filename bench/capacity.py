@@ -80,9 +80,14 @@ def _cpu_seconds(process: psutil.Process | None) -> float | None:
     return float(times.user + times.system)
 
 
-def name_limit(level: CapacityLevel, mode: str) -> str:
+def name_limit(level: CapacityLevel, mode: str, unloaded_lag_s: float | None = None) -> str:
     """The resource most likely behind a level that broke, from what was measured during it."""
     causes = []
+    lag_broke = any("lag" in reason for reason in level.broke)
+    decision_broke = any("decision" in reason for reason in level.broke)
+    if mode == Contender.POLL.value and lag_broke and not decision_broke:
+        unloaded = "" if unloaded_lag_s is None else f"; {unloaded_lag_s:.2f} s with nothing in flight"
+        causes.append(f"the poll interval (a probe's lag includes its own poll schedule{unloaded})")
     if level.worker_cpu_percent >= 85:
         causes.append(f"worker CPU ({level.worker_cpu_percent:.0f}% of its one event loop's core)")
     if (level.server_cpu_percent or 0) >= 85:
@@ -266,6 +271,8 @@ async def run_capacity(
             ),
             timeout_s=120,
         )
+        await collect(client, admin, [warm], ledger=False)
+        figures.unloaded_lag_s = warm.lag_s
         figures.baseline_rss_mib = worker.ps().memory_info().rss / 2**20
         held_before = int((await admin.health())["held_responses"])
         started = 0
@@ -292,7 +299,7 @@ async def run_capacity(
                 flush=True,
             )
             if measured.broke:
-                figures.limit = name_limit(measured, mode.value)
+                figures.limit = name_limit(measured, mode.value, figures.unloaded_lag_s)
                 break
         held_levels = [lv for lv in figures.levels if not lv.broke]
         figures.max_held = held_levels[-1].in_flight if held_levels else None

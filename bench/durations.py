@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from temporalio.client import Client
@@ -25,6 +25,9 @@ from bench.stats import Summary
 
 JOB_TIMEOUT_MARGIN_S = 180.0
 """A job not finished this long after its duration is reported as not finished."""
+
+START_SPACING_S = 0.25
+"""Seconds between two submissions of the section."""
 
 SIMULATED_STEP_S = 30.0
 """Emulator seconds per advance of the simulated clock."""
@@ -62,14 +65,32 @@ async def _drive_clock(admin: EmulatorAdmin, phase: str, jobs: int, done: asynci
         await asyncio.sleep(SIMULATED_PACE_S)
 
 
+async def after(delay_s: float, job: Awaitable[JobRecord]) -> JobRecord:
+    """Run ``job`` once ``delay_s`` has passed (submissions are spaced, not a burst)."""
+    await asyncio.sleep(delay_s)
+    return await job
+
+
 async def run_point(
-    client: Client, admin: EmulatorAdmin, point: Point, *, task_queue: str, tag: str
+    client: Client,
+    admin: EmulatorAdmin,
+    point: Point,
+    *,
+    task_queue: str,
+    tag: str,
+    first_start_s: float = 0.0,
+    spacing_s: float = START_SPACING_S,
 ) -> list[JobRecord]:
-    """Run one point's jobs (every contender at once), then collect their measurements."""
+    """Run one point's jobs, then collect their measurements.
+
+    Job ``k`` (contenders alternating) is submitted ``first_start_s + k * spacing_s`` after the call, so
+    the section measures what each job costs, not how a burst of submissions queues on a small machine
+    (the capacity section measures load).
+    """
     phase = f"{tag}-{point.duration_s:g}s"
     records = []
-    runs = []
-    for contender, index in itertools.product(point.contenders, range(point.jobs)):
+    runs: list[Awaitable[JobRecord]] = []
+    for index, contender in itertools.product(range(point.jobs), point.contenders):
         job_id = f"{phase}-{contender.value.replace(' ', '-')}-{index}"
         record = JobRecord(
             contender=contender.value,
@@ -90,7 +111,8 @@ async def run_point(
             duration_s=point.duration_s,
         )
         timeout = JOB_TIMEOUT_MARGIN_S + (0 if point.simulated else point.duration_s)
-        runs.append(run_job(record, starter, timeout_s=timeout))
+        delay = first_start_s + len(runs) * spacing_s
+        runs.append(after(delay, run_job(record, starter, timeout_s=timeout)))
     done = asyncio.Event()
     driver = asyncio.create_task(_drive_clock(admin, phase, len(records), done)) if point.simulated else None
     try:

@@ -50,7 +50,7 @@ class Plan:
 QUICK = Plan(
     points=(
         Point(10, 5, BUILT),
-        Point(60, 2, BUILT),
+        Point(40, 2, BUILT),
         Point(1200, 1, (Contender.STREAM, Contender.SYNC), simulated=True),
     ),
     recovery_jobs=3,
@@ -161,7 +161,14 @@ async def run(plan: Plan, *, quick: bool, seed: int, results_dir: Path) -> Bench
             flush=True,
         )
 
-        real_runs = [durations.run_point(client, stack.admin, p, task_queue=queue, tag="dur") for p in real]
+        offsets = [
+            durations.START_SPACING_S * sum(q.jobs * len(q.contenders) for q in real[:i])
+            for i in range(len(real))
+        ]
+        real_runs = [
+            durations.run_point(client, stack.admin, p, task_queue=queue, tag="dur", first_start_s=offset)
+            for p, offset in zip(real, offsets, strict=True)
+        ]
         sim_runs = []
         if simulated:
             assert stack.sim_admin is not None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from bench.contenders import LANES_JOB_TYPES, Contender, start
+from bench.durations import after
 from bench.emulator_admin import EmulatorAdmin
 from bench.job_record import JobRecord, collect, endpoint, run_job
 from bench.results import RecoveryFigures
@@ -27,6 +28,10 @@ from bench.stack import BenchStack
 from bench.stats import Summary, median
 
 READY_TIMEOUT_S = 90.0
+
+START_SPACING_S = 0.1
+"""Seconds between two submissions: spaced, yet all within the first generation's duration, so every job
+is still generating when the worker dies."""
 """How long to wait for every job to be mid-generation before killing anyway."""
 
 
@@ -96,21 +101,24 @@ async def run_recovery(
     ]
     runs = [
         asyncio.create_task(
-            run_job(
-                r,
-                functools.partial(
-                    start,
-                    client,
-                    Contender(r.contender),
-                    job_id=r.job_id,
-                    task_queue=task_queue,
-                    phase=phase,
-                    duration_s=duration_s,
+            after(
+                index * START_SPACING_S,
+                run_job(
+                    r,
+                    functools.partial(
+                        start,
+                        client,
+                        Contender(r.contender),
+                        job_id=r.job_id,
+                        task_queue=task_queue,
+                        phase=phase,
+                        duration_s=duration_s,
+                    ),
+                    timeout_s=duration_s + 240,
                 ),
-                timeout_s=duration_s + 240,
             )
         )
-        for r in records
+        for index, r in enumerate(records)
     ]
     await _all_running(admin, phase, records)
     killed_at = time.time()

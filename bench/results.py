@@ -104,6 +104,9 @@ class CapacityFigures(BaseModel):
     built: bool = True
     worker_env: dict[str, str] = Field(default_factory=dict)
     baseline_rss_mib: float | None = None
+    unloaded_lag_s: float | None = None
+    """Detection lag of the warm-up job, run with nothing else in flight: what a probe's lag is made of
+    before load adds to it (in poll mode, mostly its own poll schedule)."""
     levels: list[CapacityLevel] = Field(default_factory=list)
     max_held: int | None = None
     """The largest level that met every criterion."""

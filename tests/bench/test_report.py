@@ -228,3 +228,18 @@ def test_capacity_levels():
     assert default_levels(10_000) == [100, 250, 500, 1000, 2500, 5000, 10_000]
     assert default_levels(150) == [100, 150]
     assert default_levels(50) == [50]
+
+
+def test_limit_names_the_poll_interval_when_only_poll_lag_broke():
+    level = CapacityLevel(
+        in_flight=150,
+        reached=150,
+        worker_rss_mib=200,
+        worker_cpu_percent=40,
+        machine_cpu_percent=50,
+        broke=["probe p95 lag 1.02 s > 1 s"],
+    )
+    assert "poll interval" in name_limit(level, "lanes poll", 0.4)
+    assert "0.40 s with nothing in flight" in name_limit(level, "lanes poll", 0.4)
+    assert "poll interval" not in name_limit(level, "lanes stream")
+    assert "Temporal task latency" in name_limit(level, "lanes stream")
