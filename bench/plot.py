@@ -14,8 +14,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display: the harness runs headless
 
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
 
 from bench.results import BenchResult, DurationPoint
+from bench.table import duration_label
 
 COLOURS = {
     "lanes stream": "#1f77b4",
@@ -27,7 +29,8 @@ COLOURS = {
 
 def draw(result: BenchResult, path: Path) -> None:
     """Write the three panels to ``path`` (PNG)."""
-    figure, axes = plt.subplots(1, 3, figsize=(16, 5))
+    figure, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    durations = sorted({p.duration_s for c in result.contenders for p in c.points})
     panels: list[tuple[str, Callable[[DurationPoint], float | None]]] = [
         ("detection lag p95 (s)", lambda p: p.lag_s.p95 if p.lag_s else None),
         ("provider requests per job", lambda p: p.requests_total_per_job),
@@ -57,15 +60,22 @@ def draw(result: BenchResult, path: Path) -> None:
                 )
         axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.set_xlabel("job duration (s)")
+        axis.set_xticks(durations, [duration_label(d, False) for d in durations])
+        axis.minorticks_off()
+        axis.set_xlabel("job duration")
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    labelled: dict[str, Artist] = {}
+    for axis in axes:
+        handles, labels = axis.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            labelled.setdefault(label, handle)
+    figure.legend(list(labelled.values()), list(labelled), loc="lower center", ncol=len(labelled), fontsize=9)
     kind = "QUICK" if result.quick else "full"
     figure.suptitle(
         f"lanes benchmark ({kind} run, {result.started_at}, seed {result.seed}); webhook mode: not built"
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
