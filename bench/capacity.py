@@ -106,17 +106,6 @@ def name_limit(level: CapacityLevel, mode: str, unloaded_lag_s: float | None = N
         causes.append(f"memory ({level.worker_rss_mib:.0f} MiB)")
     if level.reached < level.in_flight:
         causes.append("start throughput or slots (not every load job reached its provider)")
-    queued = level.probe_decision_queued_s
-    if decision_broke and queued is not None and queued.p95 > DECISION_LIMIT_S / 2:
-        causes.append(
-            f"activity dispatch (the policy activity waited up to {queued.max:.2f} s for a worker to pick it "
-            "up: activity pollers, or slots held by waiting jobs)"
-        )
-    elif decision_broke and queued is not None:
-        causes.append(
-            "workflow tasks (the policy activity was picked up within "
-            f"{queued.max:.2f} s: the wait was in the workflow task that schedules it or records its result)"
-        )
     if not causes:
         causes.append(
             "Temporal task latency (no process saturated: worker "
@@ -230,7 +219,6 @@ async def measure_level(
         open_streams=int(health["open_streams"]),
         probe_lag_s=Summary.of([lag for r in done if (lag := r.lag_s) is not None]),
         probe_decision_s=Summary.of([w for r in records if (w := r.decision_wait_s) is not None]),
-        probe_decision_queued_s=Summary.of([q for r in records if (q := r.decision_queued_s) is not None]),
         probes=len(records),
         probes_completed=len(done),
     )

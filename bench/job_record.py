@@ -64,9 +64,6 @@ class JobRecord(BaseModel):
     history_events: int | None = None
     decided_at: float | None = None
     """When the first activity completed: lanes' policy decision (the contenders' first call)."""
-    decision_queued_s: float | None = None
-    """How long that first activity waited to be picked up by a worker (scheduled to started): the part
-    of the decision wait spent in activity dispatch (pollers, slots) rather than in workflow tasks."""
     detected_at: float | None = None
     """When the first activity result carrying a terminal provider status was recorded."""
     requests: dict[str, int] = Field(default_factory=dict)
@@ -127,20 +124,10 @@ def _seconds(event: HistoryEvent) -> float:
 
 
 async def read_history(client: Client, record: JobRecord) -> None:
-    """Fill the job's history figures: events, decision, its dispatch wait, detection."""
+    """Fill ``history_events``, ``decided_at`` and ``detected_at`` from the job's history."""
     history = await client.get_workflow_handle(record.job_id).fetch_history()
     record.history_events = len(history.events)
-    scheduled: dict[int, float] = {}
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = _seconds(event)
-        elif (
-            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-            and record.decision_queued_s is None
-        ):
-            attributes = event.activity_task_started_event_attributes
-            if attributes.scheduled_event_id in scheduled:
-                record.decision_queued_s = _seconds(event) - scheduled[attributes.scheduled_event_id]
         if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             continue
         at = _seconds(event)

@@ -91,8 +91,6 @@ class CapacityLevel(BaseModel):
     probe_lag_s: Summary | None = None
     probe_decision_s: Summary | None = None
     """Submit to policy decision of the probe jobs."""
-    probe_decision_queued_s: Summary | None = None
-    """The part of it the policy activity spent waiting for a worker to pick it up."""
     probes: int = 0
     probes_completed: int = 0
     broke: list[str] = Field(default_factory=list)

@@ -243,19 +243,3 @@ def test_limit_names_the_poll_interval_when_only_poll_lag_broke():
     assert "0.40 s with nothing in flight" in name_limit(level, "lanes poll", 0.4)
     assert "poll interval" not in name_limit(level, "lanes stream")
     assert "Temporal task latency" in name_limit(level, "lanes stream")
-
-
-def test_limit_tells_activity_dispatch_from_workflow_tasks():
-    def level(queued_max: float) -> CapacityLevel:
-        return CapacityLevel(
-            in_flight=500,
-            reached=500,
-            worker_rss_mib=300,
-            worker_cpu_percent=40,
-            machine_cpu_percent=50,
-            probe_decision_queued_s=Summary(count=1, p50=queued_max, p95=queued_max, max=queued_max),
-            broke=["new job's decision p95 1.80 s > 1 s"],
-        )
-
-    assert "activity dispatch" in name_limit(level(1.5), "lanes stream")
-    assert "workflow tasks" in name_limit(level(0.01), "lanes stream")
