@@ -28,9 +28,17 @@ typecheck: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/pytest -q -m chaos
 
-bench: $(STAMP)
-	$(BIN)/python bench/policy_decisions.py
-	$(BIN)/python bench/emulator_load.py
+# Every contender side by side in one run: one table, bench/results/latest.json and latest.png
+# (docs/performance.md). About half an hour; QUICK=1 runs a reduced workload in under three minutes.
+# Not part of `make test`. The capacity section alone: $(BIN)/python -m bench capacity --mode poll --jobs 10000
+BENCH_STAMP := $(VENV)/.lanes-bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,dev-stack,otlp,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .lanes .mypy_cache .ruff_cache .pytest_cache

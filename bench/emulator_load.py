@@ -100,13 +100,8 @@ async def _run(args: argparse.Namespace, base_url: str, pid: int) -> dict[str, f
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--responses", type=int, default=5000, help="background responses to create")
-    parser.add_argument("--streams", type=int, default=1000, help="concurrent streams to hold open")
-    parser.add_argument("--concurrency", type=int, default=100, help="in-flight creates")
-    parser.add_argument("--duration", type=float, default=5.0, help="simulated seconds per response")
-    args = parser.parse_args()
+def measure(args: argparse.Namespace) -> dict[str, float] | None:
+    """Run the load against a fresh emulator process; ``None`` if it did not start."""
     _raise_fd_limit()
     server = subprocess.Popen(
         [sys.executable, "-m", "responses_emulator", "--port", "0", "--duration", str(args.duration)],
@@ -119,7 +114,7 @@ def main() -> int:
         base_url = line.rsplit(" ", 1)[-1]
         if not base_url.startswith("http://"):
             print(f"emulator did not start: {line!r}", file=sys.stderr)
-            return 1
+            return None
         time.sleep(0.5)
         results = asyncio.run(_run(args, base_url, server.pid))
     finally:
@@ -129,6 +124,23 @@ def main() -> int:
             server.stderr.close()
     client_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["client_peak_rss_mib"] = round(client_peak, 1)
+    return results
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, also used by ``python -m bench`` to build its reduced workload."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--responses", type=int, default=5000, help="background responses to create")
+    parser.add_argument("--streams", type=int, default=1000, help="concurrent streams to hold open")
+    parser.add_argument("--concurrency", type=int, default=100, help="in-flight creates")
+    parser.add_argument("--duration", type=float, default=5.0, help="simulated seconds per response")
+    return parser
+
+
+def main() -> int:
+    results = measure(parser().parse_args())
+    if results is None:
+        return 1
     print(json.dumps(results, indent=2))
     return 0
 

@@ -30,11 +30,8 @@ def _queries(job_types: list[str], classes: list[str]) -> list[PolicyQuery]:
     return queries
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="how long to measure")
-    args = parser.parse_args()
-
+def measure(seconds: float) -> tuple[float, int, int, str]:
+    """Evaluate the query mix for ``seconds``; return decisions/s, decisions, distinct queries, digest."""
     policy = load_policy()
     queries = _queries(policy.job_type_names, policy.class_names)
     now = datetime(2026, 4, 24, tzinfo=UTC)
@@ -43,16 +40,24 @@ def main() -> None:
 
     count = 0
     start = time.perf_counter()
-    deadline = start + args.seconds
+    deadline = start + seconds
     batch = len(queries)
     while time.perf_counter() < deadline:
         for query in queries:
             evaluate(policy, query, now=now)
         count += batch
     elapsed = time.perf_counter() - start
+    return count / elapsed, count, batch, policy.digest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="how long to measure")
+    args = parser.parse_args()
+    rate, count, batch, digest = measure(args.seconds)
     print(
-        f"{count / elapsed:,.0f} decisions/s on one core "
-        f"({count:,} decisions in {elapsed:.2f} s, {batch} distinct queries, policy {policy.digest[:19]})"
+        f"{rate:,.0f} decisions/s on one core "
+        f"({count:,} decisions in {args.seconds:.2f} s, {batch} distinct queries, policy {digest[:19]})"
     )
 
 

@@ -6,6 +6,7 @@ through :class:`EmulatorServer` / ``lanes emulator``. See ``docs/emulator.md``.
 """
 
 from responses_emulator.clock import AdvanceableClock, Clock, ManualClock, ShiftedClock, SystemClock
+from responses_emulator.completions import Completion
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
 from responses_emulator.ledger import Ledger, LedgerEntry, WebhookDelivery
@@ -14,6 +15,7 @@ from responses_emulator.server import EmulatorServer, serve
 __all__ = [
     "AdvanceableClock",
     "Clock",
+    "Completion",
     "Emulator",
     "EmulatorConfig",
     "EmulatorServer",

@@ -46,6 +46,7 @@ from openai.types.responses.response_create_params import (
 from pydantic import ValidationError
 
 from responses_emulator.clock import AdvanceableClock, Clock, SystemClock
+from responses_emulator.completions import Completion, Completions
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.errors import JSON_HEADERS, EmulatorError, error_response, not_found
 from responses_emulator.events import (
@@ -181,6 +182,7 @@ class Emulator:
         ledger: Every answered request and webhook delivery, without any prompt or output text.
         store: The retrievable responses.
         webhooks: The webhook sender, ``None`` without ``config.webhook_url``.
+        completions: Every generated response (retrievable or not) and when it ended.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class Emulator:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ledger = Ledger()
         self.store = Store(retention_s=self.config.retention_s)
+        self.completions = Completions()
         self._rng = random.Random(self.config.seed)
         self._models = frozenset(self.config.models)
         self._waiters: set[asyncio.Future[None]] = set()
@@ -368,6 +371,14 @@ class Emulator:
         if self.webhooks is not None:
             await self.webhooks.aclose()
 
+    def completed(self) -> list[Completion]:
+        """Every generated response with the time it reached its terminal status (if it has).
+
+        Served as ``GET /_emulator/completions``; a benchmark subtracts these times from the moment a
+        caller noticed the end to get its completion-detection lag.
+        """
+        return self.completions.at(self.clock.now())
+
     @property
     def held_responses(self) -> int:
         """Number of responses a ``hold`` fault still keeps from ending (cancelled ones excluded)."""
@@ -394,6 +405,8 @@ class Emulator:
             body = [delivery.model_dump(mode="json") for delivery in self.ledger.deliveries()]
         elif route == "webhooks/release" and request.method == "POST":
             body = {"released": self.release_webhooks(response_id=query.get("response_id", [None])[0])}
+        elif route == "completions" and request.method == "GET":
+            body = [completion.model_dump(mode="json") for completion in self.completed()]
         elif route == "ledger" and request.method == "DELETE":
             body = {"cleared": len(self.ledger)}
             self.ledger.clear()
@@ -578,6 +591,7 @@ class Emulator:
             self._webhook_tasks.add(task)
             task.add_done_callback(self._webhook_tasks.discard)
         self.store.sweep(now)
+        self.completions.track(record)
         call.response_id = record.id
         call.generated = True
         return await self._answer_create(record, stream=stream, request_faults=header_faults)

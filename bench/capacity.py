@@ -1,0 +1,317 @@
+"""The capacity section: how many in-flight background jobs one worker process holds.
+
+Runnable alone, at full size, while lanes' poll mode changes (``python -m bench capacity --mode poll
+--jobs 10000``): lanes is driven only through its public API and the worker is measured by PID.
+
+The worker serves lanes alone on its own task queue. Load jobs are held by the emulator (``hold``: they
+generate and never end until released), so the in-flight count is exactly what the harness chose. At
+each level, while the load waits, a few short probe jobs of the same mode run: their detection lag
+and their wait for a policy decision are what a user would feel. A level holds when probe p95 lag and
+p95 decision wait are at most 1 s and the worker's RSS at most 1 GiB; the section stops at the first
+level that does not, and names the criteria and the resource behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from collections.abc import Sequence
+
+import psutil
+from temporalio.client import Client
+
+from bench.contenders import Contender, start
+from bench.emulator_admin import EmulatorAdmin
+from bench.job_record import JobRecord, collect, run_job
+from bench.results import CapacityFigures, CapacityLevel
+from bench.stack import BenchStack, ChildProcess
+from bench.stats import Summary
+
+LAG_LIMIT_S = 1.0
+DECISION_LIMIT_S = 1.0
+RSS_LIMIT_MIB = 1024.0
+LOAD_DURATION_S = 3600.0
+"""Emulator duration of a load job; it is held anyway, so it never ends while measured."""
+PROBE_DURATION_S = 2.0
+START_CONCURRENCY = 64
+"""Load jobs being started at once."""
+
+
+def default_levels(jobs: int) -> list[int]:
+    """100, 250, 500, 1000, 2500, 5000, ... below ``jobs``, then ``jobs`` itself.
+
+    Raises:
+        ValueError: ``jobs`` is below 1.
+    """
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1; got {jobs}")
+    levels = []
+    for scale in (1, 10, 100, 1000):
+        for step in (100, 250, 500):
+            if step * scale < jobs:
+                levels.append(step * scale)
+    return [*sorted(set(levels)), jobs]
+
+
+def worker_tuning(max_in_flight: int) -> dict[str, str]:
+    """``LANES_WORKER_*`` of the capacity worker.
+
+    The operator's from the environment; else enough activity slots for every in-flight job (one await
+    activity each today), so the limit found is a resource's, not a default's.
+    """
+    given = {k: v for k, v in os.environ.items() if k.startswith("LANES_WORKER_")}
+    if (
+        "LANES_WORKER_MAX_CONCURRENT_ACTIVITIES" not in given
+        and given.get("LANES_WORKER_TUNER") != "resource-based"
+    ):
+        given["LANES_WORKER_MAX_CONCURRENT_ACTIVITIES"] = str(max_in_flight + 100)
+    return given
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float | None:
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+def name_limit(level: CapacityLevel, mode: str, unloaded_lag_s: float | None = None) -> str:
+    """The resource most likely behind a level that broke, from what was measured during it."""
+    causes = []
+    lag_broke = any("lag" in reason for reason in level.broke)
+    decision_broke = any("decision" in reason for reason in level.broke)
+    if mode == Contender.POLL.value and lag_broke and not decision_broke:
+        unloaded = "" if unloaded_lag_s is None else f"; {unloaded_lag_s:.2f} s with nothing in flight"
+        causes.append(f"the poll interval (a probe's lag includes its own poll schedule{unloaded})")
+    if level.worker_cpu_percent >= 85:
+        causes.append(f"worker CPU ({level.worker_cpu_percent:.0f}% of its one event loop's core)")
+    if (level.server_cpu_percent or 0) >= 85:
+        causes.append(f"the Temporal dev server ({level.server_cpu_percent:.0f}% of a core)")
+    if (level.emulator_cpu_percent or 0) >= 85:
+        causes.append(f"the emulator ({level.emulator_cpu_percent:.0f}% of a core)")
+    if level.machine_cpu_percent >= 90:
+        causes.append(f"the machine's cores ({level.machine_cpu_percent:.0f}% busy, shared by every process)")
+    if (
+        mode == Contender.STREAM.value
+        and level.open_streams is not None
+        and level.open_streams < 0.95 * level.reached
+    ):
+        causes.append(f"connections ({level.open_streams} streams open for {level.reached} jobs)")
+    if level.worker_rss_mib > RSS_LIMIT_MIB:
+        causes.append(f"memory ({level.worker_rss_mib:.0f} MiB)")
+    if level.reached < level.in_flight:
+        causes.append("start throughput or slots (not every load job reached its provider)")
+    if not causes:
+        causes.append(
+            "Temporal task latency (no process saturated: worker "
+            f"{level.worker_cpu_percent:.0f}%, server {level.server_cpu_percent or 0:.0f}% of a core)"
+        )
+    return "; ".join(causes)
+
+
+async def _start_load(
+    client: Client, mode: Contender, *, first: int, last: int, queue: str, phase: str
+) -> None:
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def one(index: int) -> None:
+        async with gate:
+            await start(
+                client,
+                mode,
+                job_id=f"{phase}-load-{index}",
+                task_queue=queue,
+                phase=phase,
+                duration_s=LOAD_DURATION_S,
+                fault="hold",
+            )
+
+    await asyncio.gather(*(one(i) for i in range(first, last)))
+
+
+async def _held(admin: EmulatorAdmin, target: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    held = 0
+    while time.monotonic() < deadline:
+        held = int((await admin.health())["held_responses"])
+        if held >= target:
+            return held
+        await asyncio.sleep(0.5)
+    return held
+
+
+async def measure_level(
+    client: Client,
+    stack: BenchStack,
+    worker: ChildProcess,
+    *,
+    mode: Contender,
+    level: int,
+    reached: int,
+    queue: str,
+    window_s: float,
+    probes: int,
+) -> CapacityLevel:
+    """Measure one level: RSS and CPU over ``window_s`` while ``probes`` short jobs run."""
+    admin = stack.admin
+    assert admin is not None
+    processes = {
+        "worker": worker.ps(),
+        "server": stack.server_process(),
+        "emulator": stack.emulator.ps() if stack.emulator is not None else None,
+    }
+    before = {name: _cpu_seconds(p) for name, p in processes.items()}
+    psutil.cpu_percent(None)
+    started = time.monotonic()
+    phase = f"capacity-{mode.value.replace(' ', '-')}-probe-{level}"
+    records = [
+        JobRecord(
+            contender=mode.value,
+            job_id=f"{phase}-{i}",
+            phase=phase,
+            duration_s=PROBE_DURATION_S,
+            submitted_at=0,
+        )
+        for i in range(probes)
+    ]
+
+    async def probe(index: int, record: JobRecord) -> None:
+        await asyncio.sleep(index * window_s / max(1, probes))
+        starter = functools.partial(
+            start,
+            client,
+            mode,
+            job_id=record.job_id,
+            task_queue=queue,
+            phase=phase,
+            duration_s=PROBE_DURATION_S,
+        )
+        await run_job(record, starter, timeout_s=PROBE_DURATION_S + 120)
+
+    probing = asyncio.gather(*(probe(i, r) for i, r in enumerate(records)))
+    await asyncio.sleep(window_s)
+    elapsed = time.monotonic() - started
+    after = {name: _cpu_seconds(p) for name, p in processes.items()}
+    machine = psutil.cpu_percent(None)
+    rss = processes["worker"].memory_info().rss / 2**20 if processes["worker"] else 0.0
+    health = await admin.health()
+    await probing
+    await collect(client, admin, records, ledger=False)
+
+    def percent(name: str) -> float | None:
+        b, a = before[name], after[name]
+        return None if a is None or b is None else (a - b) / elapsed * 100
+
+    done = [r for r in records if r.outcome == "completed"]
+    result = CapacityLevel(
+        in_flight=level,
+        reached=reached,
+        worker_rss_mib=rss,
+        worker_cpu_percent=percent("worker") or 0.0,
+        server_cpu_percent=percent("server"),
+        emulator_cpu_percent=percent("emulator"),
+        machine_cpu_percent=machine,
+        open_streams=int(health["open_streams"]),
+        probe_lag_s=Summary.of([lag for r in done if (lag := r.lag_s) is not None]),
+        probe_decision_s=Summary.of([w for r in records if (w := r.decision_wait_s) is not None]),
+        probes=len(records),
+        probes_completed=len(done),
+    )
+    if reached < level:
+        result.broke.append(f"only {reached} of {level} load jobs reached the provider")
+    if result.probe_lag_s is None or result.probe_lag_s.p95 > LAG_LIMIT_S:
+        measured = "none finished" if result.probe_lag_s is None else f"{result.probe_lag_s.p95:.2f} s"
+        result.broke.append(f"probe p95 lag {measured} > {LAG_LIMIT_S:g} s")
+    if result.probe_decision_s is None or result.probe_decision_s.p95 > DECISION_LIMIT_S:
+        measured = (
+            "none decided" if result.probe_decision_s is None else f"{result.probe_decision_s.p95:.2f} s"
+        )
+        result.broke.append(f"new job's decision p95 {measured} > {DECISION_LIMIT_S:g} s")
+    if rss > RSS_LIMIT_MIB:
+        result.broke.append(f"worker RSS {rss:.0f} MiB > 1 GiB")
+    if result.probes_completed < result.probes:
+        result.broke.append(
+            f"{result.probes - result.probes_completed} of {result.probes} probe jobs did not finish"
+        )
+    return result
+
+
+async def run_capacity(
+    client: Client,
+    stack: BenchStack,
+    *,
+    mode: Contender,
+    levels: Sequence[int],
+    window_s: float,
+    probes: int,
+) -> CapacityFigures:
+    """Step through ``levels`` of in-flight jobs in ``mode`` on a fresh worker, until one breaks."""
+    admin = stack.admin
+    assert admin is not None
+    env = worker_tuning(max(levels))
+    figures = CapacityFigures(mode=mode.value, worker_env=env)
+    tag = mode.value.replace(" ", "-")
+    queue = f"bench-capacity-{tag}-{int(time.time())}"
+    phase = f"capacity-{tag}"
+    worker = await stack.worker(f"capacity-{tag}", task_queue=queue, serve="lanes", env=env)
+    try:
+        # One job first, so imports and first-use costs are in the baseline, not in the first level.
+        warm = JobRecord(
+            contender=mode.value, job_id=f"{phase}-warmup", phase=phase, duration_s=0.5, submitted_at=0
+        )
+        await run_job(
+            warm,
+            functools.partial(
+                start, client, mode, job_id=warm.job_id, task_queue=queue, phase=phase, duration_s=0.5
+            ),
+            timeout_s=120,
+        )
+        await collect(client, admin, [warm], ledger=False)
+        figures.unloaded_lag_s = warm.lag_s
+        figures.baseline_rss_mib = worker.ps().memory_info().rss / 2**20
+        held_before = int((await admin.health())["held_responses"])
+        started = 0
+        for level in levels:
+            await _start_load(client, mode, first=started, last=level, queue=queue, phase=phase)
+            started = level
+            held = await _held(admin, held_before + level, timeout_s=60 + level / 20) - held_before
+            measured = await measure_level(
+                client,
+                stack,
+                worker,
+                mode=mode,
+                level=level,
+                reached=held,
+                queue=queue,
+                window_s=window_s,
+                probes=probes,
+            )
+            figures.levels.append(measured)
+            print(
+                f"  capacity {mode.value}: {level} in flight: RSS {measured.worker_rss_mib:.0f} MiB, "
+                f"worker CPU {measured.worker_cpu_percent:.0f}%, "
+                + ("held" if not measured.broke else "broke: " + "; ".join(measured.broke)),
+                flush=True,
+            )
+            if measured.broke:
+                figures.limit = name_limit(measured, mode.value, figures.unloaded_lag_s)
+                break
+        held_levels = [lv for lv in figures.levels if not lv.broke]
+        figures.max_held = held_levels[-1].in_flight if held_levels else None
+        basis = held_levels[-1] if held_levels else (figures.levels[-1] if figures.levels else None)
+        if basis is not None and basis.reached and figures.baseline_rss_mib is not None:
+            figures.rss_mib_per_1000 = (
+                (basis.worker_rss_mib - figures.baseline_rss_mib) / basis.reached * 1000
+            )
+            figures.cpu_percent_per_1000 = basis.worker_cpu_percent / basis.reached * 1000
+        if not figures.limit:
+            figures.limit = f"none reached up to {levels[-1]} in flight"
+    finally:
+        await admin.release({"bench_phase": phase})
+        await worker.stop(grace_s=20)
+    return figures

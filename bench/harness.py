@@ -1,0 +1,248 @@
+"""The whole benchmark in one run: every section, side by side, on one stack, then one table.
+
+The duration section, the simulated-clock jobs and the recovery section run at the same time on
+separate workers and task queues (so the kill touches only its own jobs); the overhead and capacity
+sections follow on a quiet stack; the policy engine and the emulator's own load run last, after the
+stack is down, so they compete with nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import capacity, durations, emulator_load, goals, overhead, plot, policy_decisions, recovery
+from bench.contenders import BUILT, Contender
+from bench.durations import Point
+from bench.job_record import JobRecord
+from bench.machine import machine, versions
+from bench.results import BenchResult
+from bench.stack import ROOT, BenchStack, raise_fd_limit
+from bench.stats import median
+from bench.table import render
+from client.connect import connect
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The workload of a run; recorded in the result file."""
+
+    points: tuple[Point, ...]
+    recovery_jobs: int
+    recovery_duration_s: float
+    overhead_rounds: int
+    overhead_duration_s: float
+    capacity_modes: tuple[Contender, ...]
+    capacity_levels: tuple[int, ...]
+    capacity_window_s: float
+    capacity_probes: int
+    policy_seconds: float
+    emulator_load: dict[str, float] = field(default_factory=dict)
+
+
+QUICK = Plan(
+    points=(
+        Point(10, 5, BUILT),
+        Point(40, 2, BUILT),
+        Point(1200, 1, (Contender.STREAM, Contender.SYNC), simulated=True),
+    ),
+    recovery_jobs=3,
+    recovery_duration_s=10,
+    overhead_rounds=4,
+    overhead_duration_s=1,
+    capacity_modes=(Contender.POLL, Contender.STREAM),
+    capacity_levels=(50, 150),
+    capacity_window_s=4,
+    capacity_probes=4,
+    policy_seconds=1,
+    emulator_load={"responses": 1000, "streams": 200, "concurrency": 50, "duration": 2.0},
+)
+"""``make bench QUICK=1``: the same table in under three minutes; 20-minute jobs only on the simulated
+clock, and only for the contenders it can simulate faithfully."""
+
+FULL = Plan(
+    points=(Point(10, 20, BUILT), Point(120, 5, BUILT), Point(1200, 2, BUILT)),
+    recovery_jobs=10,
+    recovery_duration_s=10,
+    overhead_rounds=10,
+    overhead_duration_s=1,
+    capacity_modes=(Contender.POLL, Contender.STREAM),
+    capacity_levels=tuple(capacity.default_levels(2000)),
+    capacity_window_s=15,
+    capacity_probes=10,
+    policy_seconds=3,
+    emulator_load={"responses": 5000, "streams": 1000, "concurrency": 100, "duration": 5.0},
+)
+"""``make bench``: real 10-second, 2-minute and 20-minute jobs (about half an hour in all)."""
+
+
+def undisturbed_lag(result_records: Sequence[JobRecord], duration_s: float) -> dict[str, float]:
+    """Per contender, median detection lag of real jobs of ``duration_s``."""
+    found: dict[str, float] = {}
+    for contender in BUILT:
+        lags = [
+            lag
+            for r in result_records
+            if r.contender == contender.value and r.duration_s == duration_s
+            if (lag := r.lag_s) is not None
+        ]
+        value = median(lags)
+        if value is not None:
+            found[contender.value] = value
+    return found
+
+
+def notes(plan: Plan, result: BenchResult) -> list[str]:
+    """What a reader needs to weigh the figures, generated from what ran."""
+    found = [
+        "Detection lag: the time Temporal recorded the first activity result carrying a terminal provider "
+        "status, minus the emulator's completion time (GET /_emulator/completions); one machine clock.",
+        "Requests: every /v1 request in the emulator's ledger for the job's responses "
+        "(c create, r retrieve, s resumed stream, x cancel, d delete).",
+        f"Machine: {result.machine.cpus} cores shared by the dev server, the emulator, the workers and the "
+        f"harness; load average at start {result.machine.load_average_at_start}.",
+        "naive poll: create, then workflow.sleep(2) and a retrieve activity until terminal "
+        "(bench/naive_polling.py); sync call: one responses.create held in one activity, start-to-close = "
+        "duration + 30 s (bench/sync_call.py).",
+        "Kill: lanes resumes after its heartbeat timeout (10 s, ExecutionOptions default); the sync call is "
+        "retried only after its start-to-close timeout, and regenerates.",
+        "lanes webhook mode does not exist yet (its own issue): its column is a slot, not a figure.",
+    ]
+    simulated = [p for p in plan.points if p.simulated]
+    for point in simulated:
+        names = ", ".join(c.value for c in point.contenders)
+        found.append(
+            f"{point.duration_s / 60:g} min (sim): simulated on a second emulator whose clock the harness "
+            f"advanced {durations.SIMULATED_STEP_S:g} s every {durations.SIMULATED_PACE_S:g} s, for {names} "
+            "only: the polling contenders' requests depend on wall time, so they cannot be simulated; lag is "
+            "not computed."
+        )
+    if result.quick:
+        found.append(
+            "QUICK run: fewer jobs, shorter durations and small capacity levels; run `make bench` for the "
+            "full table."
+        )
+    return found
+
+
+async def run(plan: Plan, *, quick: bool, seed: int, results_dir: Path) -> BenchResult:
+    """Run every section of ``plan``; write the JSON and PNG into ``results_dir``; return the result."""
+    raise_fd_limit()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    result = BenchResult(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        quick=quick,
+        seed=seed,
+        machine=machine(),
+        versions=versions(),
+        parameters=dataclasses.asdict(plan),
+    )
+    began = time.monotonic()
+    state_dir = ROOT / ".lanes" / "bench" / stamp
+    simulated = [p for p in plan.points if p.simulated]
+    real = [p for p in plan.points if not p.simulated]
+    async with BenchStack(state_dir, seed=seed, simulated_clock=bool(simulated)) as stack:
+        assert stack.admin is not None
+        client = await connect(stack.settings)
+        queue = f"bench-{stamp}"
+        await stack.worker("main", task_queue=queue)
+        sim_queue = f"{queue}-simulated"
+        if simulated:
+            await stack.worker("simulated", task_queue=sim_queue, settings=stack.sim_settings())
+        print(
+            f"stack ready in {time.monotonic() - began:.0f} s (logs in {state_dir}); running jobs...",
+            flush=True,
+        )
+
+        offsets = [
+            durations.START_SPACING_S * sum(q.jobs * len(q.contenders) for q in real[:i])
+            for i in range(len(real))
+        ]
+        real_runs = [
+            durations.run_point(client, stack.admin, p, task_queue=queue, tag="dur", first_start_s=offset)
+            for p, offset in zip(real, offsets, strict=True)
+        ]
+        sim_runs = []
+        if simulated:
+            assert stack.sim_admin is not None
+            sim_runs = [
+                durations.run_point(client, stack.sim_admin, p, task_queue=sim_queue, tag="sim")
+                for p in simulated
+            ]
+        recovering = recovery.run_recovery(
+            client,
+            stack,
+            contenders=BUILT,
+            jobs=plan.recovery_jobs,
+            duration_s=plan.recovery_duration_s,
+            task_queue=f"{queue}-recovery",
+        )
+        gathered = await asyncio.gather(asyncio.gather(*real_runs, *sim_runs), recovering)
+        point_records = [r for records in gathered[0] for r in records]
+        recovery_run = gathered[1]
+        result.contenders = durations.summarise(point_records, BUILT)
+        result.recovery = recovery.summarise(
+            recovery_run, BUILT, undisturbed_lag(point_records, plan.recovery_duration_s)
+        )
+        print(f"durations and recovery done at {time.monotonic() - began:.0f} s; overhead...", flush=True)
+
+        result.overhead, result.direct_sdk, overhead_records = await overhead.run_overhead(
+            client,
+            stack.admin,
+            contenders=BUILT,
+            rounds=plan.overhead_rounds,
+            duration_s=plan.overhead_duration_s,
+            task_queue=queue,
+        )
+        print(f"overhead done at {time.monotonic() - began:.0f} s; capacity...", flush=True)
+        for mode in plan.capacity_modes:
+            result.capacity.append(
+                await capacity.run_capacity(
+                    client,
+                    stack,
+                    mode=mode,
+                    levels=plan.capacity_levels,
+                    window_s=plan.capacity_window_s,
+                    probes=plan.capacity_probes,
+                )
+            )
+        result.jobs = point_records + recovery_run.records + overhead_records
+    print(
+        f"stack stopped at {time.monotonic() - began:.0f} s; policy engine and emulator load...", flush=True
+    )
+    result.policy_decisions_per_s = policy_decisions.measure(plan.policy_seconds)[0]
+    load_args = emulator_load.parser().parse_args(
+        [f"--{k}={v:g}" if isinstance(v, float) else f"--{k}={v}" for k, v in plan.emulator_load.items()]
+    )
+    load = await asyncio.to_thread(emulator_load.measure, load_args)
+    if load:
+        result.emulator_load = {
+            "creates/s": load["creates_per_second"],
+            "stream events/s": load["stream_events_per_second"],
+            f"RSS MiB after {int(load['responses'])} creates": load["server_rss_mib_after_creates"],
+            f"peak RSS MiB with {int(load['streams'])} streams": load["server_peak_rss_mib"],
+        }
+    result.goals = goals.evaluate(result)
+    result.notes = notes(plan, result)
+    result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    result.parameters["wall_seconds"] = round(time.monotonic() - began, 1)
+    result.write(results_dir / "latest.json")
+    plot.draw(result, results_dir / "latest.png")
+    return result
+
+
+def print_result(result: BenchResult, results_dir: Path) -> None:
+    """The table, and where the files are."""
+    print()
+    print(render(result), end="")
+    print(
+        f"\nwrote {results_dir / 'latest.json'} and {results_dir / 'latest.png'} "
+        f"({result.parameters.get('wall_seconds')} s)"
+    )

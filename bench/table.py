@@ -1,0 +1,186 @@
+"""The one table a run prints: every figure per contender side by side, then each goal and its value.
+
+Drawn from a :class:`~bench.results.BenchResult` only, so it is what the result file says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.contenders import ALL, Contender
+from bench.results import BenchResult, CapacityFigures, DurationPoint
+from bench.stats import Summary
+
+NOT_BUILT = "not built"
+ABBREVIATIONS = {"create": "c", "retrieve": "r", "stream": "s", "cancel": "x", "delete": "d"}
+
+
+def seconds(value: float | None) -> str:
+    """``45 ms`` below ten seconds, ``12.3 s`` above; ``-`` for nothing measured."""
+    if value is None:
+        return "-"
+    if abs(value) < 10:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s"
+
+
+def duration_label(duration_s: float, simulated: bool) -> str:
+    """``10 s``, ``2 min``, ``20 min (sim)``."""
+    text = f"{duration_s / 60:g} min" if duration_s >= 60 else f"{duration_s:g} s"
+    return text + (" (sim)" if simulated else "")
+
+
+def requests_cell(point: DurationPoint) -> str:
+    """Mean requests per job, and by endpoint: ``12.0 (1c 11r)``."""
+    if point.requests_total_per_job is None:
+        return "-"
+    parts = " ".join(
+        f"{count:g}{ABBREVIATIONS.get(kind, kind)}" for kind, count in point.requests_per_job.items()
+    )
+    return f"{point.requests_total_per_job:.1f} ({parts})"
+
+
+def _grid(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        if len(row) == 1:  # a section title or a rule
+            lines.append(row[0])
+            continue
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render(result: BenchResult) -> str:
+    """The table, its goals and closing notes, as printed at the end of a run."""
+    header = ["figure", *(c.value for c in ALL)]
+    rows: list[list[str]] = [header]
+
+    def row(label: str, cell: Callable[[Contender], str], *, webhook: str = NOT_BUILT) -> None:
+        rows.append([label, *(webhook if c == Contender.WEBHOOK else cell(c) for c in ALL)])
+
+    def summary_row(label: str, pick: Callable[[Summary], float]) -> None:
+        def cell(c: Contender) -> str:
+            figures = result.figures(c.value)
+            return seconds(pick(figures.lag_s)) if figures and figures.lag_s else "-"
+
+        row(label, cell)
+
+    summary_row("detection lag p50", lambda s: s.p50)
+    summary_row("detection lag p95", lambda s: s.p95)
+    summary_row("detection lag max", lambda s: s.max)
+    keys = sorted({(p.duration_s, p.simulated) for c in result.contenders for p in c.points})
+
+    def point_cell(c: Contender, key: tuple[float, bool], show: Callable[[DurationPoint], str]) -> str:
+        figures = result.figures(c.value)
+        point = next(
+            (p for p in (figures.points if figures else []) if (p.duration_s, p.simulated) == key), None
+        )
+        if point is None:
+            return "not run"
+        if not point.completed:
+            return f"0/{point.jobs} finished"
+        return show(point)
+
+    def lag_p95(p: DurationPoint) -> str:
+        return seconds(p.lag_s.p95) if p.lag_s else "-"
+
+    def per_minute(p: DurationPoint) -> str:
+        return f"{p.requests_per_job_minute:.2f}" if p.requests_per_job_minute is not None else "-"
+
+    def events(p: DurationPoint) -> str:
+        if p.history_events_per_job is None:
+            return "-"
+        return f"{p.history_events_per_job:.0f} (max {p.history_events_max})"
+
+    per_duration: list[tuple[str, Callable[[DurationPoint], str]]] = [
+        ("lag p95", lag_p95),
+        ("requests/job", requests_cell),
+        ("requests/job-minute", per_minute),
+        ("history events/job", events),
+    ]
+    for name, show in per_duration:
+        for key in keys:
+            rows.append(
+                [
+                    f"{name} @ {duration_label(*key)}",
+                    *(NOT_BUILT if c == Contender.WEBHOOK else point_cell(c, key, show) for c in ALL),
+                ]
+            )
+
+    def recovery_cell(c: Contender, show: Callable[..., str]) -> str:
+        found = next((r for r in result.recovery if r.contender == c.value), None)
+        return show(found) if found else "not run"
+
+    row(
+        "kill: generations/job (max)",
+        lambda c: recovery_cell(
+            c,
+            lambda r: (
+                f"{r.generations_per_job:.2f} (max {r.max_generations}), {r.completed}/{r.jobs} done"
+                if r.generations_per_job is not None
+                else "-"
+            ),
+        ),
+    )
+    row("kill: added latency", lambda c: recovery_cell(c, lambda r: seconds(r.added_latency_s)))
+
+    def overhead_cell(c: Contender, show: Callable[..., str]) -> str:
+        found = next((o for o in result.overhead if o.contender == c.value), None)
+        return show(found) if found else "not run"
+
+    row("short job: submit -> create", lambda c: overhead_cell(c, lambda o: seconds(o.submit_to_create_s)))
+    row("short job: end to end", lambda c: overhead_cell(c, lambda o: seconds(o.end_to_end_s)))
+    row("short job: added vs direct SDK", lambda c: overhead_cell(c, lambda o: seconds(o.added_s)))
+
+    def capacity_cell(c: Contender, show: Callable[[CapacityFigures], str]) -> str:
+        found = next((f for f in result.capacity if f.mode == c.value), None)
+        if found is None:
+            return "not run" if c in (Contender.STREAM, Contender.POLL) else "n/a"
+        return show(found)
+
+    row(
+        "capacity: most in-flight held",
+        lambda c: capacity_cell(
+            c,
+            lambda f: f"{f.max_held or 'none'} of {max((lv.in_flight for lv in f.levels), default=0)} tried",
+        ),
+    )
+    row(
+        "capacity: worker RSS /1000 jobs",
+        lambda c: capacity_cell(
+            c, lambda f: f"{f.rss_mib_per_1000:.0f} MiB" if f.rss_mib_per_1000 is not None else "-"
+        ),
+    )
+    row(
+        "capacity: worker CPU /1000 jobs",
+        lambda c: capacity_cell(
+            c,
+            lambda f: (
+                f"{f.cpu_percent_per_1000:.0f}% of a core" if f.cpu_percent_per_1000 is not None else "-"
+            ),
+        ),
+    )
+    table = _grid(rows)
+
+    lines = [table, ""]
+    shared = []
+    if result.policy_decisions_per_s is not None:
+        shared.append(f"policy decisions: {result.policy_decisions_per_s:,.0f}/s on one core")
+    for name, value in result.direct_sdk.items():
+        shared.append(f"{name}: {seconds(value)}")
+    for name, value in result.emulator_load.items():
+        shared.append(f"emulator {name}: {value:,.1f}")
+    if shared:
+        lines += ["Shared figures:", *(f"  {s}" for s in shared), ""]
+    goal_rows = [["goal", "measured", "verdict"]] + [[g.goal, g.measured, g.verdict] for g in result.goals]
+    if result.goals:
+        lines += [_grid(goal_rows), ""]
+    limits = [f"  capacity {f.mode}: {f.limit}" for f in result.capacity if f.limit]
+    if limits:
+        lines += ["Limits:", *limits, ""]
+    if result.notes:
+        lines += ["Notes:", *(f"  {n}" for n in result.notes)]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,245 @@
+"""The result file's schema, the goals' verdicts and the table, on a result built by hand.
+
+These are the harness's pure parts: a run's figures come from a real stack (``make bench``); here the
+figures are chosen so that each verdict and each cell kind is exercised.
+"""
+
+import json
+
+from bench.capacity import default_levels, name_limit
+from bench.goals import evaluate
+from bench.results import (
+    SCHEMA,
+    BenchResult,
+    CapacityFigures,
+    CapacityLevel,
+    ContenderFigures,
+    DurationPoint,
+    Machine,
+    OverheadFigures,
+    RecoveryFigures,
+)
+from bench.stats import Summary
+from bench.table import duration_label, render, requests_cell, seconds
+
+MACHINE = Machine(
+    platform="Linux", cpu_model="test", cpus=2, memory_gib=4.0, python="3.11", load_average_at_start=[0.5]
+)
+
+
+def _point(
+    contender: str,
+    duration: float,
+    requests: float,
+    events: float,
+    lag: float = 0.05,
+    simulated: bool = False,
+) -> DurationPoint:
+    return DurationPoint(
+        contender=contender,
+        duration_s=duration,
+        simulated=simulated,
+        jobs=2,
+        completed=2,
+        lag_s=None if simulated else Summary(count=2, p50=lag, p95=lag, max=lag),
+        requests_per_job={"create": 1, "retrieve": requests - 1},
+        requests_total_per_job=requests,
+        requests_per_job_minute=requests / (duration / 60),
+        history_events_per_job=events,
+        history_events_max=int(events),
+        generations_per_job=1,
+    )
+
+
+def result() -> BenchResult:
+    built = BenchResult(
+        started_at="2026-01-01T00:00:00+00:00",
+        quick=False,
+        seed=7,
+        machine=MACHINE,
+        versions={"temporalio": "1"},
+    )
+    built.contenders = [
+        ContenderFigures(
+            contender="lanes stream",
+            lag_s=Summary(count=4, p50=0.02, p95=0.15, max=0.2),
+            points=[
+                _point("lanes stream", 10, 2, 28, 0.15),
+                _point("lanes stream", 1200, 2, 28, simulated=True),
+            ],
+        ),
+        ContenderFigures(
+            contender="lanes poll",
+            lag_s=Summary(count=4, p50=1, p95=20, max=25),
+            points=[_point("lanes poll", 10, 8, 28, 5), _point("lanes poll", 1200, 50, 28, 20)],
+        ),
+        ContenderFigures(
+            contender="naive poll",
+            lag_s=Summary(count=4, p50=1, p95=2, max=2),
+            points=[_point("naive poll", 10, 6, 66, 1), _point("naive poll", 1200, 601, 6600, 1)],
+        ),
+        ContenderFigures(contender="sync call", points=[_point("sync call", 10, 1, 11, 0.01)]),
+    ]
+    built.recovery = [
+        RecoveryFigures(
+            contender="lanes stream",
+            jobs=3,
+            completed=3,
+            killed_mid_job=3,
+            generations_per_job=1,
+            max_generations=1,
+            added_latency_s=2.5,
+        ),
+        RecoveryFigures(
+            contender="lanes poll",
+            jobs=3,
+            completed=3,
+            killed_mid_job=3,
+            generations_per_job=4 / 3,
+            max_generations=2,
+            added_latency_s=1.0,
+        ),
+        RecoveryFigures(
+            contender="sync call",
+            jobs=3,
+            completed=3,
+            killed_mid_job=3,
+            generations_per_job=2,
+            max_generations=2,
+            added_latency_s=40.0,
+        ),
+    ]
+    built.overhead = [
+        OverheadFigures(
+            contender="lanes stream",
+            jobs=3,
+            submit_to_create_s=0.3,
+            end_to_end_s=1.3,
+            direct="sdk",
+            added_s=0.3,
+        )
+    ]
+    level = CapacityLevel(
+        in_flight=500,
+        reached=500,
+        worker_rss_mib=1200,
+        worker_cpu_percent=95,
+        machine_cpu_percent=70,
+        broke=["worker RSS 1200 MiB > 1 GiB"],
+    )
+    built.capacity = [
+        CapacityFigures(
+            mode="lanes poll",
+            levels=[
+                CapacityLevel(
+                    in_flight=100,
+                    reached=100,
+                    worker_rss_mib=300,
+                    worker_cpu_percent=20,
+                    machine_cpu_percent=30,
+                ),
+                level,
+            ],
+            max_held=100,
+            limit=name_limit(level, "lanes poll"),
+            rss_mib_per_1000=1500,
+            cpu_percent_per_1000=200,
+        )
+    ]
+    built.policy_decisions_per_s = 100_000
+    built.goals = evaluate(built)
+    return built
+
+
+def test_goals_say_met_missed_not_measured_and_not_built():
+    verdicts = {g.goal: g for g in result().goals}
+    assert verdicts["stream mode: p95 detection lag < 100 ms"].verdict == "missed"
+    assert verdicts["stream mode: p95 detection lag < 100 ms"].measured == "150 ms"
+    ratio = verdicts["poll mode: >= 10x fewer provider requests than naive polling on a 20-minute job"]
+    assert (ratio.verdict, ratio.measured) == ("met", "12.0x (50 vs 601)")
+    assert verdicts["poll mode: p95 lag < 10% of job time (20-minute job)"].verdict == "met"
+    assert verdicts["lanes stream: provider requests per job independent of duration"].verdict == "met"
+    assert verdicts["lanes poll: provider requests per job independent of duration"].verdict == "missed"
+    assert verdicts["lanes stream: history events per job < 40 at every duration"].verdict == "met"
+    assert verdicts["lanes poll: exactly one generation per job under a worker kill"].verdict == "missed"
+    assert verdicts["lanes stream: exactly one generation per job under a worker kill"].verdict == "met"
+    assert verdicts["webhook mode: <= 2 provider requests per job, p95 lag < 1 s"].verdict == "not built"
+    capacity = next(g for g in verdicts.values() if g.goal.startswith("capacity"))
+    assert capacity.verdict == "missed"  # it broke at 500, so 10,000 cannot hold
+    assert "worker CPU" in capacity.measured
+    assert "memory" in capacity.measured
+
+
+def test_goals_not_measured_without_the_figures():
+    empty = BenchResult(started_at="x", quick=True, seed=0, machine=MACHINE, versions={})
+    verdicts = [g.verdict for g in evaluate(empty)]
+    assert "met" not in verdicts
+    assert "missed" not in verdicts
+    assert verdicts.count("not built") == 1
+
+
+def test_table_has_every_contender_column_webhook_slot_and_goals():
+    text = render(result())
+    header = text.splitlines()[0].split("  ")
+    assert [h.strip() for h in header if h.strip()] == [
+        "figure",
+        "lanes stream",
+        "lanes poll",
+        "lanes webhook",
+        "naive poll",
+        "sync call",
+    ]
+    lag_row = next(line for line in text.splitlines() if line.startswith("detection lag p95"))
+    assert "150 ms" in lag_row
+    assert "20.0 s" in lag_row
+    assert "not built" in lag_row
+    assert any(line.startswith("requests/job @ 20 min (sim)") for line in text.splitlines())
+    assert any(line.startswith("requests/job @ 20 min ") and "601.0" in line for line in text.splitlines())
+    kill = next(line for line in text.splitlines() if line.startswith("kill: generations/job"))
+    assert "2.00 (max 2)" in kill
+    assert "not run" in kill
+    assert "missed" in text
+    assert "not built" in text
+    assert "policy decisions: 100,000/s" in text
+    assert "capacity lanes poll: worker CPU" in text
+
+
+def test_cells():
+    assert seconds(0.0123) == "12 ms"
+    assert seconds(12.34) == "12.3 s"
+    assert seconds(None) == "-"
+    assert duration_label(10, False) == "10 s"
+    assert duration_label(1200, True) == "20 min (sim)"
+    assert requests_cell(_point("x", 60, 12, 28)) == "12.0 (1c 11r)"
+
+
+def test_result_file_round_trips_with_its_schema(tmp_path):
+    path = tmp_path / "results" / "latest.json"
+    original = result()
+    original.write(path)
+    raw = json.loads(path.read_text())
+    assert raw["schema"] == SCHEMA
+    assert {"machine", "versions", "seed", "started_at", "contenders", "goals", "capacity"} <= set(raw)
+    assert raw["machine"]["cpus"] == 2
+    assert BenchResult.read(path) == original
+
+
+def test_capacity_levels():
+    assert default_levels(10_000) == [100, 250, 500, 1000, 2500, 5000, 10_000]
+    assert default_levels(150) == [100, 150]
+    assert default_levels(50) == [50]
+
+
+def test_limit_names_the_poll_interval_when_only_poll_lag_broke():
+    level = CapacityLevel(
+        in_flight=150,
+        reached=150,
+        worker_rss_mib=200,
+        worker_cpu_percent=40,
+        machine_cpu_percent=50,
+        broke=["probe p95 lag 1.02 s > 1 s"],
+    )
+    assert "poll interval" in name_limit(level, "lanes poll", 0.4)
+    assert "0.40 s with nothing in flight" in name_limit(level, "lanes poll", 0.4)
+    assert "poll interval" not in name_limit(level, "lanes stream")
+    assert "Temporal task latency" in name_limit(level, "lanes stream")
