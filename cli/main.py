@@ -24,6 +24,7 @@ import typer
 from pydantic import ValidationError
 from temporalio.client import Client
 
+from activities.failures import FailureType
 from cli import policy as policy_commands
 from cli.render import (
     EXIT_JOB_FAILED,
@@ -400,7 +401,8 @@ def show_status(status: JobStatus) -> None:
             ("activity", f"{activity.activity} ({activity.state}, attempt {activity.attempt}) {summary}")
         )
         if activity.last_failure:
-            rows.append(("last failure", activity.last_failure))
+            waiting = activity.last_failure_type == FailureType.NOT_YET
+            rows.append(("last poll" if waiting else "last failure", activity.last_failure))
     fields(rows)
 
 

@@ -210,7 +210,10 @@ class PendingActivity(BaseModel):
     """``scheduled``, ``started`` or ``cancel_requested``."""
     attempt: int
     last_failure: str | None = None
-    """Message of the previous attempt's failure: why a job is stuck retrying."""
+    """Message of the previous attempt's failure: why a job is stuck retrying, or (for a poll-mode
+    check, ``last_failure_type == "ResponseNotDone"``) what the last poll saw and when the next is due."""
+    last_failure_type: str | None = None
+    """``ApplicationError.type`` of that failure, e.g. ``ProviderError`` or ``ResponseNotDone``."""
     progress: dict[str, Any] | None = None
     """The last heartbeat's progress (mode, provider status, cursor, polls, ...); never any text."""
     last_worker: str | None = None
@@ -247,15 +250,18 @@ async def _pending_activity(client: Client, raw: PendingActivityInfo) -> Pending
         if details and isinstance(details[0], dict):
             progress = details[0]
     last_failure: str | None = None
+    last_failure_type: str | None = None
     if raw.HasField("last_failure"):
         error = await client.data_converter.decode_failure(raw.last_failure)
         last_failure = getattr(error, "message", None) or str(error)
+        last_failure_type = getattr(error, "type", None)
     state = PendingActivityState.Name(raw.state).removeprefix("PENDING_ACTIVITY_STATE_").lower()
     return PendingActivity(
         activity=raw.activity_type.name,
         state=state,
         attempt=raw.attempt,
         last_failure=last_failure,
+        last_failure_type=last_failure_type,
         progress=progress,
         last_worker=raw.last_worker_identity or None,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from activities.failures import FailureType
 from client.connect import openai_client
 from client.jobs import job_status
 from client.settings import Settings
@@ -92,6 +93,17 @@ async def test_held_streams_block_neither_new_jobs_nor_their_own_followers(
                 return await follower(client, third.id) == ("check_background_response", "scheduled")
 
             await until("the third job following by polls", polled)
+
+            async def looked() -> bool:
+                pending = (await job_status(client, third.id)).pending_activities
+                return any(p.last_failure_type == FailureType.NOT_YET for p in pending)
+
+            # What `lanes status` shows between polls: what the last poll saw, not a failure.
+            await until("a poll of the third job seen by status", looked)
+            [check] = (await job_status(client, third.id)).pending_activities
+            assert check.last_failure is not None
+            assert "in_progress" in check.last_failure
+            assert "next look in" in check.last_failure
             assert emulator.release(metadata={"capacity": tag}) == 3
             results = [await handle.result() for handle in handles]
     finally:
