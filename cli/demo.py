@@ -10,7 +10,9 @@ process it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import signal
 import sys
 import uuid
 from dataclasses import dataclass
@@ -19,10 +21,12 @@ from typing import Any
 
 from temporalio.client import Client
 
+from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer
 from cli.stack import EmbeddedStack
 from client.connect import connect
 from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import cancel_job, start_job, wait_for_outcome, wait_for_phase
+from client.telemetry import shutdown_telemetry
 from responses_emulator import EmulatorConfig
 from workflows.model_task import ModelTaskInput
 
@@ -112,12 +116,42 @@ async def _run_job(client: Client, task_queue: str, job: DemoJob) -> dict[str, A
     }
 
 
-async def run_demo(*, state_dir: Path) -> int:
-    """Run the demo; return 0 if every job ended as scripted and the ledger invariant holds."""
+async def run_demo(*, state_dir: Path, phoenix: PhoenixServer | None = None) -> int:
+    """Run the demo; return 0 if every job ended as scripted and the ledger invariant holds.
+
+    With ``phoenix`` (``lanes demo --traces``), Phoenix runs beside the stack and receives every trace;
+    after the table it stays up, with its address and the background-lane filter printed, until Ctrl-C.
+    """
+    async with contextlib.AsyncExitStack() as parts:
+        if phoenix is not None:
+            print("starting Arize Phoenix (about 25 s)...", file=sys.stderr, flush=True)
+            await parts.enter_async_context(phoenix)
+        code = await _demo(state_dir, phoenix)
+        if phoenix is not None:
+            shutdown_telemetry()  # the CLI's spans reach Phoenix now, not at exit
+            print(f"\nPhoenix     {phoenix.url}  (project {PROJECT!r}: one trace per job)")
+            print(f"            background jobs: filter  {BACKGROUND_FILTER}")
+            print("Ctrl-C stops Phoenix.", flush=True)
+            await _until_interrupted()
+        return code
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _demo(state_dir: Path, phoenix: PhoenixServer | None) -> int:
     shutil.rmtree(state_dir, ignore_errors=True)
     print("starting the embedded stack (Temporal dev server, Responses emulator, worker)...", file=sys.stderr)
     async with EmbeddedStack(
-        state_dir=state_dir, emulator_config=EmulatorConfig(duration_s=3.0), persistent=True
+        state_dir=state_dir,
+        emulator_config=EmulatorConfig(duration_s=3.0),
+        persistent=True,
+        worker_env=phoenix.otlp_environment() if phoenix else None,
     ) as stack:
         client = await connect(stack.settings)
         rows = await asyncio.gather(*(_run_job(client, stack.settings.task_queue, job) for job in JOBS))

@@ -764,12 +764,29 @@ def dev(
 @translate_errors("lanes demo")
 def demo(
     state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/demo"),
+    traces: Annotated[
+        bool,
+        typer.Option(
+            "--traces",
+            help="start Arize Phoenix (lanes[phoenix]), send the demo's traces to it and keep it up to look",
+        ),
+    ] = False,
+    phoenix_port: Annotated[int, typer.Option(help="Phoenix UI and OTLP port (with --traces)")] = 6006,
 ) -> None:
     """Run one job per lane (and one cancellation) on a fresh embedded stack; what make demo runs."""
     from cli.demo import run_demo
+    from cli.phoenix import PhoenixServer, phoenix_cli
 
+    phoenix = None
+    if traces:
+        if phoenix_cli() is None:
+            raise CliError("--traces: Arize Phoenix is not installed; pip install 'lanes[phoenix]'")
+        _check_port(phoenix_port, "--phoenix-port", "Phoenix")
+        phoenix = PhoenixServer(state_dir=state_dir.parent / "demo-phoenix", port=phoenix_port)
+        # This process's spans (each job's `lanes demo` root) go to Phoenix with the worker's.
+        os.environ.update(phoenix.otlp_environment())
     _trace_cli(trace_queries=False)
-    raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir)))
+    raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir, phoenix=phoenix)))
 
 
 emulator_command.register(app)

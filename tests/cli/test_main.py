@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from cli.stack import free_port
@@ -435,3 +436,17 @@ async def test_webhooks_new_secret_prints_one_the_emulator_accepts() -> None:
     secret = out.strip()
     assert secret.startswith("whsec_")
     assert EmulatorConfig(webhook_url="http://127.0.0.1:8789/webhooks/openai", webhook_secret=secret)
+
+
+async def test_demo_traces_without_phoenix_says_which_extra_to_install(tmp_path: Path) -> None:
+    # No phoenix beside this Python or on PATH: refused before any part of the stack starts.
+    from cli.phoenix import phoenix_cli
+
+    if phoenix_cli() is not None:
+        pytest.skip("Phoenix is installed here")
+    env = {"PATH": "/usr/bin:/bin"}
+    code, out, err = await lanes("demo", "--traces", "--state-dir", str(tmp_path / "demo"), env=env)
+    assert code == 2, (out, err)
+    assert "--traces" in err
+    assert "pip install 'lanes[phoenix]'" in err
+    assert not (tmp_path / "demo").exists()
