@@ -17,7 +17,6 @@ refuses another interface without a token.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import json
@@ -25,10 +24,8 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from types import TracebackType
 from typing import Any
 
-import uvicorn
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
@@ -36,6 +33,7 @@ from temporalio.converter import PayloadCodec
 from client.blobs import BlobNotFoundError
 from client.codec import CodecError, KeyConfigError, build_codec
 from client.settings import Settings
+from client.uvicorn_server import UvicornServer, bind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -174,31 +172,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def _uvicorn(app: CodecApp) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        http="h11",
-        loop="none",
-        log_level="warning",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=1,
-    )
-    return uvicorn.Server(config)
-
-
-class CodecServer:
+class CodecServer(UvicornServer):
     """Runs a :class:`CodecApp` on a port inside the current event loop (tests, ``lanes dev``).
 
     Use as ``async with CodecServer(app) as server:`` and pass ``server.url`` as ``--codec-endpoint``
@@ -211,12 +185,9 @@ class CodecServer:
     """
 
     def __init__(self, app: CodecApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
+        super().__init__(app)
         self._host = host
         self._requested_port = port
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -235,53 +206,8 @@ class CodecServer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self.port}"
 
-    async def start(self) -> None:
-        """Bind and start uvicorn as a task of the current loop; return once it accepts connections.
-
-        Raises:
-            RuntimeError: If uvicorn exits before it starts.
-        """
-        self._socket = _bind(self._host, self._requested_port)
-        self._server = _uvicorn(self.app)
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-
-    async def wait(self) -> None:
-        """Return when the server stops (uvicorn exits on SIGINT/SIGTERM)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def stop(self) -> None:
-        """Stop the server."""
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=3)
-        except TimeoutError:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        finally:
-            if self._socket is not None:
-                self._socket.close()
-            self._server = None
-            self._task = None
-
-    async def __aenter__(self) -> CodecServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _listen(self) -> socket.socket:
+        return bind(self._host, self._requested_port)
 
 
 async def serve_codec(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:

@@ -6,15 +6,12 @@ what protects it is the signature check, not the network.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
-from types import TracebackType
-
-import uvicorn
 
 from client.connect import connect, openai_client
 from client.settings import Settings
+from client.uvicorn_server import UvicornServer, bind
 from client.webhooks.receiver import DEFAULT_PATH, WebhookReceiver
 from client.webhooks.verification import DEFAULT_TOLERANCE_S, WebhookVerifier, check_secret
 
@@ -22,98 +19,30 @@ DEFAULT_PORT = 8789
 """The port ``lanes webhooks`` listens on unless told otherwise (the emulator's is 8788)."""
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, bound before the server starts so that its URL is known (port 0: any free one).
-
-    Tests bind first, configure the emulator's webhook URL with the port, then start the receiver.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-class WebhookServer:
+class WebhookServer(UvicornServer):
     """Runs a :class:`WebhookReceiver` on a bound socket inside the current event loop.
 
     Args:
         receiver: The app to serve.
-        sock: A socket from :func:`bind`; closed when the server stops.
+        sock: A socket from :func:`client.uvicorn_server.bind`; closed when the server stops.
         path: The receiver's delivery route, for :attr:`url`.
     """
 
     def __init__(self, receiver: WebhookReceiver, sock: socket.socket, *, path: str = DEFAULT_PATH) -> None:
+        super().__init__(receiver)
         self.receiver = receiver
-        self._socket = sock
+        self._bound = sock
         self._path = "/" + path.strip("/")
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         """The delivery URL, e.g. ``http://127.0.0.1:8789/webhooks/openai``."""
-        host, port = self._socket.getsockname()[:2]
+        host, port = self._bound.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}{self._path}"
 
-    async def start(self) -> None:
-        """Start uvicorn as a task of the current loop; return once it accepts connections.
-
-        Raises:
-            RuntimeError: If uvicorn exits before it starts.
-        """
-        config = uvicorn.Config(
-            self.receiver,
-            lifespan="off",
-            http="h11",
-            loop="none",
-            log_level="warning",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-
-    async def wait(self) -> None:
-        """Return when the server stops (uvicorn exits on SIGINT/SIGTERM)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def stop(self) -> None:
-        """Stop the server and close its socket."""
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=3)
-        except TimeoutError:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        finally:
-            self._socket.close()
-            self._server = None
-            self._task = None
-
-    async def __aenter__(self) -> WebhookServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _listen(self) -> socket.socket:
+        return self._bound
 
 
 async def serve_webhooks(

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,27 +15,7 @@ from temporalio.client import Client
 from cli.stack import free_port
 from client.jobs import job_status, wait_for_phase
 from client.settings import Settings
-
-LANES = [sys.executable, "-c", "from cli.main import main; main()"]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def lanes(
-    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
-) -> tuple[int, str, str]:
-    """Run the CLI without blocking the event loop (the test's worker runs on it)."""
-    process = await asyncio.create_subprocess_exec(
-        *LANES,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.cli_runner import LANES, ROOT, lanes
 
 
 def stack_env(settings: Settings) -> dict[str, str]:

@@ -23,8 +23,9 @@ from client.codec import ENCRYPTED_ENCODING
 from client.connect import openai_client, plugins
 from client.jobs import wait_for_phase
 from client.settings import Settings
+from client.uvicorn_server import bind
 from client.webhooks.receiver import WebhookReceiver
-from client.webhooks.server import WebhookServer, bind
+from client.webhooks.server import WebhookServer
 from client.webhooks.verification import WebhookVerifier
 from policy import default_policy_path
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
