@@ -21,14 +21,22 @@ import dataclasses
 from collections.abc import Sequence
 
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.plugin import SimplePlugin
 
+from client.benign_failures import (
+    BenignFailureInterceptor,
+    EncodedAttributesFailureConverter,
+    FailureConverter,
+)
 from client.job_metrics import JobMetricsInterceptor
 from workflows import WORKFLOWS
 
-DATA_CONVERTER: DataConverter = pydantic_data_converter
-"""Converter of every client, worker, replayer and test environment when no codec is configured."""
+DATA_CONVERTER: DataConverter = dataclasses.replace(
+    pydantic_data_converter, failure_converter_class=FailureConverter
+)
+"""Converter of every client, worker, replayer and test environment when no codec is configured: pydantic
+payloads, and benign failures without stack traces (``client/benign_failures.py``)."""
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
@@ -38,7 +46,7 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
     return dataclasses.replace(
         DATA_CONVERTER,
         payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        failure_converter_class=EncodedAttributesFailureConverter,
     )
 
 
@@ -62,5 +70,6 @@ class LanesPlugin(SimplePlugin):
             data_converter=data_converter(codec),
             workflows=_with_workflows,
             # Worker-only: jobs, decisions, tokens and completion lag from results (no-op without metrics).
-            interceptors=[JobMetricsInterceptor()],
+            # Benign "not yet" failures without tracebacks (``client/benign_failures.py``).
+            interceptors=[JobMetricsInterceptor(), BenignFailureInterceptor()],
         )

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DefaultFailureConverter
+from temporalio.exceptions import ApplicationError
 
+from client.benign_failures import EncodedAttributesFailureConverter
 from client.blobs import BlobNotFoundError, LocalBlobStore
 from client.codec import (
     CLAIM_CHECK_ENCODING,
@@ -213,7 +216,12 @@ def test_with_keys_the_converter_encrypts_payloads_and_failure_messages(tmp_path
     converter = lanes.configure_client({"data_converter": None})["data_converter"]  # type: ignore[typeddict-item]
     assert converter.payload_converter_class is DATA_CONVERTER.payload_converter_class
     assert codec_encrypts(converter.payload_codec)
-    assert converter.failure_converter_class is DefaultFailureConverterWithEncodedAttributes
+    assert converter.failure_converter_class is EncodedAttributesFailureConverter
+    assert issubclass(EncodedAttributesFailureConverter, DefaultFailureConverter)
+    failure = Failure()
+    converter.failure_converter.to_failure(ApplicationError("secret"), converter.payload_converter, failure)
+    assert failure.message == "Encoded failure"
+    assert failure.HasField("encoded_attributes")
 
 
 def chain(tmp_path: Path, threshold: int = 1024) -> tuple[ChainCodec, LocalBlobStore]:
