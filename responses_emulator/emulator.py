@@ -205,6 +205,8 @@ class Emulator:
         self._holding_creates = False
         self._held_creates = 0
         self.open_streams = 0
+        self.stream_events_sent = 0
+        """Server-sent events written to every stream so far: a benchmark's measure of stream work."""
         self.webhooks: WebhookSender | None = None
         if self.config.webhook_url is not None and self.config.webhook_secret is not None:
             self.webhooks = WebhookSender(
@@ -394,6 +396,8 @@ class Emulator:
                 "status": "ok",
                 "responses": len(self.store),
                 "open_streams": self.open_streams,
+                "stream_events_sent": self.stream_events_sent,
+                "requests": len(self.ledger),
                 "held_responses": self.held_responses,
                 "held_create_replies": self.held_create_replies,
                 "pending_webhooks": self.pending_webhooks,
@@ -833,6 +837,7 @@ class Emulator:
                     chunk.append(sse(*render_step(record, steps[seq], seq)))
                     seq += 1
                     sent += 1
+                    self.stream_events_sent += 1
                 ended_at = record.ended_at()
                 finished = record.gone or (seq >= len(steps) and ended_at is not None and now >= ended_at)
                 if error is not None and sent >= error.after and not finished:

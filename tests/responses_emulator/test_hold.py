@@ -136,6 +136,10 @@ async def test_served_stream_stays_open_after_its_last_delta_until_released(
                 assert (await served.responses.retrieve(response_id)).status == "in_progress"
                 health = (await admin.get(f"{server.admin_url}/health")).json()
                 assert (health["open_streams"], health["held_responses"]) == (1, 1)
+                # What a benchmark reads to count stream work and requests: 10 events out, one create and
+                # one retrieve in the ledger so far.
+                assert health["stream_events_sent"] == emulator.stream_events_sent == 10
+                assert health["requests"] == len(emulator.ledger) == 2
                 released = await admin.post(f"{server.admin_url}/release", params={"metadata.job": "j1"})
                 assert released.json() == {"released": 1}
     assert events[-1].type == "response.completed"
