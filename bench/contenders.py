@@ -41,6 +41,14 @@ ALL: tuple[Contender, ...] = (*BUILT[:2], Contender.WEBHOOK, *BUILT[2:])
 LANES_JOB_TYPES: dict[Contender, str] = {Contender.STREAM: "bench_stream", Contender.POLL: "bench_poll"}
 """The bench policy's job type of each lanes mode (``bench/policy.toml``)."""
 
+CAPACITY_JOB_TYPES: dict[Contender, str] = {
+    Contender.STREAM: "bench_stream",
+    Contender.POLL: "bench_poll_long",
+    Contender.WEBHOOK: "bench_webhook",
+}
+"""The job type of each lanes mode in the capacity section: poll mode's has a longer poll cap
+(``bench/capacity.py`` says why)."""
+
 SYNC_TIMEOUT_MARGIN_S = 30.0
 """The synchronous call's start-to-close timeout is the job's duration plus this."""
 
@@ -62,6 +70,7 @@ async def start(
     phase: str,
     duration_s: float,
     fault: str | None = None,
+    job_type: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """Start one job.
 
@@ -73,6 +82,7 @@ async def start(
         phase: Section of the benchmark, tagged in the metadata.
         duration_s: How long the emulator takes to finish the response.
         fault: An ``emulator_fault`` (e.g. ``hold``).
+        job_type: A lanes mode's job type other than its own in ``LANES_JOB_TYPES``.
 
     Raises:
         ValueError: The contender is not built.
@@ -80,7 +90,7 @@ async def start(
     metadata = job_metadata(job_id, phase, duration_s, fault)
     text = f"Benchmark job {job_id}: summarise durable execution."
     if contender in LANES_JOB_TYPES:
-        task = ModelTaskInput(job_type=LANES_JOB_TYPES[contender], input=text, metadata=metadata)
+        task = ModelTaskInput(job_type=job_type or LANES_JOB_TYPES[contender], input=text, metadata=metadata)
         return await start_job(client, task, workflow_id=job_id, task_queue=task_queue)
     call = ModelCallInput(input=text, metadata=metadata, timeout_s=duration_s + SYNC_TIMEOUT_MARGIN_S)
     queue = f"{task_queue}-contenders"

@@ -93,8 +93,30 @@ class CapacityLevel(BaseModel):
     """Submit to policy decision of the probe jobs."""
     probes: int = 0
     probes_completed: int = 0
+    settled_s: float = 0.0
+    """Seconds between the level's last create and its measurement."""
+    provider_requests_per_s: float | None = None
+    """Every provider request in the window (load and probes), from the emulator."""
+    stream_events_per_s: float | None = None
+    """Server-sent events the emulator wrote in the window."""
+    lag_limit_s: float | None = None
+    """The probes' p95 lag this level was held to."""
     broke: list[str] = Field(default_factory=list)
     """The criteria this level failed (empty: it held)."""
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """Worker CPU per provider request in the window (ms): the cost of a poll, in poll mode."""
+        if not self.provider_requests_per_s:
+            return None
+        return self.worker_cpu_percent / 100 / self.provider_requests_per_s * 1000
+
+    @property
+    def cpu_us_per_stream_event(self) -> float | None:
+        """All worker CPU in the window per stream event written (µs): an upper bound of an event's cost."""
+        if not self.stream_events_per_s:
+            return None
+        return self.worker_cpu_percent / 100 / self.stream_events_per_s * 1e6
 
 
 class CapacityFigures(BaseModel):
@@ -102,12 +124,19 @@ class CapacityFigures(BaseModel):
 
     mode: str
     built: bool = True
+    job_type: str = ""
+    poll_interval_cap_s: float | None = None
+    """The load's poll interval cap (poll mode): steady-state polls per second are jobs / cap."""
     worker_env: dict[str, str] = Field(default_factory=dict)
     baseline_rss_mib: float | None = None
     unloaded_lag_s: float | None = None
     """Detection lag of the warm-up job, run with nothing else in flight: what a probe's lag is made of
     before load adds to it (in poll mode, mostly its own poll schedule)."""
+    unloaded: CapacityLevel | None = None
+    """The probes with nothing in flight."""
     levels: list[CapacityLevel] = Field(default_factory=list)
+    steady: CapacityLevel | None = None
+    """Poll mode: the last level that held, measured again once its newest job polls at the cap."""
     max_held: int | None = None
     """The largest level that met every criterion."""
     limit: str = ""

@@ -53,6 +53,73 @@ def _grid(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def capacity_rows(figures: CapacityFigures) -> list[list[str]]:
+    """One row per measured level of one mode: nothing in flight, each level, and the steady row."""
+    rows = []
+    measured = [
+        *([("0", figures.unloaded)] if figures.unloaded else []),
+        *((str(level.in_flight), level) for level in figures.levels),
+        *([(f"{figures.steady.in_flight} steady", figures.steady)] if figures.steady else []),
+    ]
+    for label, level in measured:
+        per_request = level.cpu_ms_per_request
+        per_event = level.cpu_us_per_stream_event
+        lag = level.probe_lag_s
+        limit = "" if level.lag_limit_s is None or level.in_flight == 0 else f" (<= {level.lag_limit_s:.2f})"
+        rows.append(
+            [
+                figures.mode,
+                label,
+                f"{level.settled_s:.0f} s",
+                f"{level.worker_rss_mib:.0f} MiB",
+                f"{level.worker_cpu_percent:.0f}%",
+                "-" if level.provider_requests_per_s is None else f"{level.provider_requests_per_s:.1f}",
+                "-" if per_request is None else f"{per_request:.1f} ms",
+                "-" if per_event is None or not level.stream_events_per_s else f"{per_event:.0f} us",
+                "-" if level.probe_decision_s is None else seconds(level.probe_decision_s.p95),
+                ("-" if lag is None else f"{lag.p95:.2f} s") + limit,
+                "held" if not level.broke else "broke: " + "; ".join(level.broke),
+            ]
+        )
+    return rows
+
+
+def render_capacity(result: BenchResult) -> str:
+    """The capacity table: N in flight per mode, worker RSS and CPU, provider work, decision and lag."""
+    header = [
+        "mode",
+        "in flight",
+        "settled",
+        "worker RSS",
+        "worker CPU",
+        "requests/s",
+        "CPU/request",
+        "CPU/event",
+        "decision p95",
+        "probe lag p95 (limit)",
+        "level",
+    ]
+    rows = [header]
+    for figures in result.capacity:
+        rows += capacity_rows(figures)
+    if len(rows) == 1:
+        return ""
+    caps = [
+        f"{f.mode}: job type {f.job_type}"
+        + (f", poll cap {f.poll_interval_cap_s:g} s" if f.poll_interval_cap_s else "")
+        for f in result.capacity
+        if f.job_type
+    ]
+    return "\n".join(
+        [
+            "Capacity (one worker process; CPU in % of one core over the window; CPU/request and "
+            "CPU/event divide all the worker's CPU by the provider's requests or stream events):",
+            _grid(rows),
+            *(f"  {c}" for c in caps),
+        ]
+    )
+
+
 def render(result: BenchResult) -> str:
     """The table, its goals and closing notes, as printed at the end of a run."""
     header = ["figure", *(c.value for c in ALL)]
@@ -166,6 +233,9 @@ def render(result: BenchResult) -> str:
     table = _grid(rows)
 
     lines = [table, ""]
+    capacity = render_capacity(result)
+    if capacity:
+        lines += [capacity, ""]
     shared = []
     if result.policy_decisions_per_s is not None:
         shared.append(f"policy decisions: {result.policy_decisions_per_s:,.0f}/s on one core")

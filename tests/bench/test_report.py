@@ -5,8 +5,10 @@ figures are chosen so that each verdict and each cell kind is exercised.
 """
 
 import json
+import re
 
-from bench.capacity import default_levels, name_limit
+from bench.capacity import default_levels, lag_limit_s, name_limit, poll_cap_s, ramp_to_cap_s
+from bench.contenders import Contender
 from bench.goals import evaluate
 from bench.results import (
     SCHEMA,
@@ -20,7 +22,7 @@ from bench.results import (
     RecoveryFigures,
 )
 from bench.stats import Summary
-from bench.table import duration_label, render, requests_cell, seconds
+from bench.table import duration_label, render, render_capacity, requests_cell, seconds
 
 MACHINE = Machine(
     platform="Linux", cpu_model="test", cpus=2, memory_gib=4.0, python="3.11", load_average_at_start=[0.5]
@@ -230,7 +232,7 @@ def test_capacity_levels():
     assert default_levels(50) == [50]
 
 
-def test_limit_names_the_poll_interval_when_only_poll_lag_broke():
+def test_limit_names_late_polls_when_only_poll_lag_broke():
     level = CapacityLevel(
         in_flight=150,
         reached=150,
@@ -239,7 +241,61 @@ def test_limit_names_the_poll_interval_when_only_poll_lag_broke():
         machine_cpu_percent=50,
         broke=["probe p95 lag 1.02 s > 1 s"],
     )
-    assert "poll interval" in name_limit(level, "lanes poll", 0.4)
+    assert "polls came late" in name_limit(level, "lanes poll", 0.4)
     assert "0.40 s with nothing in flight" in name_limit(level, "lanes poll", 0.4)
-    assert "poll interval" not in name_limit(level, "lanes stream")
+    assert "polls came late" not in name_limit(level, "lanes stream")
     assert "Temporal task latency" in name_limit(level, "lanes stream")
+
+
+def test_poll_lag_limit_is_relative_to_the_unloaded_probes_and_steady_state_waits_for_the_cap():
+    assert lag_limit_s(Contender.POLL, 0.8) == 1.8
+    assert lag_limit_s(Contender.POLL, None) == 1.0
+    assert lag_limit_s(Contender.STREAM, 0.8) == 1.0
+    # 0.5 s growing 1.5x: 0.5 + 0.75 + ... until the next interval is the cap.
+    assert ramp_to_cap_s(0.5) == 0.0
+    assert ramp_to_cap_s(1.0) == 0.5 + 0.75
+    assert 280 < ramp_to_cap_s(120) < 300
+    assert poll_cap_s() == 120
+
+
+def _level(in_flight: int, **figures: object) -> CapacityLevel:
+    base: dict[str, object] = {
+        "in_flight": in_flight,
+        "reached": in_flight,
+        "worker_rss_mib": 300.0,
+        "worker_cpu_percent": 40.0,
+        "machine_cpu_percent": 50.0,
+        "provider_requests_per_s": 80.0,
+        "stream_events_per_s": 0.0,
+        "probe_decision_s": Summary.of([0.1, 0.2]),
+        "probe_lag_s": Summary.of([0.5, 0.7]),
+        "lag_limit_s": 1.7,
+    }
+    return CapacityLevel.model_validate(base | figures)
+
+
+def test_capacity_table_has_a_row_per_level_with_cost_per_request_and_the_steady_row():
+    figures = CapacityFigures(
+        mode="lanes poll",
+        job_type="bench_poll_long",
+        poll_interval_cap_s=120,
+        unloaded=_level(0, worker_cpu_percent=2.0, provider_requests_per_s=4.0),
+        levels=[_level(1000), _level(2500, broke=["new job's decision p95 1.20 s > 1 s"])],
+        steady=_level(1000, settled_s=290.0, worker_cpu_percent=10.0, provider_requests_per_s=20.0),
+    )
+    stream = CapacityFigures(
+        mode="lanes stream", levels=[_level(500, provider_requests_per_s=1.0, stream_events_per_s=400.0)]
+    )
+    assert figures.levels[0].cpu_ms_per_request == 5.0
+    assert stream.levels[0].cpu_us_per_stream_event == 1000.0
+    text = render_capacity(result().model_copy(update={"capacity": [figures, stream]}))
+    rows = [line for line in text.splitlines() if line.startswith(("lanes poll", "lanes stream"))]
+    assert [re.split(r"\s{2,}", row)[1] for row in rows] == ["0", "1000", "2500", "1000 steady", "500"]
+    assert "5.0 ms" in rows[1]
+    assert "0.70 s (<= 1.70)" in rows[1]
+    assert "held" in rows[1]
+    assert "broke: new job's decision p95 1.20 s > 1 s" in rows[2]
+    assert "290 s" in rows[3]
+    assert "5.0 ms" in rows[3]  # 10% of a core over 20 requests/s
+    assert "1000 us" in rows[4]
+    assert "lanes poll: job type bench_poll_long, poll cap 120 s" in text
