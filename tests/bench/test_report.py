@@ -299,3 +299,23 @@ def test_capacity_table_has_a_row_per_level_with_cost_per_request_and_the_steady
     assert "5.0 ms" in rows[3]  # 10% of a core over 20 requests/s
     assert "1000 us" in rows[4]
     assert "lanes poll: job type bench_poll_long, poll cap 120 s" in text
+
+
+def test_capacity_goal_needs_ten_thousand_held_and_half_a_core_at_steady_state():
+    def verdict(steady: CapacityLevel | None) -> tuple[str, str]:
+        figures = CapacityFigures(
+            mode="lanes poll",
+            poll_interval_cap_s=120,
+            levels=[_level(10_000)],
+            max_held=10_000,
+            steady=steady,
+        )
+        found = evaluate(result().model_copy(update={"capacity": [figures]}))
+        goal = next(g for g in found if g.goal.startswith("capacity"))
+        return goal.verdict, goal.measured
+
+    assert verdict(_level(10_000, worker_cpu_percent=45.0))[0] == "met"
+    assert "45% of a core at 80 polls/s (cap 120 s)" in verdict(_level(10_000, worker_cpu_percent=45.0))[1]
+    assert verdict(_level(10_000, worker_cpu_percent=55.0))[0] == "missed"
+    assert verdict(_level(10_000, broke=["worker RSS 1100 MiB > 1 GiB"]))[0] == "missed"
+    assert verdict(None)[0] == "not measured: no steady-state row"
