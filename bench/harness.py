@@ -85,14 +85,17 @@ FULL = Plan(
 
 
 def undisturbed_lag(result_records: Sequence[JobRecord], duration_s: float) -> dict[str, float]:
-    """Per contender, median detection lag of real jobs of ``duration_s``."""
+    """Per contender, median time from the provider's end to the workflow running on it (real jobs).
+
+    Over jobs of ``duration_s``: the recovery section's baseline.
+    """
     found: dict[str, float] = {}
     for contender in BUILT:
         lags = [
             lag
             for r in result_records
             if r.contender == contender.value and r.duration_s == duration_s
-            if (lag := r.lag_s) is not None
+            if (lag := r.acted_lag_s) is not None
         ]
         value = median(lags)
         if value is not None:
@@ -136,7 +139,9 @@ def notes(plan: Plan, result: BenchResult) -> list[str]:
         "(bench/naive_polling.py); sync call: one responses.create held in one activity, start-to-close = "
         "duration + 30 s (bench/sync_call.py).",
         "Kill: lanes resumes after its heartbeat timeout (10 s, ExecutionOptions default); the sync call is "
-        "retried only after its start-to-close timeout, and regenerates.",
+        "retried only after its start-to-close timeout, and regenerates. Added latency runs to the "
+        "workflow's first task after the end was recorded: webhook mode's signal is recorded while no "
+        "worker runs, and waits there for a live one.",
         "lanes webhook: a poll-mode profile with webhooks = true (bench_webhook); the emulator POSTs a "
         "signed response.* webhook to a `lanes webhooks` process when the response ends, which reads the "
         "response once (counted as the job's r) and signals the job. Safety-net polls every "

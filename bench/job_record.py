@@ -70,6 +70,10 @@ class JobRecord(BaseModel):
     detected_at: float | None = None
     """When the first activity result or ``provider_finished`` signal carrying a terminal provider status
     was recorded."""
+    acted_at: float | None = None
+    """When the workflow next ran after ``detected_at`` (its next workflow task started). Milliseconds
+    later, except when the end was recorded while no worker ran the job: a signal needs no worker to be
+    recorded, an activity result does."""
     requests: dict[str, int] = Field(default_factory=dict)
     generations: int = 0
     first_create_at: float | None = None
@@ -82,6 +86,14 @@ class JobRecord(BaseModel):
         if self.simulated or self.detected_at is None or self.provider_ended_at is None:
             return None
         return self.detected_at - self.provider_ended_at
+
+    @property
+    def acted_lag_s(self) -> float | None:
+        """The workflow ran on the end minus the provider's end (:attr:`lag_s` for older records)."""
+        if self.simulated or self.provider_ended_at is None:
+            return None
+        seen = self.acted_at if self.acted_at is not None else self.detected_at
+        return None if seen is None else seen - self.provider_ended_at
 
     @property
     def end_to_end_s(self) -> float | None:
@@ -137,14 +149,14 @@ def _terminal(value: object) -> bool:
 
 
 async def read_history(client: Client, record: JobRecord) -> None:
-    """Fill ``history_events``, ``decided_at`` and ``detected_at`` from the job's history.
+    """Fill ``history_events``, ``decided_at``, ``detected_at`` and ``acted_at`` from the job's history.
 
     The end is seen by whichever comes first: an activity's result (a poll, a stream, a call) or the
     webhook receiver's ``provider_finished`` signal, recorded when Temporal accepted it.
     """
     history = await client.get_workflow_handle(record.job_id).fetch_history()
     record.history_events = len(history.events)
-    for event in history.events:
+    for index, event in enumerate(history.events):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             at = _seconds(event)
             if record.decided_at is None:
@@ -161,6 +173,14 @@ async def read_history(client: Client, record: JobRecord) -> None:
         values = await client.data_converter.decode(list(payloads)) if payloads else []
         if any(_terminal(v) for v in values):
             record.detected_at = at
+            record.acted_at = next(
+                (
+                    _seconds(later)
+                    for later in history.events[index + 1 :]
+                    if later.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+                ),
+                None,
+            )
             return
 
 

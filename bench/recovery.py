@@ -5,9 +5,10 @@ request after its create, or in webhook mode the workflow waiting on its safety-
 webhook, since it sends none), the worker is SIGKILLed, as a crashed host dies, and a new one started at
 once. Figures: generations per job from the emulator's ledger (1 is perfect: nothing was paid twice)
 and the added latency: the median time from the end of the job's *first* generation to the workflow
-seeing a terminal status, minus the median detection lag of undisturbed jobs of the same duration. A
-contender that regenerates after the kill pays the new generation in it; one that resumes pays only its
-resumption.
+running on a terminal status (its first workflow task after the end was recorded), minus the same
+median of undisturbed jobs of the same duration. A contender that regenerates after the kill pays the
+new generation in it; one that resumes pays only its resumption. Webhook mode's end is recorded without a
+worker (the receiver's signal), so what it pays is the wait for a live worker to run the workflow.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def summarise(
     Args:
         run: The section's jobs.
         contenders: Which contenders.
-        undisturbed_lag: Per contender, median detection lag of undisturbed jobs of the same duration.
+        undisturbed_lag: Per contender, median time from the provider's end to the workflow running on it
+            (:attr:`~bench.job_record.JobRecord.acted_lag_s`) of undisturbed jobs of the same duration.
     """
     figures = []
     for contender in contenders:
@@ -170,9 +172,10 @@ def summarise(
         done = [r for r in mine if r.outcome == "completed"]
         mid_job = [r for r in mine if (end := run.first_end.get(r.job_id)) is None or end > run.killed_at]
         late = [
-            r.detected_at - first
+            seen - first
             for r in done
-            if r.detected_at is not None and (first := run.first_end.get(r.job_id)) is not None
+            if (seen := r.acted_at if r.acted_at is not None else r.detected_at) is not None
+            and (first := run.first_end.get(r.job_id)) is not None
         ]
         late_median = median(late)
         base = undisturbed_lag.get(contender.value)

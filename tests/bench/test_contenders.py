@@ -97,6 +97,8 @@ async def test_each_contender_runs_a_job_and_is_measured(client, settings):
         assert record.detected_at is not None
         assert record.history_events is not None
         assert record.decided_at <= record.detected_at
+        assert record.acted_at is not None, record
+        assert record.detected_at <= record.acted_at
     assert set(by[Contender.STREAM].requests) <= {"create", "stream"}
     assert (by[Contender.STREAM].history_events or 0) < 40
     assert by[Contender.POLL].requests.get("retrieve", 0) >= 1
