@@ -144,7 +144,8 @@ def notes(plan: Plan, result: BenchResult) -> list[str]:
         "worker runs, and waits there for a live one.",
         "lanes webhook: a poll-mode profile with webhooks = true (bench_webhook); the emulator POSTs a "
         "signed response.* webhook to a `lanes webhooks` process when the response ends, which reads the "
-        "response once (counted as the job's r) and signals the job. Safety-net polls every "
+        "response once (counted as the job's r) and signals the job; one warm-up webhook goes through it "
+        "first (a receiver's first delivery pays its first-use costs once). Safety-net polls every "
         f"{interval:g} s (webhook_poll_interval_s), so only jobs longer than that poll. Every other "
         "contender's responses carry the emulator's webhook_drop fault: no webhook, as in a project "
         "without a webhook endpoint (the receiver would otherwise end any lanes job's wait).",

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx2
+import openai
 import psutil
 from pydantic import SecretStr
 
@@ -58,6 +59,9 @@ LANES_COMMAND = [sys.executable, "-c", "from cli.main import main; main()"]
 
 STARTUP_TIMEOUT_S = 90.0
 """How long a child process may take to become ready on a loaded two-core machine."""
+
+WARM_UP_TIMEOUT_S = 30.0
+"""How long the warm-up webhook may take to be delivered and acknowledged."""
 
 
 def raise_fd_limit() -> None:
@@ -290,8 +294,45 @@ class BenchStack:
                 self.receiver = self._receiver_process(self._settings, secret)
                 await self.receiver.start()
                 parts.push_async_callback(self.receiver.stop)
+            if Contender.WEBHOOK in self.contenders:
+                await self._warm_up_webhooks(base_url)
             self._parts = parts.pop_all()
         return self
+
+    async def _warm_up_webhooks(self, base_url: str) -> None:
+        """Send one webhook through the receiver before any job, and wait for its 2xx.
+
+        A receiver's first delivery pays its first-use costs (about 0.4 s here, once per process), which
+        would otherwise land in the first webhook job's lag; and a receiver the emulator cannot reach, or
+        whose secret differs, fails here rather than as jobs that wait for their safety-net poll. The
+        response has no ``bench_job``: no job's figures count it.
+
+        Raises:
+            StackError: No delivery of the warm-up response was acknowledged in time.
+        """
+        assert self.admin is not None
+        async with openai.AsyncOpenAI(api_key="emulator", base_url=base_url, max_retries=0) as provider:
+            response = await provider.responses.create(
+                model="gpt-5-mini",
+                input="Benchmark warm-up of the webhook receiver.",
+                background=True,
+                store=True,
+                metadata={"emulator_duration": "0.1"},
+            )
+        deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+        attempts: list[str] = []
+        while time.monotonic() < deadline:
+            deliveries = [d for d in await self.admin.webhooks() if d.response_id == response.id]
+            if any(d.status_code is not None and 200 <= d.status_code < 300 for d in deliveries):
+                return
+            attempts = [str(d.status_code or d.error or d.fault) for d in deliveries]
+            await asyncio.sleep(0.1)
+        where = self.receiver.log_path if self.receiver is not None else self.webhook_url
+        raise StackError(
+            f"the webhook receiver did not acknowledge a webhook within {WARM_UP_TIMEOUT_S:.0f} s "
+            f"(attempts: {', '.join(attempts) or 'none sent: is the emulator started with --webhook-url?'}); "
+            f"see {where}"
+        )
 
     def _receiver_process(self, settings: Settings, secret: str) -> ChildProcess:
         """``lanes webhooks`` on the chosen port, with the stack's Temporal, codec key and emulator."""
