@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.splitlines()[0], parents=[common]
     )
-    parser.add_argument("--quick", action="store_true", help="reduced workload, under three minutes")
+    parser.add_argument("--quick", action="store_true", help="reduced workload, about three minutes")
     sub = parser.add_subparsers(dest="command")
     cap = sub.add_parser("capacity", help="the capacity section alone, at any size", parents=[common])
     cap.add_argument("--mode", choices=sorted(MODES), default="poll", help="how lanes follows the response")
