@@ -6,6 +6,12 @@ in ``bench/``.
 Every job carries the same metadata whatever the contender: ``bench_job`` (its workflow id, to find its
 requests in the emulator's ledger), ``bench_phase`` (to release held responses of one phase) and the
 emulator's ``emulator_duration`` (and ``emulator_fault``), so every contender runs the same job.
+
+The emulator announces the end of every background response by webhook when the stack gives it a
+receiver, as a provider project with a webhook endpoint does; the receiver would then end any lanes
+job's wait, whatever its mode. So every job but lanes webhook mode's carries the emulator's
+``webhook_drop`` fault: no webhook is sent for it, as in a project without a webhook endpoint, and each
+contender is measured alone.
 """
 
 from __future__ import annotations
@@ -32,13 +38,23 @@ class Contender(StrEnum):
     SYNC = "sync call"
 
 
-BUILT: tuple[Contender, ...] = (Contender.STREAM, Contender.POLL, Contender.NAIVE, Contender.SYNC)
-"""Contenders that exist; webhook mode is its own issue and has a "not built" slot in the table."""
+BUILT: tuple[Contender, ...] = (
+    Contender.STREAM,
+    Contender.POLL,
+    Contender.WEBHOOK,
+    Contender.NAIVE,
+    Contender.SYNC,
+)
+"""Contenders that exist, in the table's column order."""
 
-ALL: tuple[Contender, ...] = (*BUILT[:2], Contender.WEBHOOK, *BUILT[2:])
-"""Column order of the table."""
+ALL: tuple[Contender, ...] = BUILT
+"""Column order of the table (every contender is built)."""
 
-LANES_JOB_TYPES: dict[Contender, str] = {Contender.STREAM: "bench_stream", Contender.POLL: "bench_poll"}
+LANES_JOB_TYPES: dict[Contender, str] = {
+    Contender.STREAM: "bench_stream",
+    Contender.POLL: "bench_poll",
+    Contender.WEBHOOK: "bench_webhook",
+}
 """The bench policy's job type of each lanes mode (``bench/policy.toml``)."""
 
 CAPACITY_JOB_TYPES: dict[Contender, str] = {
@@ -49,15 +65,24 @@ CAPACITY_JOB_TYPES: dict[Contender, str] = {
 """The job type of each lanes mode in the capacity section: poll mode's has a longer poll cap
 (``bench/capacity.py`` says why)."""
 
+NO_WEBHOOK_FAULT = "webhook_drop"
+"""The emulator fault every job but webhook mode's carries: no webhook is sent when its response ends."""
+
 SYNC_TIMEOUT_MARGIN_S = 30.0
 """The synchronous call's start-to-close timeout is the job's duration plus this."""
 
 
-def job_metadata(job_id: str, phase: str, duration_s: float, fault: str | None = None) -> dict[str, str]:
-    """The metadata every contender sends with a job's create."""
+def job_metadata(
+    job_id: str, phase: str, duration_s: float, fault: str | None = None, *, webhook: bool = False
+) -> dict[str, str]:
+    """The metadata every contender sends with a job's create.
+
+    ``webhook`` is true only for lanes' webhook mode; any other job's response gets no webhook.
+    """
     metadata = {"bench_job": job_id, "bench_phase": phase, "emulator_duration": f"{duration_s:g}"}
-    if fault:
-        metadata["emulator_fault"] = fault
+    faults = [f for f in (fault, None if webhook else NO_WEBHOOK_FAULT) if f]
+    if faults:
+        metadata["emulator_fault"] = ",".join(faults)
     return metadata
 
 
@@ -85,9 +110,9 @@ async def start(
         job_type: A lanes mode's job type other than its own in ``LANES_JOB_TYPES``.
 
     Raises:
-        ValueError: The contender is not built.
+        ValueError: The contender is not one of :data:`BUILT`.
     """
-    metadata = job_metadata(job_id, phase, duration_s, fault)
+    metadata = job_metadata(job_id, phase, duration_s, fault, webhook=contender == Contender.WEBHOOK)
     text = f"Benchmark job {job_id}: summarise durable execution."
     if contender in LANES_JOB_TYPES:
         task = ModelTaskInput(job_type=job_type or LANES_JOB_TYPES[contender], input=text, metadata=metadata)
@@ -100,4 +125,4 @@ async def start(
         )
     if contender == Contender.SYNC:
         return await client.start_workflow(SyncCallWorkflow.run, call, id=job_id, task_queue=queue)
-    raise ValueError(f"contender {contender.value!r} is not built; choose one of {[c.value for c in BUILT]}")
+    raise ValueError(f"contender {contender!r} is not one of {[c.value for c in BUILT]}")

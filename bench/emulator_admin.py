@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx2
 
-from responses_emulator import Completion, LedgerEntry
+from responses_emulator import Completion, LedgerEntry, WebhookDelivery
 
 
 class EmulatorAdmin:
@@ -37,6 +37,12 @@ class EmulatorAdmin:
         answer = await self._http.get("/ledger")
         answer.raise_for_status()
         return [LedgerEntry.model_validate(entry) for entry in answer.json()]
+
+    async def webhooks(self) -> list[WebhookDelivery]:
+        """Every webhook delivery attempt the emulator made (or dropped)."""
+        answer = await self._http.get("/webhooks")
+        answer.raise_for_status()
+        return [WebhookDelivery.model_validate(entry) for entry in answer.json()]
 
     async def completions(self) -> list[Completion]:
         """Every generated response and the time it became terminal."""

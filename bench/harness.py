@@ -17,15 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import capacity, durations, emulator_load, goals, overhead, plot, policy_decisions, recovery
-from bench.contenders import BUILT, Contender
+from bench.contenders import BUILT, LANES_JOB_TYPES, Contender
 from bench.durations import Point
 from bench.job_record import JobRecord
 from bench.machine import machine, versions
 from bench.results import BenchResult
-from bench.stack import ROOT, BenchStack, raise_fd_limit
+from bench.stack import POLICY, ROOT, BenchStack, raise_fd_limit
 from bench.stats import median
 from bench.table import render
 from client.connect import connect
+from policy import load_policy
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -57,15 +58,15 @@ QUICK = Plan(
     recovery_duration_s=10,
     overhead_rounds=4,
     overhead_duration_s=1,
-    capacity_modes=(Contender.POLL, Contender.STREAM),
+    capacity_modes=(Contender.POLL, Contender.STREAM, Contender.WEBHOOK),
     capacity_levels=(50, 150),
     capacity_window_s=4,
     capacity_probes=4,
     policy_seconds=1,
     emulator_load={"responses": 1000, "streams": 200, "concurrency": 50, "duration": 2.0},
 )
-"""``make bench QUICK=1``: the same table in under three minutes; 20-minute jobs only on the simulated
-clock, and only for the contenders it can simulate faithfully."""
+"""``make bench QUICK=1``: the same table in a few minutes; 20-minute jobs only on the simulated clock,
+and only for the contenders it can simulate faithfully."""
 
 FULL = Plan(
     points=(Point(10, 20, BUILT), Point(120, 5, BUILT), Point(1200, 2, BUILT)),
@@ -73,7 +74,7 @@ FULL = Plan(
     recovery_duration_s=10,
     overhead_rounds=10,
     overhead_duration_s=1,
-    capacity_modes=(Contender.POLL, Contender.STREAM),
+    capacity_modes=(Contender.POLL, Contender.STREAM, Contender.WEBHOOK),
     capacity_levels=tuple(capacity.default_levels(2000)),
     capacity_window_s=15,
     capacity_probes=10,
@@ -84,14 +85,17 @@ FULL = Plan(
 
 
 def undisturbed_lag(result_records: Sequence[JobRecord], duration_s: float) -> dict[str, float]:
-    """Per contender, median detection lag of real jobs of ``duration_s``."""
+    """Per contender, median time from the provider's end to the workflow running on it (real jobs).
+
+    Over jobs of ``duration_s``: the recovery section's baseline.
+    """
     found: dict[str, float] = {}
     for contender in BUILT:
         lags = [
             lag
             for r in result_records
             if r.contender == contender.value and r.duration_s == duration_s
-            if (lag := r.lag_s) is not None
+            if (lag := r.acted_lag_s) is not None
         ]
         value = median(lags)
         if value is not None:
@@ -99,11 +103,34 @@ def undisturbed_lag(result_records: Sequence[JobRecord], duration_s: float) -> d
     return found
 
 
+def webhook_poll_interval_s() -> float:
+    """The safety-net poll interval of the bench policy's webhook profile."""
+    document = load_policy(POLICY).document
+    profile = document.job_types[LANES_JOB_TYPES[Contender.WEBHOOK]].profiles.background
+    assert profile is not None
+    return document.profiles[profile].webhook_poll_interval_s
+
+
+def available(plan: Plan, contenders: Sequence[Contender]) -> Plan:
+    """``plan`` without the contenders a stack cannot run (webhook mode without a receiver)."""
+    points = tuple(
+        dataclasses.replace(p, contenders=tuple(c for c in p.contenders if c in contenders))
+        for p in plan.points
+    )
+    return dataclasses.replace(
+        plan,
+        points=tuple(p for p in points if p.contenders),
+        capacity_modes=tuple(m for m in plan.capacity_modes if m in contenders),
+    )
+
+
 def notes(plan: Plan, result: BenchResult) -> list[str]:
     """What a reader needs to weigh the figures, generated from what ran."""
+    interval = webhook_poll_interval_s()
     found = [
         "Detection lag: the time Temporal recorded the first activity result carrying a terminal provider "
-        "status, minus the emulator's completion time (GET /_emulator/completions); one machine clock.",
+        "status, or (lanes webhook) the provider_finished signal the receiver sent, minus the emulator's "
+        "completion time (GET /_emulator/completions); one machine clock.",
         "Requests: every /v1 request in the emulator's ledger for the job's responses "
         "(c create, r retrieve, s resumed stream, x cancel, d delete).",
         f"Machine: {result.machine.cpus} cores shared by the dev server, the emulator, the workers and the "
@@ -112,17 +139,29 @@ def notes(plan: Plan, result: BenchResult) -> list[str]:
         "(bench/naive_polling.py); sync call: one responses.create held in one activity, start-to-close = "
         "duration + 30 s (bench/sync_call.py).",
         "Kill: lanes resumes after its heartbeat timeout (10 s, ExecutionOptions default); the sync call is "
-        "retried only after its start-to-close timeout, and regenerates.",
-        "lanes webhook mode does not exist yet (its own issue): its column is a slot, not a figure.",
+        "retried only after its start-to-close timeout, and regenerates. Added latency runs to the "
+        "workflow's first task after the end was recorded: webhook mode's signal is recorded while no "
+        "worker runs, and waits there for a live one.",
+        "lanes webhook: a poll-mode profile with webhooks = true (bench_webhook); the emulator POSTs a "
+        "signed response.* webhook to a `lanes webhooks` process when the response ends, which reads the "
+        "response once (counted as the job's r) and signals the job; one warm-up webhook goes through it "
+        "first (a receiver's first delivery pays its first-use costs once). Safety-net polls every "
+        f"{interval:g} s (webhook_poll_interval_s), so only jobs longer than that poll. Every other "
+        "contender's responses carry the emulator's webhook_drop fault: no webhook, as in a project "
+        "without a webhook endpoint (the receiver would otherwise end any lanes job's wait).",
     ]
+    left_out = result.parameters.get("left_out")
+    if isinstance(left_out, dict):
+        found += [f"{name}: not run: {reason}." for name, reason in left_out.items()]
     simulated = [p for p in plan.points if p.simulated]
     for point in simulated:
         names = ", ".join(c.value for c in point.contenders)
         found.append(
             f"{point.duration_s / 60:g} min (sim): simulated on a second emulator whose clock the harness "
             f"advanced {durations.SIMULATED_STEP_S:g} s every {durations.SIMULATED_PACE_S:g} s, for {names} "
-            "only: the polling contenders' requests depend on wall time, so they cannot be simulated; lag is "
-            "not computed."
+            "only: the polling contenders' requests depend on wall time, and so do webhook mode's safety-net "
+            f"polls (every {interval:g} s of Temporal's time, which a simulated job never reaches), so they "
+            "cannot be simulated; lag is not computed."
         )
     if result.quick:
         found.append(
@@ -150,6 +189,13 @@ async def run(plan: Plan, *, quick: bool, seed: int, results_dir: Path) -> Bench
     real = [p for p in plan.points if not p.simulated]
     async with BenchStack(state_dir, seed=seed, simulated_clock=bool(simulated)) as stack:
         assert stack.admin is not None
+        contenders = stack.contenders
+        if stack.left_out:
+            plan = available(plan, contenders)
+            simulated = [p for p in plan.points if p.simulated]
+            real = [p for p in plan.points if not p.simulated]
+            result.parameters = dataclasses.asdict(plan)
+            result.parameters["left_out"] = {c.value: why for c, why in stack.left_out.items()}
         client = await connect(stack.settings)
         queue = f"bench-{stamp}"
         await stack.worker("main", task_queue=queue)
@@ -179,7 +225,7 @@ async def run(plan: Plan, *, quick: bool, seed: int, results_dir: Path) -> Bench
         recovering = recovery.run_recovery(
             client,
             stack,
-            contenders=BUILT,
+            contenders=contenders,
             jobs=plan.recovery_jobs,
             duration_s=plan.recovery_duration_s,
             task_queue=f"{queue}-recovery",
@@ -187,16 +233,16 @@ async def run(plan: Plan, *, quick: bool, seed: int, results_dir: Path) -> Bench
         gathered = await asyncio.gather(asyncio.gather(*real_runs, *sim_runs), recovering)
         point_records = [r for records in gathered[0] for r in records]
         recovery_run = gathered[1]
-        result.contenders = durations.summarise(point_records, BUILT)
+        result.contenders = durations.summarise(point_records, contenders)
         result.recovery = recovery.summarise(
-            recovery_run, BUILT, undisturbed_lag(point_records, plan.recovery_duration_s)
+            recovery_run, contenders, undisturbed_lag(point_records, plan.recovery_duration_s)
         )
         print(f"durations and recovery done at {time.monotonic() - began:.0f} s; overhead...", flush=True)
 
         result.overhead, result.direct_sdk, overhead_records = await overhead.run_overhead(
             client,
             stack.admin,
-            contenders=BUILT,
+            contenders=contenders,
             rounds=plan.overhead_rounds,
             duration_s=plan.overhead_duration_s,
             task_queue=queue,

@@ -1,11 +1,11 @@
 """What one benchmark job cost and when things happened to it, from the three places that saw it.
 
 The client saw it submitted and finished; Temporal's history says how many events it took, when its
-first activity (the decision) completed and when an activity first brought back a terminal status (the
-workflow saw the end); the emulator's ledger and completion times say which requests it sent and when
-the provider finished. All times are Unix seconds on this machine's clock, shared by the harness, the
-dev server and the emulator (except on the simulated clock, where provider times are shifted and lag
-is not computed).
+first activity (the decision) completed and when an activity result or, in webhook mode, the receiver's
+``provider_finished`` signal first brought a terminal status (the workflow saw the end); the emulator's
+ledger and completion times say which requests it sent and when the provider finished. All times are
+Unix seconds on this machine's clock, shared by the harness, the dev server and the emulator (except on
+the simulated clock, where provider times are shifted and lag is not computed).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from temporalio.client import Client, WorkflowHandle
 from bench.emulator_admin import EmulatorAdmin
 from bench.provider_calls import TERMINAL_STATUSES
 from responses_emulator import Completion, LedgerEntry
+
+PROVIDER_FINISHED = "provider_finished"
+"""The signal ``lanes webhooks`` sends a job when its response ends (``ModelTaskWorkflow``'s)."""
 
 HISTORY_CONCURRENCY = 16
 """Histories fetched at once: enough to be quick, few enough not to load the dev server."""
@@ -65,7 +68,12 @@ class JobRecord(BaseModel):
     decided_at: float | None = None
     """When the first activity completed: lanes' policy decision (the contenders' first call)."""
     detected_at: float | None = None
-    """When the first activity result carrying a terminal provider status was recorded."""
+    """When the first activity result or ``provider_finished`` signal carrying a terminal provider status
+    was recorded."""
+    acted_at: float | None = None
+    """When the workflow next ran after ``detected_at`` (its next workflow task started). Milliseconds
+    later, except when the end was recorded while no worker ran the job: a signal needs no worker to be
+    recorded, an activity result does."""
     requests: dict[str, int] = Field(default_factory=dict)
     generations: int = 0
     first_create_at: float | None = None
@@ -78,6 +86,14 @@ class JobRecord(BaseModel):
         if self.simulated or self.detected_at is None or self.provider_ended_at is None:
             return None
         return self.detected_at - self.provider_ended_at
+
+    @property
+    def acted_lag_s(self) -> float | None:
+        """The workflow ran on the end minus the provider's end (:attr:`lag_s` for older records)."""
+        if self.simulated or self.provider_ended_at is None:
+            return None
+        seen = self.acted_at if self.acted_at is not None else self.detected_at
+        return None if seen is None else seen - self.provider_ended_at
 
     @property
     def end_to_end_s(self) -> float | None:
@@ -123,20 +139,48 @@ def _seconds(event: HistoryEvent) -> float:
     return event.event_time.seconds + event.event_time.nanos / 1e9
 
 
+def _terminal(value: object) -> bool:
+    """An activity result (``status``) or a ``provider_finished`` argument (``outcome.status``) that ends."""
+    if not isinstance(value, dict):
+        return False
+    outcome = value.get("outcome")
+    status = outcome.get("status") if isinstance(outcome, dict) else value.get("status")
+    return status in TERMINAL_STATUSES
+
+
 async def read_history(client: Client, record: JobRecord) -> None:
-    """Fill ``history_events``, ``decided_at`` and ``detected_at`` from the job's history."""
+    """Fill ``history_events``, ``decided_at``, ``detected_at`` and ``acted_at`` from the job's history.
+
+    The end is seen by whichever comes first: an activity's result (a poll, a stream, a call) or the
+    webhook receiver's ``provider_finished`` signal, recorded when Temporal accepted it.
+    """
     history = await client.get_workflow_handle(record.job_id).fetch_history()
     record.history_events = len(history.events)
-    for event in history.events:
-        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+    for index, event in enumerate(history.events):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            at = _seconds(event)
+            if record.decided_at is None:
+                record.decided_at = at
+            payloads = event.activity_task_completed_event_attributes.result.payloads
+        elif (
+            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and event.workflow_execution_signaled_event_attributes.signal_name == PROVIDER_FINISHED
+        ):
+            at = _seconds(event)
+            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+        else:
             continue
-        at = _seconds(event)
-        if record.decided_at is None:
-            record.decided_at = at
-        payloads = event.activity_task_completed_event_attributes.result.payloads
         values = await client.data_converter.decode(list(payloads)) if payloads else []
-        if any(isinstance(v, dict) and v.get("status") in TERMINAL_STATUSES for v in values):
+        if any(_terminal(v) for v in values):
             record.detected_at = at
+            record.acted_at = next(
+                (
+                    _seconds(later)
+                    for later in history.events[index + 1 :]
+                    if later.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+                ),
+                None,
+            )
             return
 
 

@@ -17,11 +17,12 @@ import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
 
 from bench.results import BenchResult, DurationPoint
-from bench.table import duration_label
+from bench.table import duration_label, not_built
 
 COLOURS = {
     "lanes stream": "#1f77b4",
     "lanes poll": "#2ca02c",
+    "lanes webhook": "#ff7f0e",
     "naive poll": "#d62728",
     "sync call": "#9467bd",
 }
@@ -72,8 +73,10 @@ def draw(result: BenchResult, path: Path) -> None:
             labelled.setdefault(label, handle)
     figure.legend(list(labelled.values()), list(labelled), loc="lower center", ncol=len(labelled), fontsize=9)
     kind = "QUICK" if result.quick else "full"
+    missing = ", ".join(f"{c.value}: not built" for c in sorted(not_built(result)))
     figure.suptitle(
-        f"lanes benchmark ({kind} run, {result.started_at}, seed {result.seed}); webhook mode: not built"
+        f"lanes benchmark ({kind} run, {result.started_at}, seed {result.seed})"
+        + (f"; {missing}" if missing else "")
     )
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)

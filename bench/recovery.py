@@ -1,12 +1,14 @@
 """The recovery section: every contender's jobs on one worker process, SIGKILLed once mid-job.
 
 The jobs start together; once every job's response is generating (and each lanes job follows it: a
-request after its create), the worker is SIGKILLed, as a crashed host dies, and a new one started at
+request after its create, or in webhook mode the workflow waiting on its safety-net timer for the
+webhook, since it sends none), the worker is SIGKILLed, as a crashed host dies, and a new one started at
 once. Figures: generations per job from the emulator's ledger (1 is perfect: nothing was paid twice)
 and the added latency: the median time from the end of the job's *first* generation to the workflow
-seeing a terminal status, minus the median detection lag of undisturbed jobs of the same duration. A
-contender that regenerates after the kill pays the new generation in it; one that resumes pays only its
-resumption.
+running on a terminal status (its first workflow task after the end was recorded), minus the same
+median of undisturbed jobs of the same duration. A contender that regenerates after the kill pays the
+new generation in it; one that resumes pays only its resumption. Webhook mode's end is recorded without a
+worker (the receiver's signal), so what it pays is the wait for a live worker to run the workflow.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench.contenders import LANES_JOB_TYPES, Contender, start
@@ -28,16 +31,31 @@ from bench.stack import BenchStack
 from bench.stats import Summary, median
 
 READY_TIMEOUT_S = 90.0
+"""How long to wait for every job to be mid-generation before killing anyway."""
 
 START_SPACING_S = 0.1
 """Seconds between two submissions: spaced, yet all within the first generation's duration, so every job
 is still generating when the worker dies."""
-"""How long to wait for every job to be mid-generation before killing anyway."""
 
 
-async def _all_running(admin: EmulatorAdmin, phase: str, records: Sequence[JobRecord]) -> None:
-    """Wait until every job's response exists and every lanes job has sent a request after its create."""
-    lanes_jobs = {r.job_id for r in records if Contender(r.contender) in LANES_JOB_TYPES}
+async def _waiting_for_webhook(client: Client, job_id: str) -> bool:
+    """Whether a webhook-mode job has read its create's reply and waits on its safety-net timer."""
+    history = await client.get_workflow_handle(job_id).fetch_history()
+    return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+
+
+async def _all_running(
+    client: Client, admin: EmulatorAdmin, phase: str, records: Sequence[JobRecord]
+) -> None:
+    """Wait until every job's response exists and every lanes job follows it.
+
+    A stream or poll job follows it once it has sent a request after its create; a webhook job sends
+    none until the webhook, so it follows it once its workflow waits on the safety-net timer.
+    """
+    modes = {r.job_id: Contender(r.contender) for r in records}
+    lanes_jobs = {job for job, c in modes.items() if c in LANES_JOB_TYPES and c != Contender.WEBHOOK}
+    webhook_jobs = {job for job, c in modes.items() if c == Contender.WEBHOOK}
+    waiting: set[str] = set()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         owner = {
@@ -50,7 +68,10 @@ async def _all_running(admin: EmulatorAdmin, phase: str, records: Sequence[JobRe
             for e in await admin.ledger()
             if e.response_id in owner and endpoint(e) != "create"
         }
-        if len(set(owner.values())) == len(records) and lanes_jobs <= following:
+        for job in webhook_jobs - waiting:
+            if job in owner.values() and await _waiting_for_webhook(client, job):
+                waiting.add(job)
+        if len(set(owner.values())) == len(records) and lanes_jobs <= following and webhook_jobs <= waiting:
             return
         await asyncio.sleep(0.5)
 
@@ -120,7 +141,7 @@ async def run_recovery(
         )
         for index, r in enumerate(records)
     ]
-    await _all_running(admin, phase, records)
+    await _all_running(client, admin, phase, records)
     killed_at = time.time()
     await worker.kill()
     await stack.worker("recovery-restarted", task_queue=task_queue)
@@ -142,7 +163,8 @@ def summarise(
     Args:
         run: The section's jobs.
         contenders: Which contenders.
-        undisturbed_lag: Per contender, median detection lag of undisturbed jobs of the same duration.
+        undisturbed_lag: Per contender, median time from the provider's end to the workflow running on it
+            (:attr:`~bench.job_record.JobRecord.acted_lag_s`) of undisturbed jobs of the same duration.
     """
     figures = []
     for contender in contenders:
@@ -150,9 +172,10 @@ def summarise(
         done = [r for r in mine if r.outcome == "completed"]
         mid_job = [r for r in mine if (end := run.first_end.get(r.job_id)) is None or end > run.killed_at]
         late = [
-            r.detected_at - first
+            seen - first
             for r in done
-            if r.detected_at is not None and (first := run.first_end.get(r.job_id)) is not None
+            if (seen := r.acted_at if r.acted_at is not None else r.detected_at) is not None
+            and (first := run.first_end.get(r.job_id)) is not None
         ]
         late_median = median(late)
         base = undisturbed_lag.get(contender.value)

@@ -69,8 +69,8 @@ class RecoveryFigures(BaseModel):
     generations_per_job: float | None = None
     max_generations: int | None = None
     added_latency_s: float | None = None
-    """Median (workflow saw the end minus the end of the job's first generation) of these jobs, minus the
-    median detection lag of undisturbed jobs of the same duration."""
+    """Median (workflow ran on the end minus the end of the job's first generation) of these jobs, minus the
+    same median of undisturbed jobs of the same duration."""
     lag_s: Summary | None = None
 
 

@@ -12,6 +12,7 @@ from bench.results import BenchResult, CapacityFigures, DurationPoint
 from bench.stats import Summary
 
 NOT_BUILT = "not built"
+"""The cell of a contender that did not exist when the result was recorded."""
 ABBREVIATIONS = {"create": "c", "retrieve": "r", "stream": "s", "cancel": "x", "delete": "d"}
 
 
@@ -120,13 +121,23 @@ def render_capacity(result: BenchResult) -> str:
     )
 
 
+def not_built(result: BenchResult) -> set[Contender]:
+    """Contenders the result predates: a run before webhook mode existed says so in its webhook goal."""
+    return {
+        Contender.WEBHOOK
+        for g in result.goals
+        if g.goal.startswith("webhook mode") and g.verdict == NOT_BUILT
+    }
+
+
 def render(result: BenchResult) -> str:
     """The table, its goals and closing notes, as printed at the end of a run."""
     header = ["figure", *(c.value for c in ALL)]
     rows: list[list[str]] = [header]
+    missing = not_built(result)
 
-    def row(label: str, cell: Callable[[Contender], str], *, webhook: str = NOT_BUILT) -> None:
-        rows.append([label, *(webhook if c == Contender.WEBHOOK else cell(c) for c in ALL)])
+    def row(label: str, cell: Callable[[Contender], str]) -> None:
+        rows.append([label, *(NOT_BUILT if c in missing else cell(c) for c in ALL)])
 
     def summary_row(label: str, pick: Callable[[Summary], float]) -> None:
         def cell(c: Contender) -> str:
@@ -173,7 +184,7 @@ def render(result: BenchResult) -> str:
             rows.append(
                 [
                     f"{name} @ {duration_label(*key)}",
-                    *(NOT_BUILT if c == Contender.WEBHOOK else point_cell(c, key, show) for c in ALL),
+                    *(NOT_BUILT if c in missing else point_cell(c, key, show) for c in ALL),
                 ]
             )
 
@@ -205,7 +216,7 @@ def render(result: BenchResult) -> str:
     def capacity_cell(c: Contender, show: Callable[[CapacityFigures], str]) -> str:
         found = next((f for f in result.capacity if f.mode == c.value), None)
         if found is None:
-            return "not run" if c in (Contender.STREAM, Contender.POLL) else "n/a"
+            return "not run" if c in (Contender.STREAM, Contender.POLL, Contender.WEBHOOK) else "n/a"
         return show(found)
 
     row(

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from bench.job_record import JobRecord, attribute_requests, endpoint
 from responses_emulator import Completion, LedgerEntry
 
@@ -77,3 +79,21 @@ def test_simulated_jobs_report_no_lag():
     )
     assert job.lag_s is None
     assert job.submit_to_create_s is None
+
+
+def test_acted_lag_runs_to_the_workflows_next_task_or_to_detection_in_older_records():
+    job = JobRecord(
+        contender="lanes webhook",
+        job_id="j",
+        phase="p",
+        duration_s=10,
+        submitted_at=0,
+        detected_at=110.01,
+        provider_ended_at=110.0,
+    )
+    assert job.acted_lag_s == pytest.approx(0.01)  # recorded before acted_at existed
+    job.acted_at = 120.0  # the signal waited for a live worker
+    assert job.lag_s == pytest.approx(0.01)
+    assert job.acted_lag_s == pytest.approx(10.0)
+    job.simulated = True
+    assert job.acted_lag_s is None
