@@ -250,6 +250,8 @@ class ModelTaskResult(BaseModel):
     usage: TokenUsage | None = None
     cancellation: CancellationRecord | None = None
     polls: int = 0
+    """Polls of the response whose answer the workflow read. In webhook mode, safety-net polls that the
+    webhook overtook (their check was cancelled while it waited for its next attempt) are not counted."""
     reconnects: int = 0
     provider_deleted: bool = False
     """True when the response was deleted at the provider right after its result was read (the policy's
