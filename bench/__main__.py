@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     cap.add_argument("--window", type=float, default=15.0, help="seconds measured at each level")
     cap.add_argument("--probes", type=int, default=10, help="short probe jobs per level")
+    cap.add_argument(
+        "--no-steady",
+        dest="steady",
+        action="store_false",
+        help="poll mode: skip measuring the top level again at steady state (about five minutes)",
+    )
     sub.add_parser("table", help="print the table of the last result", parents=[common])
     sub.add_parser("plot", help="redraw latest.png from the last result", parents=[common])
     return parser
@@ -86,7 +92,13 @@ async def _capacity(args: argparse.Namespace) -> int:
         client = await connect(stack.settings)
         result.capacity = [
             await capacity.run_capacity(
-                client, stack, mode=mode, levels=levels, window_s=args.window, probes=args.probes
+                client,
+                stack,
+                mode=mode,
+                levels=levels,
+                window_s=args.window,
+                probes=args.probes,
+                steady=args.steady,
             )
         ]
     result.goals = [g for g in goals.evaluate(result) if g.goal.startswith("capacity")]

@@ -96,15 +96,12 @@ def default_levels(jobs: int) -> list[int]:
 def worker_tuning(max_in_flight: int) -> dict[str, str]:
     """``LANES_WORKER_*`` of the capacity worker.
 
-    The operator's from the environment; else enough activity slots for every in-flight job (one await
-    activity each today), so the limit found is a resource's, not a default's.
+    The operator's from the environment; else the defaults, but with a stream slot for every in-flight
+    job, so that stream mode's limit found is a resource's, not a default's (poll and webhook mode hold
+    no slot while they wait, and new jobs' short activities have the main queue's slots to themselves).
     """
     given = {k: v for k, v in os.environ.items() if k.startswith("LANES_WORKER_")}
-    if (
-        "LANES_WORKER_MAX_CONCURRENT_ACTIVITIES" not in given
-        and given.get("LANES_WORKER_TUNER") != "resource-based"
-    ):
-        given["LANES_WORKER_MAX_CONCURRENT_ACTIVITIES"] = str(max_in_flight + 100)
+    given.setdefault("LANES_WORKER_MAX_CONCURRENT_STREAMS", str(max_in_flight + 100))
     return given
 
 
@@ -302,8 +299,12 @@ async def run_capacity(
     levels: Sequence[int],
     window_s: float,
     probes: int,
+    steady: bool = True,
 ) -> CapacityFigures:
-    """Step through ``levels`` of in-flight jobs in ``mode`` on a fresh worker, until one breaks."""
+    """Step through ``levels`` of in-flight jobs in ``mode`` on a fresh worker, until one breaks.
+
+    With ``steady``, poll mode's last level that held is measured again at steady state.
+    """
     admin = stack.admin
     assert admin is not None
     env = worker_tuning(max(levels))
@@ -383,7 +384,7 @@ async def run_capacity(
                 break
         held_levels = [lv for lv in figures.levels if not lv.broke]
         figures.max_held = held_levels[-1].in_flight if held_levels else None
-        if mode == Contender.POLL and held_levels:
+        if steady and mode == Contender.POLL and held_levels:
             # The last level that held, again once its newest job polls at the cap: steady state.
             top = held_levels[-1]
             wait = max(0.0, ramp_to_cap_s(poll_cap_s()) - top.settled_s)
