@@ -14,6 +14,8 @@ from bench.job_record import JobRecord
 from bench.stats import Summary
 
 SCHEMA = "lanes-bench/1"
+MIN_ADDED_RATE = 5.0
+"""Requests or events per second a level must add over its baseline for a marginal cost to be given."""
 """Name and version of this schema, written into every result file."""
 
 
@@ -104,19 +106,40 @@ class CapacityLevel(BaseModel):
     broke: list[str] = Field(default_factory=list)
     """The criteria this level failed (empty: it held)."""
 
-    @property
-    def cpu_ms_per_request(self) -> float | None:
-        """Worker CPU per provider request in the window (ms): the cost of a poll, in poll mode."""
-        if not self.provider_requests_per_s:
-            return None
-        return self.worker_cpu_percent / 100 / self.provider_requests_per_s * 1000
+    def cpu_ms_per_request(self, baseline: CapacityLevel | None = None) -> float | None:
+        """Worker CPU per provider request in the window (ms): the cost of a poll, in poll mode.
 
-    @property
-    def cpu_us_per_stream_event(self) -> float | None:
-        """All worker CPU in the window per stream event written (µs): an upper bound of an event's cost."""
-        if not self.stream_events_per_s:
+        With ``baseline`` (the level with nothing in flight), the marginal cost: the CPU this level added
+        over the baseline divided by the requests it added, so that the worker's fixed costs (its task
+        pollers, the probes) are not charged to the load's polls. ``None`` below
+        ``MIN_ADDED_RATE`` added requests per second, where the quotient is noise.
+        """
+        rate = self.provider_requests_per_s
+        if not rate:
             return None
-        return self.worker_cpu_percent / 100 / self.stream_events_per_s * 1e6
+        cpu = self.worker_cpu_percent
+        if baseline is not None:
+            rate -= baseline.provider_requests_per_s or 0.0
+            cpu -= baseline.worker_cpu_percent
+            if rate < MIN_ADDED_RATE:
+                return None
+        return max(cpu, 0.0) / 100 / rate * 1000
+
+    def cpu_us_per_stream_event(self, baseline: CapacityLevel | None = None) -> float | None:
+        """Worker CPU per stream event written in the window (µs); marginal over ``baseline`` when given.
+
+        All of the worker's CPU is divided by the events, so it bounds an event's cost from above.
+        """
+        rate = self.stream_events_per_s
+        if not rate:
+            return None
+        cpu = self.worker_cpu_percent
+        if baseline is not None:
+            rate -= baseline.stream_events_per_s or 0.0
+            cpu -= baseline.worker_cpu_percent
+            if rate < MIN_ADDED_RATE:
+                return None
+        return max(cpu, 0.0) / 100 / rate * 1e6
 
 
 class CapacityFigures(BaseModel):

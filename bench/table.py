@@ -63,8 +63,11 @@ def capacity_rows(figures: CapacityFigures) -> list[list[str]]:
         *([(f"{figures.steady.in_flight} steady", figures.steady)] if figures.steady else []),
     ]
     for label, level in measured:
-        per_request = level.cpu_ms_per_request
-        per_event = level.cpu_us_per_stream_event
+        # Costs are marginal, over the row with nothing in flight (which has none of its own); a result
+        # without that row divides all the worker's CPU.
+        unloaded = level is figures.unloaded
+        per_request = None if unloaded else level.cpu_ms_per_request(figures.unloaded)
+        per_event = None if unloaded else level.cpu_us_per_stream_event(figures.unloaded)
         lag = level.probe_lag_s
         limit = "" if level.lag_limit_s is None or level.in_flight == 0 else f" (<= {level.lag_limit_s:.2f})"
         rows.append(
@@ -113,8 +116,8 @@ def render_capacity(result: BenchResult) -> str:
     ]
     return "\n".join(
         [
-            "Capacity (one worker process; CPU in % of one core over the window; CPU/request and "
-            "CPU/event divide all the worker's CPU by the provider's requests or stream events):",
+            "Capacity (one worker process; CPU in % of one core over the window; CPU/request and CPU/event: "
+            "the worker CPU a level adds over nothing in flight, per request or stream event it adds):",
             _grid(rows),
             *(f"  {c}" for c in caps),
         ]

@@ -343,17 +343,21 @@ def test_capacity_table_has_a_row_per_level_with_cost_per_request_and_the_steady
     stream = CapacityFigures(
         mode="lanes stream", levels=[_level(500, provider_requests_per_s=1.0, stream_events_per_s=400.0)]
     )
-    assert figures.levels[0].cpu_ms_per_request == 5.0
-    assert stream.levels[0].cpu_us_per_stream_event == 1000.0
+    assert figures.levels[0].cpu_ms_per_request() == 5.0
+    # Marginal: (40% - 2%) of a core over (80 - 4) requests/s.
+    assert figures.levels[0].cpu_ms_per_request(figures.unloaded) == 5.0
+    assert stream.levels[0].cpu_us_per_stream_event() == 1000.0
+    assert _level(10, provider_requests_per_s=8.0).cpu_ms_per_request(figures.unloaded) is None
     text = render_capacity(result().model_copy(update={"capacity": [figures, stream]}))
     rows = [line for line in text.splitlines() if line.startswith(("lanes poll", "lanes stream"))]
     assert [re.split(r"\s{2,}", row)[1] for row in rows] == ["0", "1000", "2500", "1000 steady", "500"]
     assert "5.0 ms" in rows[1]
+    assert re.split(r"\s{2,}", rows[0])[6] == "-"  # nothing added over itself
     assert "0.70 s (<= 1.70)" in rows[1]
     assert "held" in rows[1]
     assert "broke: new job's decision p95 1.20 s > 1 s" in rows[2]
     assert "290 s" in rows[3]
-    assert "5.0 ms" in rows[3]  # 10% of a core over 20 requests/s
+    assert "5.0 ms" in rows[3]  # (10% - 2%) of a core over (20 - 4) requests/s
     assert "1000 us" in rows[4]
     assert "lanes poll: job type bench_poll_long, poll cap 120 s" in text
 
