@@ -63,7 +63,7 @@ def _clients(provider: openai.AsyncOpenAI | EndpointClients) -> EndpointClients:
     return provider if isinstance(provider, EndpointClients) else EndpointClients.default_only(provider)
 
 
-def build_worker(
+def build_main_worker(
     client: Client,
     settings: Settings,
     provider: openai.AsyncOpenAI | EndpointClients,
@@ -72,8 +72,9 @@ def build_worker(
 ) -> Worker:
     """Wire the workflows, the policy activity and the Responses activities onto the main task queue.
 
-    Only the main queue: background jobs also need the stream and poll queues' workers
-    (:func:`build_workers` in production, :func:`serving` in tests and embedded use).
+    Only the main queue: a background job on it alone would wait forever for its follower, which runs
+    on the stream or poll queue. Run :func:`build_workers` (production) or :func:`serving` (tests and
+    embedded use), which start all three.
 
     The stateless activity is left out when ``settings.stateless_task_queue`` gives it a queue of its
     own (:func:`build_stateless_worker` serves that one). Sizing comes from ``settings.worker``.
@@ -167,7 +168,7 @@ async def serving(
     """
     queue = task_queue or settings.task_queue
     async with (
-        build_worker(client, settings, provider, task_queue=queue),
+        build_main_worker(client, settings, provider, task_queue=queue),
         build_stream_worker(client, settings, provider, task_queue=queue),
         build_poll_worker(client, settings, provider, task_queue=queue),
     ):
@@ -211,7 +212,7 @@ def build_workers(
     lanes = settings.worker.lanes
     workers = []
     if "background" in lanes:
-        workers.append(build_worker(client, settings, provider))
+        workers.append(build_main_worker(client, settings, provider))
         workers.append(build_stream_worker(client, settings, provider))
         workers.append(build_poll_worker(client, settings, provider))
     separate = _separate_stateless_queue(settings, settings.task_queue)
