@@ -306,4 +306,11 @@ def _describe_diff(diff: PolicyDiff) -> str:
             f"  {c.job_type} x {c.data_class}: {c.new_lane.value} ({c.old_rule} -> {c.new_rule})"
             for c in diff.rule_changes
         ]
+    if diff.endpoint_changes:
+        lines.append("endpoint changes (same lane and rule; the calls go elsewhere):")
+        lines += [
+            f"  {c.job_type} x {c.data_class}: {c.new_lane.value}@{c.old_endpoint} -> "
+            f"{c.new_lane.value}@{c.new_endpoint} ({c.new_rule})"
+            for c in diff.endpoint_changes
+        ]
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """What a policy change does to decisions: the review aid behind ``lanes policy diff``.
 
 A digest tells a reviewer *that* the rules changed; the diff tells them *which jobs move to which lane*:
-every (job type, data class) cell whose lane or rule changes, and the job types and data classes added
-or removed. A change of wording or layout shows up as a new digest with no lane changes.
+every (job type, data class) cell whose lane or rule changes, every cell whose calls move to another
+provider endpoint (the data goes somewhere else even if the lane stays), and the job types and data
+classes added or removed. A change of wording or layout shows up as a new digest with no changes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class CellChange(BaseModel):
     new_lane: Lane
     old_rule: str
     new_rule: str
+    old_endpoint: str | None = None
+    """The endpoint the cell's calls went to (``None``: denied, no call)."""
+    new_endpoint: str | None = None
 
 
 class PolicyDiff(BaseModel):
@@ -46,6 +50,8 @@ class PolicyDiff(BaseModel):
     removed_data_classes: list[str]
     lane_changes: list[CellChange]
     rule_changes: list[CellChange]
+    endpoint_changes: list[CellChange] = []
+    """Cells with the same lane and rule whose calls go to another provider endpoint."""
 
     @property
     def has_lane_changes(self) -> bool:
@@ -68,11 +74,13 @@ def diff_policies(old: CompiledPolicy, new: CompiledPolicy, *, now: datetime | N
         now: Passed to ``evaluate``.
 
     Returns:
-        Lane changes, rule-only changes (same lane, different rule) and added or removed names.
+        Lane changes, rule-only changes (same lane, different rule), endpoint-only changes (same lane
+        and rule, another endpoint) and added or removed names.
     """
     old_m, new_m = decision_matrix(old, now=now), decision_matrix(new, now=now)
     lane_changes: list[CellChange] = []
     rule_changes: list[CellChange] = []
+    endpoint_changes: list[CellChange] = []
     new_classes = set(new.class_names)
     for job in old.job_type_names:
         if job not in new_m:
@@ -81,7 +89,9 @@ def diff_policies(old: CompiledPolicy, new: CompiledPolicy, *, now: datetime | N
             if cls not in new_classes:
                 continue
             a, b = old_m[job][cls], new_m[job][cls]
-            if a.lane == b.lane and a.rule == b.rule:
+            old_endpoint = a.endpoint_name if a.profile is not None else None
+            new_endpoint = b.endpoint_name if b.profile is not None else None
+            if a.lane == b.lane and a.rule == b.rule and old_endpoint == new_endpoint:
                 continue
             change = CellChange(
                 job_type=job,
@@ -90,8 +100,15 @@ def diff_policies(old: CompiledPolicy, new: CompiledPolicy, *, now: datetime | N
                 new_lane=b.lane,
                 old_rule=a.rule,
                 new_rule=b.rule,
+                old_endpoint=old_endpoint,
+                new_endpoint=new_endpoint,
             )
-            (lane_changes if a.lane != b.lane else rule_changes).append(change)
+            if a.lane != b.lane:
+                lane_changes.append(change)
+            elif a.rule != b.rule:
+                rule_changes.append(change)
+            else:
+                endpoint_changes.append(change)
     return PolicyDiff(
         old_version=old.version,
         new_version=new.version,
@@ -103,4 +120,5 @@ def diff_policies(old: CompiledPolicy, new: CompiledPolicy, *, now: datetime | N
         removed_data_classes=[c for c in old.class_names if c not in new_classes],
         lane_changes=lane_changes,
         rule_changes=rule_changes,
+        endpoint_changes=endpoint_changes,
     )

@@ -192,3 +192,20 @@ def test_status_of_a_refused_file_exits_1_naming_the_key(tmp_path: Path, capsys:
     path.write_text(DEFAULT.replace('min_data_class = "public"', 'min_data_class = "secret"'))
     assert _run("status", "--policy", str(path)) == 1
     assert "min_data_class" in capsys.readouterr().err
+
+
+def test_diff_lists_cells_whose_calls_move_to_another_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    example = default_policy_path().parent / "examples" / "internal_endpoint.toml"
+    path = tmp_path / "moved.toml"
+    path.write_text(
+        example.read_text().replace(
+            "[profiles.openai-stateless]\n", '[profiles.openai-stateless]\nendpoint = "internal"\n'
+        )
+    )
+    assert _run("diff", str(example), str(path)) == 0
+    out = capsys.readouterr().out
+    assert "no lane changes" in out
+    assert "endpoint changes (same lane and rule; the calls go elsewhere):" in out
+    assert "quick_summary x public: stateless@openai -> stateless@internal (stateless.preferred)" in out

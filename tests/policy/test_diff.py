@@ -1,4 +1,5 @@
 import tomllib
+from pathlib import Path
 from typing import Any
 
 from policy import Lane, default_policy_path, load_policy, load_policy_text
@@ -34,3 +35,25 @@ def test_lane_and_rule_changes_and_added_job_types():
     same_lane = {(c.job_type, c.data_class): (c.old_rule, c.new_rule) for c in diff.rule_changes}
     assert same_lane[("public_research", "restricted")] == ("stateless.zdr-class", "stateless.no-retrieval")
     assert diff.has_lane_changes
+
+
+def test_moving_a_profile_to_another_endpoint_is_an_endpoint_change():
+    example = Path(__file__).resolve().parents[2] / "policy" / "examples" / "internal_endpoint.toml"
+    old_text = example.read_text()
+    new_text = old_text.replace(
+        "[profiles.openai-stateless]\nbackground = false\nstore = false\n",
+        '[profiles.openai-stateless]\nbackground = false\nstore = false\nendpoint = "internal"\n',
+    )
+    assert new_text != old_text
+    diff = diff_policies(load_policy_text(old_text, source="old"), load_policy_text(new_text, source="new"))
+    assert diff.old_digest != diff.new_digest
+    assert not diff.has_lane_changes
+    assert diff.rule_changes == []
+    moved = {(c.job_type, c.data_class): (c.old_endpoint, c.new_endpoint) for c in diff.endpoint_changes}
+    # The same lane by the same rule, but the data now goes to the internal server.
+    assert moved[("quick_summary", "public")] == ("openai", "internal")
+    assert all(c.old_lane == c.new_lane == Lane.STATELESS for c in diff.endpoint_changes)
+    # Restricted data already went to the internal endpoint: not a change.
+    assert all(c.data_class != "restricted" for c in diff.endpoint_changes)
+    same = diff_policies(load_policy_text(old_text, source="a"), load_policy_text(old_text, source="b"))
+    assert same.endpoint_changes == []
