@@ -118,7 +118,10 @@ def test_dockerfile_pins_its_base_runs_non_root_and_checks_health() -> None:
     assert "HEALTHCHECK --interval" in text
     # The worker's stage is the default (last) target and installs the runtime set only.
     assert bases[-1] == "runtime"
-    assert '["dependencies"] + p["optional-dependencies"]["otlp"]' in text
+    assert (
+        '["dependencies"] + p["optional-dependencies"]["otlp"] + p["optional-dependencies"]["prometheus"]'
+        in text
+    )
 
 
 def test_compose_is_valid_against_the_compose_spec() -> None:
