@@ -1,7 +1,10 @@
-"""The picture: detection lag, provider requests and history events against job duration, per contender.
+"""The picture: lag, requests and history events against job duration; worker RSS and CPU against load.
 
-Drawn from the result file alone (``python -m bench plot`` redraws it). Simulated durations are hollow
-markers; a contender with no figure at a duration has no marker there.
+The first three panels are per contender; the fourth is the capacity section's, per lanes mode. Drawn
+from the result file alone (``python -m bench plot`` redraws it). Simulated durations are hollow
+markers; a contender with no figure at a duration has no marker there. In the capacity panel, filled
+markers are RSS (left axis), hollow ones CPU (right axis); a level that broke is drawn with a cross, and
+poll mode's steady row is a star.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ matplotlib.use("Agg")  # no display: the harness runs headless
 
 import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 
-from bench.results import BenchResult, DurationPoint
+from bench.capacity import RSS_LIMIT_MIB
+from bench.results import BenchResult, CapacityLevel, DurationPoint
 from bench.table import duration_label, not_built
 
 COLOURS = {
@@ -29,8 +34,9 @@ COLOURS = {
 
 
 def draw(result: BenchResult, path: Path) -> None:
-    """Write the three panels to ``path`` (PNG)."""
-    figure, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    """Write the four panels to ``path`` (PNG)."""
+    figure, all_axes = plt.subplots(1, 4, figsize=(21, 5.5))
+    axes, capacity_axis = all_axes[:3], all_axes[3]
     durations = sorted({p.duration_s for c in result.contenders for p in c.points})
     panels: list[tuple[str, Callable[[DurationPoint], float | None]]] = [
         ("detection lag p95 (s)", lambda p: p.lag_s.p95 if p.lag_s else None),
@@ -66,6 +72,7 @@ def draw(result: BenchResult, path: Path) -> None:
         axis.set_xlabel("job duration")
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
+    _capacity_panel(result, capacity_axis)
     labelled: dict[str, Artist] = {}
     for axis in axes:
         handles, labels = axis.get_legend_handles_labels()
@@ -82,3 +89,52 @@ def draw(result: BenchResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _capacity_panel(result: BenchResult, axis: Axes) -> None:
+    """Worker RSS (MiB, left) and CPU (% of a core, right) against jobs in flight, per mode."""
+    cpu_axis = axis.twinx()
+    for figures in result.capacity:
+        colour = COLOURS.get(figures.mode, "black")
+        levels: list[CapacityLevel] = [*([figures.unloaded] if figures.unloaded else []), *figures.levels]
+        if not levels:
+            continue
+        xs = [max(level.in_flight, 1) for level in levels]
+        axis.plot(xs, [lv.worker_rss_mib for lv in levels], marker="o", color=colour, label=figures.mode)
+        cpu_axis.plot(
+            xs,
+            [lv.worker_cpu_percent for lv in levels],
+            marker="o",
+            linestyle=":",
+            color=colour,
+            markerfacecolor="none",
+        )
+        for x, level in zip(xs, levels, strict=True):
+            if level.broke:
+                axis.plot([x], [level.worker_rss_mib], marker="x", markersize=12, color=colour)
+        if figures.steady is not None:
+            axis.plot(
+                [figures.steady.in_flight],
+                [figures.steady.worker_rss_mib],
+                marker="*",
+                markersize=14,
+                color=colour,
+            )
+            cpu_axis.plot(
+                [figures.steady.in_flight],
+                [figures.steady.worker_cpu_percent],
+                marker="*",
+                markersize=14,
+                color=colour,
+                markerfacecolor="none",
+            )
+    axis.axhline(RSS_LIMIT_MIB, color="grey", linestyle="--", linewidth=1)
+    # From zero, with the limit and a whole core in view: the eye reads distance to the limits.
+    axis.set_ylim(0, max(RSS_LIMIT_MIB * 1.1, axis.get_ylim()[1]))
+    cpu_axis.set_ylim(0, max(100.0, cpu_axis.get_ylim()[1]))
+    axis.set_xscale("symlog", linthresh=100)
+    axis.set_xlabel("background jobs in flight (one worker)")
+    axis.set_ylabel("worker RSS MiB (filled; dashed line: 1 GiB)")
+    cpu_axis.set_ylabel("worker CPU % of a core (hollow, dotted)")
+    axis.set_title("capacity")
+    axis.grid(True, which="both", alpha=0.3)
