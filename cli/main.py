@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from temporalio.client import Client
 
 from activities.failures import FailureType
@@ -671,6 +671,18 @@ def webhooks(
         raise CliError(str(exc)) from None
 
 
+def _webhook_profiles(policy_path: str | None) -> str:
+    """Which of the policy's profiles end by webhook, for ``lanes dev --webhooks``."""
+    document = load_policy(policy_path).document
+    names = sorted(name for name, profile in document.profiles.items() if profile.webhooks)
+    if not names:
+        return (
+            "no profile of the policy says webhooks = true, so every job still polls or streams; "
+            "set it on a background profile (docs/webhooks.md, step 3) and pass LANES_POLICY"
+        )
+    return f"profiles ending by webhook: {', '.join(names)}"
+
+
 @app.command()
 @translate_errors("lanes dev")
 def dev(
@@ -684,11 +696,22 @@ def dev(
         bool, typer.Option("--traces", help="start Arize Phoenix (lanes[phoenix]) and send every trace to it")
     ] = False,
     phoenix_port: Annotated[int, typer.Option(help="Phoenix UI and OTLP port (with --traces)")] = 6006,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks",
+            help="the emulator signs a webhook when a background response ends, to a receiver started "
+            "beside it: jobs whose profile says webhooks = true end by webhook",
+        ),
+    ] = False,
+    webhook_port: Annotated[int, typer.Option(help="webhook receiver port (with --webhooks)")] = 8789,
 ) -> None:
     """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all."""
     from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer, phoenix_cli
     from cli.stack import EmbeddedStack, StackError
+    from client.webhooks.receiver import DEFAULT_PATH
     from responses_emulator import EmulatorConfig
+    from responses_emulator.webhooks import new_secret
 
     if traces:
         if phoenix_cli() is None:
@@ -699,11 +722,19 @@ def dev(
     _check_port(emulator_port, "--emulator-port", "Responses emulator")
     if not no_ui:
         _check_port(ui_port, "--ui-port", "Temporal web UI; or pass --no-ui")
+    # The receiver's secret is made for this run and shared with the emulator only: nothing to configure.
+    secret = new_secret() if webhooks else None
+    if webhooks:
+        _check_port(webhook_port, "--webhook-port", "webhook receiver")
     stack = EmbeddedStack(
         state_dir=state_dir,
         temporal_port=port,
         emulator_port=emulator_port,
-        emulator_config=EmulatorConfig(duration_s=duration),
+        emulator_config=EmulatorConfig(
+            duration_s=duration,
+            webhook_url=f"http://127.0.0.1:{webhook_port}{DEFAULT_PATH}" if webhooks else None,
+            webhook_secret=secret,
+        ),
         ui_port=None if no_ui else ui_port,
         policy_path=_settings().policy_path,
         worker_env=phoenix.otlp_environment() if phoenix else None,
@@ -721,6 +752,13 @@ def dev(
                     await parts.enter_async_context(phoenix)
                 await parts.enter_async_context(stack)
                 s = stack.settings
+                receiver_url = None
+                if secret is not None:
+                    from client.webhooks.server import running_receiver
+
+                    receiving = s.model_copy(update={"openai_webhook_secret": SecretStr(secret)})
+                    hook = await parts.enter_async_context(running_receiver(receiving, port=webhook_port))
+                    receiver_url = hook.url
                 print(f"Temporal    {s.temporal_address} (namespace {s.temporal_namespace})")
                 if not no_ui:
                     print(f"Temporal UI http://127.0.0.1:{ui_port}  (decodes through the codec server)")
@@ -734,6 +772,9 @@ def dev(
                 print(f"emulator    {s.openai_base_url}  (ledger: {ledger})")
                 pid = stack.worker.pid if stack.worker else "-"
                 print(f"worker      pid {pid} on task queue {s.task_queue!r}")
+                if receiver_url is not None:
+                    print(f"webhooks    {receiver_url}  (the emulator signs one to it as each response ends)")
+                    print(f"            {_webhook_profiles(s.policy_path)}")
                 print(f"logs        {state_dir}/")
                 exports = f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
                 if phoenix is not None:
@@ -754,7 +795,8 @@ def dev(
         except (StackError, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CliError(
-                f"{first}; change the port with --port, --emulator-port, --ui-port or --phoenix-port"
+                f"{first}; change the port with --port, --emulator-port, --ui-port, --phoenix-port or "
+                "--webhook-port"
             ) from None
 
     asyncio.run(run())

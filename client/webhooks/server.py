@@ -6,8 +6,10 @@ what protects it is the signature check, not the network.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
+from collections.abc import AsyncIterator
 
 from client.connect import connect, openai_client
 from client.settings import Settings
@@ -45,17 +47,16 @@ class WebhookServer(UvicornServer):
         return self._bound
 
 
-async def serve_webhooks(
+@contextlib.asynccontextmanager
+async def running_receiver(
     settings: Settings,
     *,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     path: str = DEFAULT_PATH,
     tolerance_s: float = DEFAULT_TOLERANCE_S,
-) -> None:
-    """Serve the receiver until interrupted (the ``lanes webhooks`` command).
-
-    Prints ``webhook receiver listening on http://host:port/webhooks/openai`` to stderr once bound.
+) -> AsyncIterator[WebhookServer]:
+    """The receiver, serving in the current event loop for the block (``lanes webhooks``, ``lanes dev``).
 
     Raises:
         ValueError: ``OPENAI_WEBHOOK_SECRET`` is unset or malformed (the message says how to fix it).
@@ -74,5 +75,26 @@ async def serve_webhooks(
         verifier = WebhookVerifier(provider, secret, tolerance_s=tolerance_s)
         receiver = WebhookReceiver(temporal, provider, verifier, path=path)
         async with WebhookServer(receiver, bind(host, port), path=path) as server:
-            print(f"webhook receiver listening on {server.url}", file=sys.stderr, flush=True)
-            await server.wait()
+            yield server
+
+
+async def serve_webhooks(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    path: str = DEFAULT_PATH,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> None:
+    """Serve the receiver until interrupted (the ``lanes webhooks`` command).
+
+    Prints ``webhook receiver listening on http://host:port/webhooks/openai`` to stderr once bound.
+
+    Raises:
+        ValueError: ``OPENAI_WEBHOOK_SECRET`` is unset or malformed (the message says how to fix it).
+        client.connect.TemporalUnreachableError: Temporal does not answer.
+        client.connect.ProviderNotConfiguredError: No OpenAI key or base URL to read responses with.
+    """
+    async with running_receiver(settings, host=host, port=port, path=path, tolerance_s=tolerance_s) as server:
+        print(f"webhook receiver listening on {server.url}", file=sys.stderr, flush=True)
+        await server.wait()

@@ -429,3 +429,53 @@ async def test_demo_traces_without_phoenix_says_which_extra_to_install(tmp_path:
     assert "--traces" in err
     assert "pip install 'lanes[phoenix]'" in err
     assert not (tmp_path / "demo").exists()
+
+
+async def test_dev_with_webhooks_ends_a_poll_jobs_wait_by_webhook(tmp_path: Path) -> None:
+    from client.connect import connect
+    from workflows.model_task import ModelTaskInput, ModelTaskWorkflow
+
+    policy = tmp_path / "webhooks.toml"
+    policy.write_text(
+        (ROOT / "policy" / "default.toml")
+        .read_text()
+        .replace(
+            "[profiles.openai-background-poll]\n", "[profiles.openai-background-poll]\nwebhooks = true\n"
+        )
+    )
+    port, hook_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        *LANES, "dev", "--webhooks", "--no-ui", "--port", str(port), "--emulator-port", str(free_port()),
+        "--webhook-port", str(hook_port), "--duration", "1", "--state-dir", str(tmp_path / "dev"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        env={**os.environ, "LANES_POLICY": str(policy)},
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(90):
+            while not any("Ctrl-C" in line for line in lines):
+                line = (await process.stdout.readline()).decode()
+                assert line, "lanes dev ended early"
+                lines.append(line)
+        assert f"webhooks    http://127.0.0.1:{hook_port}/webhooks/openai " in "".join(lines), lines
+        assert "profiles ending by webhook: openai-background-poll" in "".join(lines), lines
+        [codec] = [line for line in lines if line.startswith("codec ")]
+        key_file = codec.split("key ", 1)[1].split(";", 1)[0]
+        client = await connect(Settings(temporal_address=f"127.0.0.1:{port}", encryption_key_file=key_file))
+        handle = await client.start_workflow(
+            ModelTaskWorkflow.run,
+            ModelTaskInput(job_type="coding_analysis", data_class="internal", input="dev webhooks"),
+            id=f"dev-webhook-{port}",
+            task_queue="lanes",
+        )
+        async with asyncio.timeout(90):
+            result = await handle.result()
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=60)
+    assert (result.status, result.lane) == ("completed", "background")
+    # Ended by the emulator's webhook through the receiver, well before the first safety-net poll.
+    assert result.by_webhook
+    assert result.polls == 0
+    assert process.returncode == 0
