@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import httpx2
@@ -436,7 +436,13 @@ class ResponsesActivities:
         response = await self._poll(follow, progress, timeout_s=CHECK_TIMEOUT_S)
         trace.get_current_span().set_attributes({"lanes.await.mode": "poll", "lanes.await.polls": polls})
         if response.status not in TERMINAL_STATUSES:
-            delay = max(next_interval_s(polls, input.poll_interval_cap_s), input.min_poll_interval_s)
+            # Paced by the time waited as well as the attempt: checks that ran late (a backlog on the
+            # poll queue) skip the fast intervals they slept through instead of replaying them.
+            waited = (datetime.now(UTC) - info.scheduled_time).total_seconds()
+            delay = max(
+                next_interval_s(polls, input.poll_interval_cap_s, elapsed_s=waited),
+                input.min_poll_interval_s,
+            )
             raise ApplicationError(
                 f"response {input.response_id} is {response.status}; next look in {delay:.1f} s",
                 type=FailureType.NOT_YET,

@@ -32,6 +32,9 @@ import time
 from collections.abc import Sequence
 
 import psutil
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from activities.poll_schedule import nominal_interval_s
@@ -42,6 +45,7 @@ from bench.results import CapacityFigures, CapacityLevel
 from bench.stack import POLICY, BenchStack, ChildProcess
 from bench.stats import Summary
 from policy.loading import load_policy
+from workflows.task_queues import poll_queue, stream_queue
 
 LAG_LIMIT_S = 1.0
 """Stream and webhook mode: the probes' p95 lag; poll mode: what load may add to it."""
@@ -53,7 +57,13 @@ PROBE_DURATION_S = 2.0
 START_CONCURRENCY = 64
 """Load jobs being started at once."""
 SETTLE_S = {Contender.POLL: 30.0, Contender.STREAM: 5.0, Contender.WEBHOOK: 5.0}
-"""Wait between a level's last create and its measurement."""
+"""Least wait between a level's last create and its measurement."""
+SETTLED_BACKLOG = 10
+"""A level is measured once none of the worker's task queues has more tasks waiting than this (or
+``SETTLE_MAX_S`` has passed): the ramp's own work (first workflow tasks, creates, a fresh job's fast
+polls) is done, and what is measured is the load waiting, not the load arriving."""
+SETTLE_MAX_S = 300.0
+"""Longest wait for the backlog to drain; a level that never drains is measured anyway (and breaks)."""
 
 
 def poll_cap_s(job_type: str = CAPACITY_JOB_TYPES[Contender.POLL]) -> float:
@@ -68,6 +78,46 @@ def ramp_to_cap_s(cap_s: float) -> float:
         elapsed += interval
         polls += 1
     return elapsed
+
+
+async def backlog(client: Client, queue: str) -> int:
+    """Tasks waiting in ``queue`` and its stream and poll queues, by the server's approximate count.
+
+    Workflow and activity tasks of the main queue, activity tasks of the other two.
+    """
+    found = 0
+    kinds = [
+        (queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        (queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        (stream_queue(queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        (poll_queue(queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    ]
+    for name, kind in kinds:
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=name),
+                task_queue_type=kind,
+                report_stats=True,
+            )
+        )
+        found += described.stats.approximate_backlog_count
+    return found
+
+
+async def settle(client: Client, queue: str, least_s: float, most_s: float = SETTLE_MAX_S) -> float:
+    """Wait ``least_s``, then until the worker's queues have drained; returns the seconds waited.
+
+    Drained: at most ``SETTLED_BACKLOG`` tasks waiting (observed state, not a fixed sleep), or ``most_s``
+    passed.
+    """
+    began = time.monotonic()
+    await asyncio.sleep(least_s)
+    while time.monotonic() - began < most_s:
+        if await backlog(client, queue) <= SETTLED_BACKLOG:
+            break
+        await asyncio.sleep(2.0)
+    return time.monotonic() - began
 
 
 def lag_limit_s(mode: Contender, unloaded_p95_s: float | None) -> float:
@@ -300,11 +350,14 @@ async def run_capacity(
     window_s: float,
     probes: int,
     steady: bool = True,
+    settle_s: float | None = None,
 ) -> CapacityFigures:
     """Step through ``levels`` of in-flight jobs in ``mode`` on a fresh worker, until one breaks.
 
-    With ``steady``, poll mode's last level that held is measured again at steady state.
+    With ``steady``, poll mode's last level that held is measured again at steady state. ``settle_s``
+    (default ``SETTLE_S[mode]``) is the wait between a level's last create and its measurement.
     """
+    least = SETTLE_S[mode] if settle_s is None else settle_s
     admin = stack.admin
     assert admin is not None
     env = worker_tuning(max(levels))
@@ -375,8 +428,8 @@ async def run_capacity(
             await _start_load(client, mode, first=started, last=level, queue=queue, phase=phase)
             started = level
             held = await _held(admin, held_before + level, timeout_s=60 + level / 20) - held_before
-            await asyncio.sleep(SETTLE_S[mode])
-            measured = await measure(level, held, limit, SETTLE_S[mode])
+            waited = await settle(client, queue, least)
+            measured = await measure(level, held, limit, waited)
             figures.levels.append(measured)
             report(measured, f"{level} in flight")
             if measured.broke:
@@ -384,9 +437,10 @@ async def run_capacity(
                 break
         held_levels = [lv for lv in figures.levels if not lv.broke]
         figures.max_held = held_levels[-1].in_flight if held_levels else None
-        if steady and mode == Contender.POLL and held_levels:
-            # The last level that held, again once its newest job polls at the cap: steady state.
-            top = held_levels[-1]
+        if steady and mode == Contender.POLL and figures.levels:
+            # The load in flight now (the last level, held or not), again once its newest job polls at
+            # the cap: steady state, which is what the capacity goal asks of it.
+            top = figures.levels[-1]
             wait = max(0.0, ramp_to_cap_s(poll_cap_s()) - top.settled_s)
             print(f"  capacity {mode.value}: settling {wait:.0f} s for the steady row", flush=True)
             await asyncio.sleep(wait)

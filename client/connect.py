@@ -94,6 +94,21 @@ async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -
         ) from exc
 
 
+SDK_DEFAULT_ACTIVITY_SLOTS = 100
+"""Activity slots of a Temporal worker that sets none (the main queue's, unless ``LANES_WORKER_*`` says)."""
+
+
+def provider_connections(settings: Settings) -> int:
+    """Connections one provider client may need at once: every slot of the worker can hold one.
+
+    A followed stream holds its connection for the whole generation, so the stream queue's slots alone
+    may exceed the SDK's pool of 1,000; checks and the main queue's activities hold one per request.
+    """
+    tuning = settings.worker
+    main = tuning.max_concurrent_activities or SDK_DEFAULT_ACTIVITY_SLOTS
+    return tuning.max_concurrent_streams + tuning.max_concurrent_polls + main
+
+
 def openai_client(settings: Settings) -> openai.AsyncOpenAI:
     """Build the OpenAI client that activities own.
 
@@ -122,7 +137,7 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
         base_url=settings.openai_base_url,
         max_retries=0,
         # Counts provider requests by endpoint and status (client/provider_metrics.py).
-        http_client=metered_http_client(),
+        http_client=metered_http_client(provider_connections(settings)),
     )
 
 
@@ -168,7 +183,10 @@ def endpoint_clients(
             )
         base_url = spec.base_url or settings.openai_base_url
         client = openai.AsyncOpenAI(
-            api_key=key, base_url=base_url, max_retries=0, http_client=metered_http_client()
+            api_key=key,
+            base_url=base_url,
+            max_retries=0,
+            http_client=metered_http_client(provider_connections(settings)),
         )
         clients.append(EndpointClient.of(name, client))
     return EndpointClients(clients)

@@ -65,7 +65,27 @@ class MeteredTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def metered_http_client() -> httpx2.AsyncClient:
-    """The OpenAI SDK's default HTTP client (its timeout and connection limits), with a metered transport."""
-    transport = MeteredTransport(httpx2.AsyncHTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS))
+def connection_limits(max_connections: int | None = None) -> httpx2.Limits:
+    """The OpenAI SDK's connection limits, with room for ``max_connections`` open at once.
+
+    The SDK's pool holds 1,000 connections; a worker following more streams than that would make the
+    surplus wait for a connection (their jobs look stuck while nothing is busy). Never fewer than the
+    SDK's default.
+    """
+    default = openai.DEFAULT_CONNECTION_LIMITS
+    wanted = max(default.max_connections or 0, max_connections or 0)
+    return httpx2.Limits(
+        max_connections=wanted,
+        max_keepalive_connections=default.max_keepalive_connections,
+        keepalive_expiry=default.keepalive_expiry,
+    )
+
+
+def metered_http_client(max_connections: int | None = None) -> httpx2.AsyncClient:
+    """The OpenAI SDK's default HTTP client (its timeout and connection limits), with a metered transport.
+
+    Args:
+        max_connections: Connections the process may hold open at once (see :func:`connection_limits`).
+    """
+    transport = MeteredTransport(httpx2.AsyncHTTPTransport(limits=connection_limits(max_connections)))
     return openai.DefaultAsyncHttpxClient(transport=transport)

@@ -29,7 +29,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.decision_tags import DecisionTags
 from activities.failures import FailureType
-from activities.poll_schedule import JITTER, nominal_interval_s
+from activities.poll_schedule import JITTER, elapsed_interval_s, nominal_interval_s
 from activities.responses import (
     AwaitBackgroundInput,
     AwaitBackgroundResult,
@@ -889,6 +889,20 @@ async def test_a_running_response_fails_the_check_benignly_with_the_next_poll_in
     assert len(rig.polls(started.response_id)) == 4
     assert rig.stream_reads(started.response_id) == []
     assert rig.heartbeats == []
+
+
+async def test_a_late_check_skips_the_fast_intervals_it_slept_through(rig: Rig) -> None:
+    """A check that runs long after it was first scheduled (a backlog of checks on the poll queue, a
+    worker restart) waits the interval an on-time schedule would have reached, not the second poll's."""
+    started = await rig.start(stream=False)
+    with pytest.raises(ApplicationError) as failure:
+        await rig.check(started, attempt=2, scheduled_s_ago=60, poll_interval_cap_s=120.0)
+    assert failure.value.type == FailureType.NOT_YET
+    assert failure.value.next_retry_delay is not None
+    delay = failure.value.next_retry_delay.total_seconds()
+    reached = elapsed_interval_s(60, 120.0)
+    assert reached > 10 * nominal_interval_s(2, 120.0)
+    assert reached * (1 - JITTER) - 1e-6 <= delay <= 120.0
 
 
 async def test_a_terminal_response_ends_the_check_with_its_outcome_and_poll_count(rig: Rig) -> None:
