@@ -37,7 +37,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from activities.poll_schedule import nominal_interval_s
+from activities.poll_schedule import JITTER, elapsed_interval_s, nominal_interval_s
 from bench.contenders import CAPACITY_JOB_TYPES, Contender, start
 from bench.emulator_admin import EmulatorAdmin
 from bench.job_record import JobRecord, collect, run_job
@@ -121,9 +121,15 @@ async def settle(client: Client, queue: str, least_s: float, most_s: float = SET
 
 
 def lag_limit_s(mode: Contender, unloaded_p95_s: float | None) -> float:
-    """The probes' p95 lag a level may reach in ``mode``, given their p95 with nothing in flight."""
-    if mode == Contender.POLL and unloaded_p95_s is not None:
-        return unloaded_p95_s + LAG_LIMIT_S
+    """The probes' p95 lag a level may reach in ``mode``, given their p95 with nothing in flight.
+
+    In poll mode a probe's own lag is anything from 0 to the poll interval in effect when it ends (with
+    jitter): that worst case, or the unloaded p95 if higher, plus ``LAG_LIMIT_S``. A few probes with
+    nothing in flight may all end just before a poll, so their p95 alone would be too tight a base.
+    """
+    if mode == Contender.POLL:
+        own = elapsed_interval_s(PROBE_DURATION_S, poll_cap_s()) * (1 + JITTER)
+        return max(own, unloaded_p95_s or 0.0) + LAG_LIMIT_S
     return LAG_LIMIT_S
 
 

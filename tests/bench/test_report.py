@@ -7,7 +7,17 @@ figures are chosen so that each verdict and each cell kind is exercised.
 import json
 import re
 
-from bench.capacity import default_levels, lag_limit_s, name_limit, poll_cap_s, ramp_to_cap_s
+import pytest
+
+from activities.poll_schedule import JITTER, elapsed_interval_s
+from bench.capacity import (
+    PROBE_DURATION_S,
+    default_levels,
+    lag_limit_s,
+    name_limit,
+    poll_cap_s,
+    ramp_to_cap_s,
+)
 from bench.contenders import Contender
 from bench.goals import evaluate
 from bench.results import (
@@ -304,9 +314,14 @@ def test_limit_names_late_polls_when_only_poll_lag_broke():
     assert "Temporal task latency" in name_limit(level, "lanes stream")
 
 
-def test_poll_lag_limit_is_relative_to_the_unloaded_probes_and_steady_state_waits_for_the_cap():
-    assert lag_limit_s(Contender.POLL, 0.8) == 1.8
-    assert lag_limit_s(Contender.POLL, None) == 1.0
+def test_poll_lag_limit_is_relative_to_the_probes_own_schedule_and_steady_state_waits_for_the_cap():
+    # A 2 s probe may see up to the interval in effect at 2 s (0.5 + 0.5 * 2 = 1.5 s, +20% jitter) of lag
+    # from its schedule alone; load may add LAG_LIMIT_S to that, or to a higher unloaded p95.
+    own = elapsed_interval_s(PROBE_DURATION_S, poll_cap_s()) * (1 + JITTER)
+    assert own == pytest.approx(1.8)
+    assert lag_limit_s(Contender.POLL, 0.8) == pytest.approx(own + 1.0)
+    assert lag_limit_s(Contender.POLL, None) == pytest.approx(own + 1.0)
+    assert lag_limit_s(Contender.POLL, 2.5) == pytest.approx(3.5)
     assert lag_limit_s(Contender.STREAM, 0.8) == 1.0
     # 0.5 s growing 1.5x: 0.5 + 0.75 + ... until the next interval is the cap.
     assert ramp_to_cap_s(0.5) == 0.0
