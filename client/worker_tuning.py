@@ -41,7 +41,8 @@ class WorkerTuning(BaseSettings):
 
     max_concurrent_streams: int = Field(default=500, ge=1)
     """Followed streams one process holds at once, on the stream queue's own slots. Each is one open
-    connection (the OpenAI client's pool holds 1,000) and an idle task; a job that finds no free stream
+    connection (each provider client's pool is sized for every stream, check and activity slot, past the
+    SDK's 1,000: ``client.connect.provider_connections``) and an idle task; a job that finds no free stream
     slot within 30 s follows its response by polling instead."""
 
     max_concurrent_polls: int = Field(default=100, ge=1)
