@@ -29,7 +29,7 @@ chaos: $(STAMP)
 	$(BIN)/pytest -q -m chaos
 
 # Every contender side by side in one run: one table, bench/results/latest.json and latest.png
-# (docs/performance.md). About half an hour; QUICK=1 runs a reduced workload in about three minutes.
+# (docs/performance.md). About 65 minutes; QUICK=1 runs a reduced workload in under three minutes.
 # Not part of `make test`. The capacity section alone: $(BIN)/python -m bench capacity --mode poll --jobs 10000
 BENCH_STAMP := $(VENV)/.lanes-bench-installed
 

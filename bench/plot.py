@@ -133,6 +133,7 @@ def _capacity_panel(result: BenchResult, axis: Axes) -> None:
     axis.set_ylim(0, max(RSS_LIMIT_MIB * 1.1, axis.get_ylim()[1]))
     cpu_axis.set_ylim(0, max(100.0, cpu_axis.get_ylim()[1]))
     axis.set_xscale("symlog", linthresh=100)
+    axis.set_xlim(left=0)  # no negative job counts: symlog's default margin reached below zero
     axis.set_xlabel("background jobs in flight (one worker)")
     axis.set_ylabel("worker RSS MiB (filled; dashed line: 1 GiB)")
     cpu_axis.set_ylabel("worker CPU % of a core (hollow, dotted)")
