@@ -15,9 +15,10 @@ The section stops at the first level that does not hold, and names the criteria 
 them.
 
 Poll-mode load settles before it is measured: a fresh job polls fast (0.5 s, growing 1.5x to its job
-type's cap), so right after a ramp the worker is busier than it will be. Each level waits ``SETTLE_S``;
-the last level that holds is measured again once its newest job's interval has reached the cap (the
-steady row), which is the "at steady state" of the capacity goal. Poll-mode load uses the job type
+type's cap), so right after a ramp the worker is busier than it will be. Each level waits at least
+``SETTLE_S``, then until the worker's task queues have drained (:func:`settle`); the load in flight at
+the end (the last level, held or not) is measured again once its newest job's interval has reached the
+cap (the steady row), which is the "at steady state" of the capacity goal. Poll-mode load uses the job type
 ``bench_poll_long`` (``bench/policy.toml``): a cap of 120 s, the largest for which a 20-minute job's lag
 stays within 10% of its time. The worker CPU per provider request is printed at every level, so the cost
 of another cap follows: jobs / cap x CPU per request.
@@ -360,8 +361,9 @@ async def run_capacity(
 ) -> CapacityFigures:
     """Step through ``levels`` of in-flight jobs in ``mode`` on a fresh worker, until one breaks.
 
-    With ``steady``, poll mode's last level that held is measured again at steady state. ``settle_s``
-    (default ``SETTLE_S[mode]``) is the wait between a level's last create and its measurement.
+    With ``steady``, poll mode's last level (held or not: the load still in flight) is measured again at
+    steady state. ``settle_s`` (default ``SETTLE_S[mode]``) is the least wait between a level's last
+    create and its measurement; :func:`settle` then waits for the worker's queues to drain.
     """
     least = SETTLE_S[mode] if settle_s is None else settle_s
     admin = stack.admin

@@ -50,7 +50,7 @@ class Plan:
     policy_seconds: float
     emulator_load: dict[str, float] = field(default_factory=dict)
     capacity_settle_s: dict[Contender, float] = field(default_factory=dict)
-    """Per mode, the wait between a level's last create and its measurement, where it differs from
+    """Per mode, the least wait between a level's last create and its measurement, where it differs from
     ``capacity.SETTLE_S`` (QUICK measures poll mode sooner, so it stays within its three minutes)."""
 
 
