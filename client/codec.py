@@ -268,18 +268,19 @@ class ClaimCheckCodec(PayloadCodec):
 
     Args:
         store: Where the large payloads go.
-        threshold: Serialized size in bytes above which a payload is stored aside.
+        threshold: Serialized size in bytes above which a payload is stored aside; ``None`` never stores.
     """
 
-    def __init__(self, store: BlobStore, *, threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD) -> None:
+    def __init__(self, store: BlobStore, *, threshold: int | None = DEFAULT_CLAIM_CHECK_THRESHOLD) -> None:
         self.store = store
         self.threshold = threshold
+        """``None`` never stores a payload aside (decode-only, as the codec server uses it)."""
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Replace each payload above the threshold by a reference to its stored copy."""
         out = []
         for payload in payloads:
-            if payload.ByteSize() <= self.threshold:
+            if self.threshold is None or payload.ByteSize() <= self.threshold:
                 out.append(payload)
                 continue
             blob = payload.SerializeToString()
@@ -343,8 +344,14 @@ class ChainCodec(PayloadCodec):
         return out
 
 
-def build_codec(settings: Settings) -> PayloadCodec | None:
+def build_codec(settings: Settings, *, claim_check: bool = True) -> PayloadCodec | None:
     """The codec the settings configure: encryption then claim check, or ``None`` without keys.
+
+    Args:
+        settings: Keys, blob directory and claim-check threshold.
+        claim_check: Whether large payloads are moved to the blob store on encode. The codec server
+            passes ``False`` so that ``/encode`` never writes a blob for a caller; it still *reads*
+            claim checks on decode, so the UI shows large payloads.
 
     Raises:
         KeyConfigError: The keys are malformed, ambiguous or in an unsafe file.
@@ -353,9 +360,8 @@ def build_codec(settings: Settings) -> PayloadCodec | None:
     if not keys:
         return None
     store = LocalBlobStore(settings.blob_dir)
-    return ChainCodec(
-        [EncryptionCodec(keys), ClaimCheckCodec(store, threshold=settings.claim_check_threshold)]
-    )
+    threshold = settings.claim_check_threshold if claim_check else None
+    return ChainCodec([EncryptionCodec(keys), ClaimCheckCodec(store, threshold=threshold)])
 
 
 def codec_encrypts(codec: PayloadCodec | None) -> bool:
