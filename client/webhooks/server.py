@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from client.connect import connect, openai_client
 from client.settings import Settings
+from client.telemetry import configure_logging
 from client.uvicorn_server import UvicornServer, bind
 from client.webhooks.receiver import DEFAULT_PATH, WebhookReceiver
 from client.webhooks.verification import DEFAULT_TOLERANCE_S, WebhookVerifier, check_secret
@@ -59,7 +60,8 @@ async def running_receiver(
     """The receiver, serving in the current event loop for the block (``lanes webhooks``, ``lanes dev``).
 
     Raises:
-        ValueError: ``OPENAI_WEBHOOK_SECRET`` is unset or malformed (the message says how to fix it).
+        ValueError: ``OPENAI_WEBHOOK_SECRET`` is unset, malformed or under 24 bytes of key material (the
+            message says how to fix it).
         client.connect.TemporalUnreachableError: Temporal does not answer.
         client.connect.ProviderNotConfiguredError: No OpenAI key or base URL to read responses with.
     """
@@ -88,13 +90,17 @@ async def serve_webhooks(
 ) -> None:
     """Serve the receiver until interrupted (the ``lanes webhooks`` command).
 
-    Prints ``webhook receiver listening on http://host:port/webhooks/openai`` to stderr once bound.
+    Prints ``webhook receiver listening on http://host:port/webhooks/openai`` to stderr once bound, and
+    configures logging as a worker does (``LANES_LOG_LEVEL``, default INFO; the payload-logging libraries
+    never below INFO), so that each answer's line reaches stderr: the receiver is its own process.
 
     Raises:
-        ValueError: ``OPENAI_WEBHOOK_SECRET`` is unset or malformed (the message says how to fix it).
+        ValueError: ``OPENAI_WEBHOOK_SECRET`` is unset, malformed or under 24 bytes of key material (the
+            message says how to fix it).
         client.connect.TemporalUnreachableError: Temporal does not answer.
         client.connect.ProviderNotConfiguredError: No OpenAI key or base URL to read responses with.
     """
+    configure_logging(settings.log_level)
     async with running_receiver(settings, host=host, port=port, path=path, tolerance_s=tolerance_s) as server:
         print(f"webhook receiver listening on {server.url}", file=sys.stderr, flush=True)
         await server.wait()

@@ -4,11 +4,21 @@ OpenAI signs each delivery per Standard Webhooks: ``webhook-id``, ``webhook-time
 the attempt) and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of ``"{id}.{timestamp}.{body}"``
 under the key after ``whsec_`` in the endpoint's secret). :class:`WebhookVerifier` checks, in this order:
 
-1. the three headers are present and the timestamp is an integer (else 400);
+1. the three headers are present and the timestamp is Unix seconds in ASCII digits (else 400);
 2. the timestamp is within ``tolerance_s`` of this receiver's clock, either way (else 400, ``stale``): a
    captured delivery cannot be replayed later, and the replay memory only has to span that window;
-3. the signature, by the ``openai`` SDK's own ``webhooks.verify_signature`` (else 401): a forgery never
-   reaches the provider or a workflow.
+3. the signature (else 401): a forgery never reaches the body's parser, the provider or a workflow.
+
+The signature is checked over the body's raw bytes, with the key the ``openai`` SDK derives from the secret
+and its rules for the header (several space-separated ``v1,`` signatures, any may match), compared in
+constant time. The SDK's own ``webhooks.verify_signature`` is not called because it decodes the body as
+UTF-8 *before* comparing (a body that is not UTF-8 raised ``UnicodeDecodeError``: a 500 and a traceback to
+anyone, before any authentication) and compares ``str`` digests (a non-ASCII signature raised
+``TypeError``). On every UTF-8 body the two agree (``tests/client/webhooks/test_verification.py`` checks
+it with hypothesis); on any other body the raw bytes are what Standard Webhooks signs.
+
+:func:`check_secret` refuses a secret with under :data:`MIN_KEY_BYTES` of key material: ``whsec_`` alone
+gave an empty key (the SDK then raised on every delivery), ``whsec_YQ==`` a one-byte one anyone can guess.
 
 :class:`ReplayMemory` then claims the ``webhook-id`` (OpenAI repeats it on every retry and duplicate),
 only once the signature is good, so forged ids cannot fill it or block a real delivery.
@@ -18,6 +28,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -33,9 +45,14 @@ DEFAULT_MEMORY_ENTRIES = 100_000
 REQUIRED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 """The Standard Webhooks headers every delivery carries."""
 
-_NO_SDK_TOLERANCE = 10**12
-"""Passed to the SDK's check so that it checks the signature only: the timestamp has already been checked
-against this receiver's (injectable) clock, with its own status and log reason."""
+MIN_KEY_BYTES = 24
+"""The least key material a signing secret may carry (192 bits; OpenAI's and the emulator's have 32 bytes)."""
+
+MAX_TIMESTAMP_DIGITS = 12
+"""A ``webhook-timestamp`` has at most this many digits (Unix seconds until the year 33658)."""
+
+SIGNATURE_VERSION = "v1,"
+"""The prefix of each Standard Webhooks signature lanes checks (HMAC-SHA256); other versions are ignored."""
 
 
 class WebhookRejected(Exception):
@@ -60,8 +77,18 @@ def check_secret(secret: str) -> str:
         The secret, unchanged.
 
     Raises:
-        ValueError: Empty, or ``whsec_`` followed by something that is not base64; the message names the
-            variable and the fix.
+        ValueError: Empty, ``whsec_`` followed by something that is not base64, or under
+            :data:`MIN_KEY_BYTES` of key material; the message names the variable and the fix.
+    """
+    secret_key(secret)
+    return secret
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a signing secret, by the SDK's rule: the base64 after ``whsec_``, else the raw bytes.
+
+    Raises:
+        ValueError: As :func:`check_secret`.
     """
     if not secret.strip():
         raise ValueError(
@@ -70,13 +97,22 @@ def check_secret(secret: str) -> str:
         )
     if secret.startswith("whsec_"):
         try:
-            base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError(
                 "OPENAI_WEBHOOK_SECRET: the part after whsec_ is not valid base64; copy the whole secret "
                 "the provider showed (or generate one with `lanes webhooks --new-secret` for the emulator)"
             ) from None
-    return secret
+    else:
+        key = secret.encode()
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"OPENAI_WEBHOOK_SECRET carries {len(key)} bytes of key material, under the {MIN_KEY_BYTES} "
+            "required (a short key can be guessed, an empty one signs anything): copy the whole secret "
+            "the provider showed (whsec_ and 32 bytes in base64), or generate one with "
+            "`lanes webhooks --new-secret` for the emulator"
+        )
+    return key
 
 
 class ReplayMemory:
@@ -127,27 +163,31 @@ class WebhookVerifier:
     """Checks headers, freshness and signature of a delivery (see the module docstring).
 
     Args:
-        provider: An OpenAI client; only its ``webhooks.verify_signature`` is used (no request is made).
-        secret: The endpoint's signing secret.
+        provider: Unused since the signature is checked over the raw bytes here (see the module
+            docstring); kept so that callers written for the SDK's check need no change. May be ``None``.
+        secret: The endpoint's signing secret, checked by :func:`check_secret`.
         tolerance_s: Largest distance between a delivery's timestamp and ``clock()``.
         clock: Unix time in seconds; tests pass their own.
     """
 
     def __init__(
         self,
-        provider: openai.AsyncOpenAI,
+        provider: openai.AsyncOpenAI | None,
         secret: str,
         *,
         tolerance_s: float = DEFAULT_TOLERANCE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._provider = provider
-        self._secret = check_secret(secret)
+        del provider
+        self._key = secret_key(secret)
         self.tolerance_s = tolerance_s
         self._clock = clock
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
         """Return the delivery's ``webhook-id`` if it is believed.
+
+        Nothing but :class:`WebhookRejected` is raised, whatever the bytes and headers: the body is not
+        decoded or parsed here.
 
         Args:
             body: The raw body, exactly as received (the signature covers its bytes).
@@ -160,11 +200,10 @@ class WebhookVerifier:
         if missing:
             raise WebhookRejected(400, "missing_header", f"missing header(s): {', '.join(missing)}")
         raw = headers["webhook-timestamp"]
-        try:
-            timestamp = int(raw)
-        except ValueError:
-            raise WebhookRejected(400, "bad_timestamp", "webhook-timestamp is not Unix seconds") from None
-        skew = self._clock() - timestamp
+        # ASCII digits only (int() would take " 1_7e9" forms and 4,000-digit numbers that overflow a float).
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_TIMESTAMP_DIGITS):
+            raise WebhookRejected(400, "bad_timestamp", "webhook-timestamp is not Unix seconds")
+        skew = self._clock() - int(raw)
         if abs(skew) > self.tolerance_s:
             raise WebhookRejected(
                 400,
@@ -172,15 +211,25 @@ class WebhookVerifier:
                 f"webhook-timestamp is {abs(skew):.0f} s {'old' if skew > 0 else 'in the future'} "
                 f"(tolerance {self.tolerance_s:g} s)",
             )
-        try:
-            self._provider.webhooks.verify_signature(
-                body, dict(headers), secret=self._secret, tolerance=_NO_SDK_TOLERANCE
-            )
-        except openai.InvalidWebhookSignatureError:
-            raise WebhookRejected(
-                401, "bad_signature", "webhook-signature does not match the secret"
-            ) from None
+        if not self._signature_matches(body, headers["webhook-id"], raw, headers["webhook-signature"]):
+            raise WebhookRejected(401, "bad_signature", "webhook-signature does not match the secret")
         return headers["webhook-id"]
+
+    def _signature_matches(self, body: bytes, webhook_id: str, timestamp: str, header: str) -> bool:
+        """Whether any ``v1,`` signature of ``header`` is the HMAC of ``"{id}.{timestamp}." + body``.
+
+        The id and timestamp are encoded as the SDK encodes them (UTF-8 of the header's text, the
+        timestamp as sent), so on a UTF-8 body the verdict is the SDK's. Digests are compared as bytes
+        (``hmac.compare_digest`` refuses non-ASCII ``str``).
+        """
+        signed = f"{webhook_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
+        expected = base64.b64encode(hmac.new(self._key, signed, hashlib.sha256).digest())
+        matched = False
+        for part in header.split():
+            if part.startswith(SIGNATURE_VERSION):
+                candidate = part.removeprefix(SIGNATURE_VERSION).encode("utf-8", "surrogatepass")
+                matched |= hmac.compare_digest(expected, candidate)
+        return matched
 
     def now(self) -> float:
         """The verifier's clock, which the replay memory shares."""
