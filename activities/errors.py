@@ -15,11 +15,18 @@ whether retrying can help:
 The error type is ``ProviderError`` with the HTTP status in the message and in the details, so a
 workflow or an operator can tell a 429 from a 503 without parsing text. Messages name the provider URL
 a request went to (never its key), because "unreachable" alone does not say which endpoint is down.
+
+The provider's own message is text of the job: the real API's ``invalid_prompt`` and content-policy
+errors quote the prompt, and an error event in a stream may quote the output. :class:`ProviderError`
+keeps it in the failure Temporal records (its ``message``, which the codec encrypts and ``lanes result``
+prints), and out of its string form, which is what the SDK's "Completing activity as failed" log line,
+tracebacks and OpenTelemetry's span status read.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import openai
 from temporalio.exceptions import ApplicationError
@@ -88,6 +95,42 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES or status >= 500
 
 
+class ProviderError(ApplicationError):
+    """An ``ApplicationError`` of type ``ProviderError`` whose string form leaves the provider's words out.
+
+    Temporal builds the failure it records from :attr:`message` (``summary: provider message``), so the
+    workflow, ``lanes status`` and ``lanes result`` see everything; ``str()``, ``repr()`` and every
+    traceback show ``args``, which hold the summary alone (status, code, request target), so a log line
+    says that and why an activity failed without quoting what the provider said about the job.
+
+    Args:
+        summary: What failed, without provider text, e.g. ``provider returned HTTP 400 (invalid_prompt)``.
+        provider_message: The provider's message (may quote the prompt or the output); may be empty.
+        details: The failure's details (``{"status", "code"}``).
+        non_retryable: Whether Temporal must not retry.
+        next_retry_delay: The delay the provider asked for before the next attempt.
+    """
+
+    def __init__(
+        self,
+        summary: str,
+        provider_message: str,
+        *details: Any,
+        non_retryable: bool = False,
+        next_retry_delay: timedelta | None = None,
+    ) -> None:
+        super().__init__(
+            f"{summary}: {provider_message}" if provider_message else summary,
+            *details,
+            type=FailureType.PROVIDER_ERROR,
+            non_retryable=non_retryable,
+            next_retry_delay=next_retry_delay,
+        )
+        self.summary = summary
+        withheld = " (the provider's message is in the job's failure)" if provider_message else ""
+        self.args = (f"{FailureType.PROVIDER_ERROR}: {summary}{withheld}",)
+
+
 def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
     """Translate an OpenAI SDK exception into the Temporal failure it should become.
 
@@ -95,39 +138,41 @@ def to_application_error(exc: openai.OpenAIError) -> ApplicationError:
         exc: What the SDK raised.
 
     Returns:
-        An :class:`ApplicationError` of type :attr:`FailureType.PROVIDER_ERROR` whose ``non_retryable`` and
-        ``next_retry_delay`` follow the rules in this module's docstring. Its details hold
-        ``{"status", "code"}`` (no request or response body, which could echo prompt text).
+        A :class:`ProviderError` whose ``non_retryable`` and ``next_retry_delay`` follow the rules in this
+        module's docstring. Its details hold ``{"status", "code"}`` (no request or response body, which
+        could echo prompt text); the provider's message is in its ``message`` only.
     """
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         code = exc.code or ""
         retryable = is_retryable_status(status)
-        return ApplicationError(
-            f"provider returned HTTP {status}" + (f" ({code})" if code else "") + f": {exc.message}",
+        return ProviderError(
+            f"provider returned HTTP {status}" + (f" ({code})" if code else ""),
+            exc.message,
             {"status": status, "code": code},
-            type=FailureType.PROVIDER_ERROR,
             non_retryable=not retryable,
             next_retry_delay=retry_after(exc.response.headers) if retryable else None,
         )
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-        return ApplicationError(
+        # The transport's words (refused, timed out), not the provider's: nothing of the job is in them.
+        return ProviderError(
             f"provider unreachable ({request_target(exc)}): {type(exc).__name__}: {exc}",
+            "",
             {"status": 0, "code": "connection_error"},
-            type=FailureType.PROVIDER_ERROR,
         )
     if isinstance(exc, openai.APIError):
         # An ``error`` event inside a stream: the HTTP status was 200, the event carries the code.
         code = exc.code or "stream_error"
-        return ApplicationError(
-            f"provider sent an error event ({code}) on {request_target(exc)}: {exc.message}",
+        return ProviderError(
+            f"provider sent an error event ({code}) on {request_target(exc)}",
+            exc.message,
             {"status": 0, "code": code},
-            type=FailureType.PROVIDER_ERROR,
             non_retryable=not is_transient_code(code),
         )
-    return ApplicationError(
-        f"provider client error: {type(exc).__name__}: {exc}",
+    # Anything else the SDK raises (a response it could not parse, say) may quote what it read.
+    return ProviderError(
+        f"provider client error: {type(exc).__name__}",
+        str(exc),
         {"status": 0, "code": "client_error"},
-        type=FailureType.PROVIDER_ERROR,
         non_retryable=True,
     )

@@ -10,6 +10,12 @@ With a payload codec (``client/codec.py``: encryption, then a claim check for la
 converter encodes every payload with it and encodes failure messages and stack traces too, so nothing a
 job carries is readable in history without the key.
 
+Its payload converter refuses a payload that does not fit its type with pydantic's error *without the
+values*: field names, rules and counts only (:class:`PayloadConverter`). A workflow input, signal or
+activity argument that fails validation is logged by the SDK (a failed workflow task, a dropped signal),
+and pydantic's default message quotes the input (``input_value={'input': 'the prompt...'}``), so the
+refusal itself would put a job's prompt or output in the worker's log.
+
 It also carries the worker interceptor that records lanes' job metrics (``client/job_metrics.py``).
 Activities are not in the plugin: they are methods of objects that own an OpenAI client and a policy
 source, which only the worker builds (``worker.py``).
@@ -19,9 +25,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
 from temporalio.plugin import SimplePlugin
 
 from client.benign_failures import (
@@ -32,11 +48,59 @@ from client.benign_failures import (
 from client.job_metrics import JobMetricsInterceptor
 from workflows import WORKFLOWS
 
+
+def without_input(error: ValidationError) -> ValidationError:
+    """``error`` with the same title, types, locations, messages and context, but no input values.
+
+    Its string form, ``repr`` and ``errors()`` hold no part of the validated data: pydantic's
+    ``hide_input`` drops ``input_value`` from the message, and each line's input is replaced by ``None``
+    so that code logging ``errors()`` cannot quote it either.
+    """
+    lines: list[InitErrorDetails] = []
+    for line in error.errors(include_url=False):
+        details: InitErrorDetails = {"type": line["type"], "loc": line["loc"], "input": None}
+        if "ctx" in line:
+            details["ctx"] = line["ctx"]
+        lines.append(details)
+    return ValidationError.from_exception_data(error.title, lines, input_type="json", hide_input=True)
+
+
+class _JSONPayloadConverter(PydanticJSONPlainPayloadConverter):
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        try:
+            return super().from_payload(payload, type_hint)
+        except ValidationError as error:
+            refused = without_input(error)
+        # Raised outside the handler, so the refusal does not keep the original (with the values) as its
+        # __context__ for a traceback or an error reporter to print.
+        raise refused
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """temporalio's pydantic payload converter, whose validation errors never quote the payload.
+
+    Built as :class:`temporalio.contrib.pydantic.PydanticPayloadConverter` is (the default encodings, JSON
+    through pydantic), and raises the same :class:`~pydantic.ValidationError` (same locations, types and
+    messages, so the SDK and callers handle it as before), built by :func:`without_input`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            *(
+                _JSONPayloadConverter() if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
 DATA_CONVERTER: DataConverter = dataclasses.replace(
-    pydantic_data_converter, failure_converter_class=FailureConverter
+    pydantic_data_converter,
+    payload_converter_class=PayloadConverter,
+    failure_converter_class=FailureConverter,
 )
 """Converter of every client, worker, replayer and test environment when no codec is configured: pydantic
-payloads, and benign failures without stack traces (``client/benign_failures.py``)."""
+payloads whose refusals quote no value, and benign failures without stack traces
+(``client/benign_failures.py``)."""
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     )
     """A file of keys in the ``LANES_ENCRYPTION_KEYS`` format (one per line or comma separated), mode 0600."""
 
+    encryption_allow_plaintext: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("LANES_ENCRYPTION_ALLOW_PLAINTEXT", "encryption_allow_plaintext"),
+    )
+    """With keys configured, also accept payloads that are not encrypted, for histories recorded before
+    encryption was turned on. Off: anyone who can signal a workflow in Temporal could forge its input."""
+
     blob_dir: Path = Field(
         default=Path(".lanes/blobs"), validation_alias=AliasChoices("LANES_BLOB_DIR", "blob_dir")
     )

@@ -207,17 +207,29 @@ def shutdown_telemetry() -> None:
 
 PAYLOAD_LOGGERS = ("temporalio", "openai", "httpx2", "httpcore2", "uvicorn.access")
 """Libraries whose DEBUG records contain payloads: the Temporal SDK logs whole activity completions (with
-output text) and the HTTP stack logs request traces. lanes never lets them log below INFO."""
+output text) and a failed workflow's failure (with the provider's message), the OpenAI SDK logs request
+options (the prompt) and the HTTP stack logs request traces. lanes never lets them log below INFO.
+
+What they log at INFO and above holds no job text: a refused payload is reported without its values
+(``client/plugin.py``), and a provider error's string form leaves out the provider's message
+(``activities/errors.py``); ``tests/security/test_logs.py`` runs every lane at DEBUG to hold it so."""
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:
     """Configure process logging so that no prompt or output text can reach a log, whatever ``level``.
 
+    Called once by an entry point (``worker.py``, ``lanes webhooks``), which owns the process's logging:
+    handlers installed before it are replaced, so lanes' level and format apply. The OpenAI SDK installs
+    one at import when ``OPENAI_LOG`` is set, and without ``force`` it silently kept ``LANES_LOG_LEVEL``
+    from taking effect.
+
     Args:
         level: The root level, e.g. from ``LANES_LOG_LEVEL``. DEBUG applies to lanes' own modules; the
-            payload-logging libraries in :data:`PAYLOAD_LOGGERS` stay at INFO or above.
+            payload-logging libraries in :data:`PAYLOAD_LOGGERS` stay at INFO or above, even if they set
+            their own level lower (``OPENAI_LOG=debug`` does).
     """
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger().setLevel(level)
     quiet_payload_loggers()
 
 

@@ -1,3 +1,4 @@
+import traceback
 from datetime import timedelta
 
 import httpx2
@@ -63,3 +64,26 @@ def test_the_provider_body_is_not_copied_into_the_failure() -> None:
     # Error bodies can echo request fields; only status, code and the provider's message are kept.
     error = to_application_error(status_error(400))
     assert set(error.details[0]) == {"status", "code"}
+
+
+def test_the_provider_message_is_in_the_failure_but_not_in_the_string_form() -> None:
+    # The real API's invalid_prompt errors quote the prompt: str() is what logs and tracebacks show.
+    error = to_application_error(status_error(400, code="invalid_prompt"))
+    assert error.message == "provider returned HTTP 400 (invalid_prompt): Error code: 400 - boom 400"
+    for shown in (str(error), repr(error), "".join(traceback.format_exception(error))):
+        assert "boom" not in shown
+        assert "HTTP 400 (invalid_prompt)" in shown
+
+
+def test_a_stream_error_event_keeps_its_message_out_of_the_string_form() -> None:
+    error = to_application_error(openai.APIError("the output so far: boom", REQUEST, body=None))
+    assert "boom" in error.message
+    assert "boom" not in str(error)
+    assert "provider sent an error event (stream_error)" in str(error)
+
+
+def test_a_connection_error_keeps_its_whole_message_in_the_string_form() -> None:
+    # The transport's words name the endpoint that is down; they carry nothing of the job.
+    error = to_application_error(openai.APIConnectionError(request=REQUEST))
+    assert str(error) == f"ProviderError: {error.message}"
+    assert "POST http://provider.test/v1/responses" in str(error)
