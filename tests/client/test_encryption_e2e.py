@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from client.settings import Settings
 from worker import serving
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
-TOKEN = "codec-e2e-token"
+TOKEN = secrets.token_urlsafe(32)
+"""The codec server refuses tokens under 32 bytes."""
 
 
 def new_key(key_id: str) -> str:
