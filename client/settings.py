@@ -154,6 +154,25 @@ class Settings(BaseSettings):
     )
     """Comma-separated browser origins (the Temporal UI's) allowed to call the codec server."""
 
+    codec_token_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_CODEC_TOKEN_FILE", "codec_token_file")
+    )
+    """A file holding the codec server's bearer token instead of ``LANES_CODEC_TOKEN`` (a compose or
+    Kubernetes secret), mode 0600. Both are checked by ``client/codec_server.py``: empty, whitespace or
+    under 32 bytes is refused, never read as "no token"."""
+
+    codec_allowed_hosts: str | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_CODEC_ALLOWED_HOSTS", "codec_allowed_hosts")
+    )
+    """Comma-separated host names the codec server answers to (its ``Host`` header, against DNS
+    rebinding); ``None``: ``localhost``, ``127.0.0.1``, ``[::1]`` and the bound host if it is a name."""
+
+    codec_claim_check: bool = Field(
+        default=False, validation_alias=AliasChoices("LANES_CODEC_CLAIM_CHECK", "codec_claim_check")
+    )
+    """Let the codec server's ``/encode`` move large payloads to the blob store, as workers do. Off by
+    default: a caller of ``/encode`` then never writes a file on the server."""
+
     @property
     def encryption_configured(self) -> bool:
         """Whether keys are configured, so clients and workers built from these settings encrypt."""
