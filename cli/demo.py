@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import sys
 import uuid
@@ -23,6 +22,7 @@ from temporalio.client import Client
 
 from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer
 from cli.stack import EmbeddedStack
+from cli.state_dir import claim_state_dir
 from client.connect import connect
 from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import cancel_job, start_job, wait_for_outcome, wait_for_phase
@@ -121,7 +121,14 @@ async def run_demo(*, state_dir: Path, phoenix: PhoenixServer | None = None) -> 
 
     With ``phoenix`` (``lanes demo --traces``), Phoenix runs beside the stack and receives every trace;
     after the table it stays up, with its address and the background-lane filter printed, until Ctrl-C.
+
+    ``state_dir`` is cleared first, but only if lanes made it (:func:`cli.state_dir.claim_state_dir`):
+    a ``--state-dir .`` typed by mistake is refused, not emptied.
+
+    Raises:
+        StateDirError: ``state_dir`` is not a directory lanes may clear; nothing was started or removed.
     """
+    claim_state_dir(state_dir, made_by="lanes demo", clear=True)
     async with contextlib.AsyncExitStack() as parts:
         if phoenix is not None:
             print("starting Arize Phoenix (about 25 s)...", file=sys.stderr, flush=True)
@@ -145,13 +152,13 @@ async def _until_interrupted() -> None:
 
 
 async def _demo(state_dir: Path, phoenix: PhoenixServer | None) -> int:
-    shutil.rmtree(state_dir, ignore_errors=True)
     print("starting the embedded stack (Temporal dev server, Responses emulator, worker)...", file=sys.stderr)
     async with EmbeddedStack(
         state_dir=state_dir,
         emulator_config=EmulatorConfig(duration_s=3.0),
         persistent=True,
         worker_env=phoenix.otlp_environment() if phoenix else None,
+        made_by="lanes demo",
     ) as stack:
         client = await connect(stack.settings)
         rows = await asyncio.gather(*(_run_job(client, stack.settings.task_queue, job) for job in JOBS))

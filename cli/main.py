@@ -26,6 +26,7 @@ from temporalio.client import Client
 
 from activities.failures import FailureType
 from cli import policy as policy_commands
+from cli.input_file import read_input_file
 from cli.render import (
     EXIT_JOB_FAILED,
     EXIT_OK,
@@ -64,7 +65,7 @@ from client.telemetry import setup_tracing, shutdown_telemetry, traces_exported
 from policy import CompiledPolicy, PolicyDecision, PolicyError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from responses_emulator import command as emulator_command
-from workflows.model_task import CancellationRecord, ExecutionOptions, ModelTaskInput
+from workflows.model_task import MAX_INPUT_CHARS, CancellationRecord, ExecutionOptions, ModelTaskInput
 
 app = typer.Typer(
     name="lanes",
@@ -126,19 +127,19 @@ def _decode(data: bytes, source: str) -> str:
 def _read_input(text: str | None, file: str | None) -> str:
     if (text is None) == (file is None):
         raise CliError("give the prompt with --input TEXT or --input-file FILE ('-' for stdin), not both")
+    flag = "--input" if text is not None else "--input-file"
     if text is not None:
         prompt = text
-    elif file == "-":
-        prompt = _decode(sys.stdin.buffer.read(), "stdin")
     else:
         assert file is not None
-        try:
-            data = Path(file).read_bytes()
-        except OSError as exc:
-            raise CliError(f"--input-file: cannot read {file}: {exc.strerror}") from None
-        prompt = _decode(data, file)
+        # Bounded: /dev/zero or an endless pipe is refused past the hard limit, not read into memory.
+        prompt = _decode(read_input_file(file), "stdin" if file == "-" else file)
+    if len(prompt) > MAX_INPUT_CHARS:
+        raise CliError(
+            f"{flag}: {len(prompt):,} characters, over the hard limit of {MAX_INPUT_CHARS:,} a prompt may "
+            "have whatever the policy allows; shorten it or split the job"
+        )
     if prompt and not prompt.strip():
-        flag = "--input" if text is not None else "--input-file"
         raise CliError(f"{flag}: the prompt is only whitespace; give the text the model should work on")
     return prompt
 
@@ -691,7 +692,9 @@ def dev(
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="run Temporal without its web UI")] = False,
     duration: Annotated[float, typer.Option(help="simulated background duration, seconds")] = 5.0,
-    state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/dev"),
+    state_dir: Annotated[
+        Path, typer.Option(help="Temporal database, logs and key; new, empty or made by lanes")
+    ] = Path(".lanes/dev"),
     traces: Annotated[
         bool, typer.Option("--traces", help="start Arize Phoenix (lanes[phoenix]) and send every trace to it")
     ] = False,
@@ -709,6 +712,7 @@ def dev(
     """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all."""
     from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer, phoenix_cli
     from cli.stack import EmbeddedStack, StackError
+    from cli.state_dir import claim_state_dir
     from client.webhooks.receiver import DEFAULT_PATH
     from responses_emulator import EmulatorConfig
     from responses_emulator.webhooks import new_secret
@@ -717,6 +721,8 @@ def dev(
         if phoenix_cli() is None:
             raise CliError("--traces: Arize Phoenix is not installed; pip install 'lanes[phoenix]'")
         _check_port(phoenix_port, "--phoenix-port", "Phoenix")
+    # Before anything writes into it (Phoenix's directory is inside): new, empty or marked by lanes.
+    claim_state_dir(state_dir, made_by="lanes dev")
     phoenix = PhoenixServer(state_dir=state_dir / "phoenix", port=phoenix_port) if traces else None
     _check_port(port, "--port", "Temporal frontend")
     _check_port(emulator_port, "--emulator-port", "Responses emulator")
@@ -805,7 +811,9 @@ def dev(
 @app.command()
 @translate_errors("lanes demo")
 def demo(
-    state_dir: Annotated[Path, typer.Option(help="Temporal database and logs")] = Path(".lanes/demo"),
+    state_dir: Annotated[
+        Path, typer.Option(help="Temporal database and logs, cleared first; new, empty or made by lanes")
+    ] = Path(".lanes/demo"),
     traces: Annotated[
         bool,
         typer.Option(

@@ -26,6 +26,7 @@ from types import TracebackType
 
 from temporalio.client import Client
 
+from cli.state_dir import claim_state_dir
 from client.codec import ensure_local_key
 from client.codec_server import CodecServer, codec_app
 from client.settings import Settings
@@ -303,6 +304,9 @@ class EmbeddedStack:
             (and ``temporal workflow show --codec-endpoint``) read them.
         codec_port: Port of that codec server; free if ``None``.
         worker_env: Extra environment of the worker (``OTEL_*`` pointing at a trace backend, say).
+        made_by: The command named in the state directory's marker. The directory must be new, empty
+            or marked by lanes (:mod:`cli.state_dir`): the stack writes its database, logs and key
+            there, and a later ``lanes demo`` may clear it.
     """
 
     def __init__(
@@ -320,8 +324,10 @@ class EmbeddedStack:
         encrypt: bool = True,
         codec_port: int | None = None,
         worker_env: dict[str, str] | None = None,
+        made_by: str = "lanes dev",
     ) -> None:
         self.state_dir = state_dir
+        self._made_by = made_by
         self._worker_env = worker_env
         self.encrypt = encrypt
         self.codec_port = codec_port or free_port()
@@ -353,7 +359,7 @@ class EmbeddedStack:
         # Each part registers its own stop as it starts, so a failure part-way stops exactly what ran,
         # in reverse order: worker first (it hands over cleanly), then emulator, then Temporal.
         async with contextlib.AsyncExitStack() as parts:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            claim_state_dir(self.state_dir, made_by=self._made_by)
             settings = Settings(
                 temporal_namespace="default",
                 task_queue=self._task_queue,

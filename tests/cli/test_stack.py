@@ -82,8 +82,14 @@ async def test_the_demo_runs_its_script_across_every_lane(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from cli.demo import run_demo
+    from cli.state_dir import MARKER, claim_state_dir
 
-    assert await run_demo(state_dir=tmp_path / "demo") == 0
+    # A directory lanes made for an earlier run: cleared (its contents only) and reused.
+    state = claim_state_dir(tmp_path / "demo", made_by="lanes demo")
+    (state / "stale.log").write_text("the last run's")
+    assert await run_demo(state_dir=state) == 0
+    assert not (state / "stale.log").exists()
+    assert (state / MARKER).is_file()
     out = capsys.readouterr().out
     for lane in ("background", "stateless", "denied"):
         assert f" {lane} " in out
