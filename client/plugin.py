@@ -45,6 +45,7 @@ from client.benign_failures import (
     EncodedAttributesFailureConverter,
     FailureConverter,
 )
+from client.failure_text import FailureTextInterceptor
 from client.job_metrics import JobMetricsInterceptor
 from workflows import WORKFLOWS
 
@@ -135,5 +136,5 @@ class LanesPlugin(SimplePlugin):
             workflows=_with_workflows,
             # Worker-only: jobs, decisions, tokens and completion lag from results (no-op without metrics).
             # Benign "not yet" failures without tracebacks (``client/benign_failures.py``).
-            interceptors=[JobMetricsInterceptor(), BenignFailureInterceptor()],
+            interceptors=[JobMetricsInterceptor(), BenignFailureInterceptor(), FailureTextInterceptor()],
         )

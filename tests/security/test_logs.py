@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -170,6 +172,37 @@ async def test_a_provider_error_message_reaches_the_result_but_no_log(
     failures = [r for r in debug_logs.records if "Completing activity as failed" in r.getMessage()]
     assert failures
     assert all("HTTP 400" in render(r) for r in failures)
+
+
+async def test_a_provider_error_message_reaches_no_span(
+    client: Client, worker: str, span_exporter: InMemorySpanExporter
+) -> None:
+    # Spans are held to the same rule: the workflow's span records its failure, not the provider's words.
+    secret = canary()
+    task = secret_task(secret, "public_research", "public", metadata={"emulator_tokens": secret})
+    handle = await client.start_workflow(
+        ModelTaskWorkflow.run, task, id=f"logs-{uuid.uuid4()}", task_queue=worker
+    )
+    outcome = await wait_for_outcome(client, handle.id, timeout_s=60)
+
+    assert outcome.error_message is not None
+    assert secret in outcome.error_message
+    spans = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if handle.id in repr(s.attributes) or s.name.startswith("Run")
+    ]
+    failed = [
+        s
+        for s in spans
+        if s.name == "RunWorkflow:ModelTaskWorkflow" and s.status.status_code == StatusCode.ERROR
+    ]
+    assert failed, "the workflow's span records that it failed"
+    for span in spans:
+        text = (
+            repr(span.attributes) + repr(span.status.description) + repr([e.attributes for e in span.events])
+        )
+        assert secret not in text, span.name
 
 
 async def history_has(
