@@ -33,6 +33,7 @@ from cli.render import (
     EXIT_RUNNING,
     CliError,
     fields,
+    policy_file_message,
     print_json,
     table,
     translate_errors,
@@ -62,7 +63,7 @@ from client.jobs import (
 )
 from client.settings import Settings
 from client.telemetry import setup_tracing, shutdown_telemetry, traces_exported
-from policy import CompiledPolicy, PolicyDecision, PolicyError, PolicyQuery, evaluate, load_policy
+from policy import CompiledPolicy, PolicyDecision, PolicyFileError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from responses_emulator import command as emulator_command
 from workflows.model_task import MAX_INPUT_CHARS, CancellationRecord, ExecutionOptions, ModelTaskInput
@@ -160,7 +161,7 @@ def expected_decision(
     """The decision the worker will make for ``task`` with the same policy: what the client can know.
 
     Raises:
-        PolicyError: ``policy`` is not given and the configured policy file is invalid.
+        PolicyFileError: ``policy`` is not given and the configured policy file is invalid.
     """
     return evaluate(
         policy if policy is not None else load_policy(settings.policy_path),
@@ -191,12 +192,13 @@ def build_task(
     """Validate a submission before anything is started, so that bad input starts nothing.
 
     Raises:
-        CliError: A field is invalid or the job type is unknown to the policy.
+        CliError: A field is invalid or the job type is unknown to the policy (exit 2), or the policy
+            file is invalid (exit 1, one line).
     """
     try:
         policy = load_policy(settings.policy_path)
-    except PolicyError as exc:
-        raise CliError(f"policy: {exc}") from None
+    except PolicyFileError as exc:
+        raise CliError(policy_file_message(exc), code=EXIT_JOB_FAILED) from None
     if job_type not in policy.job_type_names:
         known = ", ".join(policy.job_type_names)
         raise CliError(f"--job-type: unknown job type {job_type!r}; known: {known}")
@@ -531,8 +533,8 @@ def watch(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
         client = await _connect(settings)
         try:
             policy = load_policy(settings.policy_path)
-        except PolicyError as exc:
-            raise CliError(f"LANES_POLICY: {exc}") from None
+        except PolicyFileError as exc:
+            raise CliError(f"LANES_POLICY: {policy_file_message(exc)}", code=EXIT_JOB_FAILED) from None
         async with endpoint_clients(settings, policy) as clients:
             try:
                 async for item in watch_job(client, workflow_id, clients):

@@ -24,6 +24,7 @@ from client.connect import ProviderNotConfiguredError, TemporalUnreachableError
 from client.jobs import JobNotFoundError
 from client.telemetry import TelemetryConfigError
 from client.temporal_config import TemporalConfigError
+from policy import PolicyFileError
 
 P = ParamSpec("P")
 
@@ -76,12 +77,20 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in captured.get().splitlines())
 
 
+def policy_file_message(exc: PolicyFileError) -> str:
+    """An invalid policy file in one line: the file, its first problem, how many more, and the fix."""
+    first = exc.errors[0].removeprefix(f"{exc.source}: ") if exc.errors else "invalid"
+    more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+    return f"policy file {exc.source} is invalid: {first}{more}; run `lanes policy check {exc.source}`"
+
+
 def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, None]]:
     """Decorate ``command`` (``lanes submit``...): a user's error is one stderr line and an exit code.
 
     A closed pipe ends the command quietly.
 
-    :class:`CliError` exits with its code; an unreachable server, a missing provider configuration,
+    :class:`CliError` exits with its code; an invalid policy file exits 1 in one line (``lanes policy
+    check`` lists every problem); an unreachable server, a missing provider configuration,
     an unknown workflow id, malformed encryption keys or an unknown ``OTEL_*`` exporter exit 2. A closed
     stdout (``lanes ... | head``) ends the command quietly.
     """
@@ -94,6 +103,9 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
             except CliError as exc:
                 print(f"{command}: {exc}", file=sys.stderr)
                 raise typer.Exit(exc.code) from None
+            except PolicyFileError as exc:
+                print(f"{command}: {policy_file_message(exc)}", file=sys.stderr)
+                raise typer.Exit(EXIT_JOB_FAILED) from None
             except (
                 TemporalUnreachableError,
                 TemporalConfigError,

@@ -2,7 +2,8 @@
 
 The result is a ``CompiledPolicy``, the only form the engine decides with.
 
-Every failure becomes a ``PolicyFileError`` whose lines name the file, the key path and the fix, e.g.::
+Every failure becomes a ``PolicyFileError`` (whatever the parser raised: a file nested deeply enough to
+exhaust the parser's recursion too) whose lines name the file, the key path and the fix, e.g.::
 
     policy/default.toml: job_types.legal_review.min_data_class: 'secret' is not a data class; known: ...
     policy/default.toml: job_types.coding_analysis.long_runing: unknown key 'long_runing'; known keys: ...
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 import tomllib
 import types
 from collections.abc import Sequence
@@ -30,7 +32,11 @@ from policy.compiled import CompiledPolicy
 from policy.errors import PolicyFileError
 from policy.models import Policy
 
-__all__ = ["default_policy_path", "load_policy", "load_policy_text"]
+__all__ = ["MAX_POLICY_BYTES", "default_policy_path", "load_policy", "load_policy_text"]
+
+MAX_POLICY_BYTES = 1024 * 1024
+"""The largest policy file read (1 MiB). The shipped policy is about 12 KB; a file far larger is a
+mistake (a log, a data file) or an attack on the parser, refused before it is parsed."""
 
 
 def default_policy_path() -> Path:
@@ -53,7 +59,7 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> CompiledPolicy:
     file = Path(path) if path is not None else default_policy_path()
     source = os.fspath(path) if path is not None else os.fspath(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = _read(file, source).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PolicyFileError(
@@ -61,6 +67,39 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> CompiledPolicy:
             source=source,
         ) from exc
     return load_policy_text(text, source=source)
+
+
+def _read(file: Path, source: str) -> bytes:
+    """The file's bytes: a regular file of at most :data:`MAX_POLICY_BYTES`, read without blocking.
+
+    A FIFO named as the policy would block ``open`` and every reload forever, and ``/dev/zero`` would
+    be read until memory runs out: both are refused here, before a byte is parsed.
+    """
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PolicyFileError(
+                [f"{source}: cannot read policy file (not a regular file); pass the path of a TOML file"],
+                source=source,
+            )
+        data = b""
+        while len(data) <= MAX_POLICY_BYTES:
+            chunk = os.read(fd, MAX_POLICY_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > MAX_POLICY_BYTES:
+            raise PolicyFileError(
+                [
+                    f"{source}: the policy file is over {MAX_POLICY_BYTES // 1024} KiB, the most a policy "
+                    "may be (a policy is a few KB); pass the policy itself, not another file"
+                ],
+                source=source,
+            )
+        return data
+    finally:
+        os.close(fd)
 
 
 def load_policy_text(text: str, *, source: str) -> CompiledPolicy:
@@ -76,6 +115,29 @@ def load_policy_text(text: str, *, source: str) -> CompiledPolicy:
     Raises:
         PolicyFileError: The text is not a valid policy; ``errors`` lists every problem.
     """
+    try:
+        return _compile(text, source)
+    except PolicyFileError:
+        raise
+    except RecursionError as exc:
+        # tomllib parses nested arrays and inline tables recursively: a few thousand `[` exhaust it.
+        raise PolicyFileError(
+            [
+                f"{source}: invalid TOML: arrays or inline tables nested too deeply for the parser; "
+                "a policy nests a few levels at most, fix the file"
+            ],
+            source=source,
+        ) from exc
+    except Exception as exc:
+        # Whatever else a hostile or corrupt file makes the parser or the models raise is still a file
+        # that cannot be used: one line naming it, never a traceback in every decision.
+        raise PolicyFileError(
+            [f"{source}: cannot load policy file ({type(exc).__name__}); run `lanes policy check` on it"],
+            source=source,
+        ) from exc
+
+
+def _compile(text: str, source: str) -> CompiledPolicy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -6,11 +6,15 @@ kill-switch sentinel and an environment lookup; the file is parsed again only wh
 time, size or inode changes.
 
 A broken edit never takes the lane decision down, and is never quiet: the last good policy keeps
-serving, and while the file on disk is refused every ``current()`` (one per decision) logs an ERROR on
+serving. Whatever loading the new file raised (a typo, an unreadable file, a file nested deeply enough
+to exhaust the TOML parser's recursion, a bug), the refusal is logged once as an ERROR on
 ``lanes.policy`` naming the file and where it is broken (key paths or the TOML syntax error, never the
-file's values; run ``lanes policy check FILE`` for the full messages) and adds one to the OpenTelemetry
-counter ``lanes.policy.refused_decisions``. ``status()`` reports the same state. Only the first load may
-raise.
+file's values; run ``lanes policy check FILE`` for the full messages), and again only when the file
+changes again: a log line per decision would bury everything else, and a traceback per decision
+(the old behaviour for an unexpected exception) more so. While the file is refused every ``current()``
+(one per decision) adds one to the OpenTelemetry counter ``lanes.policy.refused_decisions``, which is
+what to alert on; ``status()`` reports the same state. Only the first load raises, always as
+``PolicyFileError``: with no good policy there is nothing to decide with (fail closed).
 
 The emergency kill switch lives outside the file, so no typo in an edit can defeat it: when the
 environment variable ``LANES_BACKGROUND_ENABLED`` is set to anything but ``true``/``1``/``yes``/``on``
@@ -65,18 +69,34 @@ class PolicySourceStatus(BaseModel):
     kill_switch: str | None
 
 
+_WHOLE_FILE_ERRORS = (
+    "invalid TOML:",
+    "cannot read policy file",
+    "cannot load policy file",
+    "the policy file is over",
+)
+"""Errors about the file as a whole (loading.py's wording), summarised up to their fix."""
+
+
 def _summary(exc: PolicyFileError) -> str:
     """Where a refused file is broken, without any value from it (values may be secrets or prompts)."""
     prefix = f"{exc.source}: "
     parts: list[str] = []
     for line in exc.errors:
         text = line.removeprefix(prefix)
-        if text.startswith(("invalid TOML:", "cannot read policy file")):
-            parts.append(text.split("; ")[0])  # line/column or the OS error, no file content
+        if text.startswith(_WHOLE_FILE_ERRORS):
+            parts.append(text.split("; ")[0])  # line/column, the OS error or the bound: no file content
         else:
             parts.append(text.split(": ")[0])  # the key path
     count = len(exc.errors)
     return f"{count} error{'s' if count != 1 else ''}: " + "; ".join(parts)
+
+
+def _unexpected(path: str, exc: Exception) -> PolicyFileError:
+    return PolicyFileError(
+        [f"{path}: cannot load policy file ({type(exc).__name__}); run `lanes policy check` on it"],
+        source=path,
+    )
 
 
 class PolicySource:
@@ -104,6 +124,7 @@ class PolicySource:
         self._stamp: _Stamp | None = None
         self._refused_error: str | None = None
         self._refused_since: datetime | None = None
+        self._logged: tuple[_Stamp | None, str] | None = None
         self._kill_switch: str | None = None
         self._override: tuple[CompiledPolicy, str, CompiledPolicy] | None = None
         self._lock = threading.Lock()
@@ -151,16 +172,6 @@ class PolicySource:
         with self._lock:
             policy = self._refresh()
             if self._refused_error is not None:
-                logger.error(
-                    "policy file %s is refused since %s (%s); deciding with the last good policy %s (%s); "
-                    "run `lanes policy check %s` for details",
-                    self.path,
-                    self._refused_since.isoformat() if self._refused_since else "?",
-                    self._refused_error,
-                    policy.version,
-                    policy.digest,
-                    self.path,
-                )
                 self._refused_counter.add(1, {"lanes.policy.file": self.path})
             origin = self._kill_switch_origin()
             self._kill_switch = origin
@@ -180,10 +191,23 @@ class PolicySource:
             return f"file {self._sentinel}"
         return None
 
-    def _refuse(self, error: str) -> None:
+    def _refuse(self, stamp: _Stamp | None, error: str, policy: CompiledPolicy) -> None:
         if self._refused_error is None:
             self._refused_since = datetime.now(UTC)
         self._refused_error = error
+        if self._logged == (stamp, error):
+            return  # this version of the file was reported already
+        self._logged = (stamp, error)
+        logger.error(
+            "policy file %s is refused since %s (%s); deciding with the last good policy %s (%s); "
+            "run `lanes policy check %s` for details",
+            self.path,
+            self._refused_since.isoformat() if self._refused_since else "?",
+            error,
+            policy.version,
+            policy.digest,
+            self.path,
+        )
 
     def _refresh(self) -> CompiledPolicy:
         unreadable = ""
@@ -197,16 +221,21 @@ class PolicySource:
             return self._policy
         if self._policy is not None and stamp is None:
             self._stamp = None
-            self._refuse(f"1 error: cannot read policy file ({unreadable})")
+            self._refuse(None, f"1 error: cannot read policy file ({unreadable})", self._policy)
             return self._policy
         try:
             policy = load_policy(self._path)
-        except PolicyFileError as exc:
+        except Exception as exc:
+            # load_policy turns every failure into PolicyFileError; anything else is a bug, and still
+            # a file that cannot be used: it must not take every decision down with it.
+            error = exc if isinstance(exc, PolicyFileError) else _unexpected(self.path, exc)
             if self._policy is None:
-                raise
+                if error is exc:
+                    raise
+                raise error from exc
             # Remember the broken version so it is parsed once, not on every call.
             self._stamp = stamp
-            self._refuse(_summary(exc))
+            self._refuse(stamp, _summary(error), self._policy)
             return self._policy
         if self._policy is not None and policy.digest != self._policy.digest:
             logger.info(
@@ -221,4 +250,5 @@ class PolicySource:
             logger.info("policy file %s is accepted again: %s (%s)", self.path, policy.version, policy.digest)
         self._policy, self._stamp = policy, stamp
         self._refused_error = self._refused_since = None
+        self._logged = None
         return policy

@@ -168,8 +168,10 @@ async def test_malformed_policy_file_is_reported_with_its_path(tmp_path: Path) -
     code, _, err = await lanes(
         "submit", "--job-type", "public_research", "--input", "x", env={"LANES_POLICY": str(bad)}
     )
-    assert code == 2
-    assert str(bad) in err
+    assert code == 1  # an invalid policy file, as `lanes policy check` exits
+    (line,) = err.splitlines()
+    assert line.startswith(f"lanes submit: policy file {bad} is invalid: invalid TOML: ")
+    assert line.endswith(f"; run `lanes policy check {bad}`")
 
 
 async def test_a_bad_id_is_refused_with_the_rule_before_anything_starts() -> None:
