@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import errno
 import hashlib
 import hmac
@@ -44,6 +45,7 @@ from temporalio.converter import (
     WithSerializationContext,
     WorkflowSerializationContext,
 )
+from temporalio.worker import ReplayerConfig, WorkerConfig
 
 from client.blobs import BlobNotFoundError, BlobStore, LocalBlobStore
 from client.settings import Settings
@@ -168,7 +170,12 @@ def read_key_file(path: Path) -> dict[str, bytes]:
             larger than a key file can be, not UTF-8, or malformed.
     """
     source = f"{KEY_FILE_ENV} ({path})"
+    not_a_file = KeyConfigError(
+        f"{source}: not a regular file (a directory, FIFO, socket or device); point it at the key file itself"
+    )
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a socket cannot even be opened: say what it is
+            raise not_a_file
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise KeyConfigError(f"{source}: no such file") from None
@@ -179,11 +186,8 @@ def read_key_file(path: Path) -> dict[str, bytes]:
         ) from None
     try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise KeyConfigError(
-                f"{source}: not a regular file (a directory, FIFO, socket or device); point it at the "
-                "key file itself"
-            )
+        if not stat.S_ISREG(mode):  # replaced since the check above
+            raise not_a_file
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyConfigError(
                 f"key file {path} is accessible by group or others (mode {stat.S_IMODE(mode):o}); "
@@ -695,7 +699,7 @@ class _DroppedSignalLog(logging.Filter):
 _DROPPED_SIGNAL_LOG = _DroppedSignalLog()
 
 
-def for_workers(codec: PayloadCodec | None) -> PayloadCodec | None:
+def for_workers(codec: PayloadCodec | None) -> ChainCodec | None:
     """The copy of ``codec`` a worker (and a replayer) decodes workflow activations with.
 
     It turns payloads it refuses into markers the SDK cannot convert, so that a forged or broken signal is
@@ -713,7 +717,40 @@ def for_workers(codec: PayloadCodec | None) -> PayloadCodec | None:
     return ChainCodec([codec], mark_refused=True)
 
 
-def build_codec(settings: Settings, *, claim_check: bool = True) -> PayloadCodec | None:
+def configure_worker(config: WorkerConfig, codec: PayloadCodec | None) -> WorkerConfig:
+    """``config`` with a worker client whose converter decodes with :func:`for_workers` of ``codec``.
+
+    A Temporal worker takes its data converter from ``config["client"]``; this gives it a copy of that
+    client (same connection, same configuration after every plugin ran) whose codec marks refused
+    payloads. Activities' own client (``activity.client()``) stays the original, strict one. For
+    :meth:`client.plugin.LanesPlugin.configure_worker`; a no-op without a codec.
+    """
+    worker_codec = for_workers(codec)
+    client = config.get("client")
+    if worker_codec is None or client is None:
+        return config
+    active = client.config(active_config=True)
+    if active["data_converter"].payload_codec is not codec:
+        return config  # already a worker client, or a converter lanes did not build
+    active["data_converter"] = dataclasses.replace(active["data_converter"], payload_codec=worker_codec)
+    active["plugins"] = []  # they configured ``active`` already; the worker runs them itself
+    config["client"] = Client(**active)
+    return config
+
+
+def configure_replayer(config: ReplayerConfig, codec: PayloadCodec | None) -> ReplayerConfig:
+    """``config`` whose converter decodes as a worker does, so a replay drops the signals it dropped.
+
+    For :meth:`client.plugin.LanesPlugin.configure_replayer`; a no-op without a codec.
+    """
+    worker_codec = for_workers(codec)
+    converter = config.get("data_converter")
+    if worker_codec is not None and converter is not None and converter.payload_codec is codec:
+        config["data_converter"] = dataclasses.replace(converter, payload_codec=worker_codec)
+    return config
+
+
+def build_codec(settings: Settings, *, claim_check: bool = True) -> ChainCodec | None:
     """The codec the settings configure: encryption then claim check, or ``None`` without keys.
 
     Args:
