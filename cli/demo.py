@@ -21,6 +21,7 @@ from typing import Any
 from temporalio.client import Client
 
 from cli.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer
+from cli.render import printable
 from cli.stack import EmbeddedStack
 from cli.state_dir import claim_state_dir
 from client.connect import connect
@@ -169,7 +170,7 @@ async def _demo(state_dir: Path, phoenix: PhoenixServer | None) -> int:
     for row in rows:
         print(
             f"{row['label']:44} {row.get('lane') or '-':10} {row.get('rule') or '-':30} "
-            f"{row.get('response_id') or '-':54} {row['outcome']}"
+            f"{printable(row.get('response_id') or '-'):54} {printable(row['outcome'])}"
         )
 
     background_ids = {row["workflow_id"] for row in rows if row.get("lane") == "background"}

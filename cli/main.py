@@ -35,6 +35,7 @@ from cli.render import (
     fields,
     policy_file_message,
     print_json,
+    printable,
     table,
     translate_errors,
     validation_message,
@@ -284,7 +285,7 @@ def show_outcome(outcome: JobOutcome, *, as_json: bool) -> int:
     fields(rows, file=out)
     if outcome.output_text:
         print()
-        print(outcome.output_text)
+        print(printable(outcome.output_text, multiline=True))
     return code
 
 
@@ -359,14 +360,14 @@ def submit(
                 raise CliError(f"--id: {exc}; {fix}") from None
             if wait:
                 if not json:
-                    print(f"submitted {workflow_id}", file=sys.stderr)
+                    print(f"submitted {printable(workflow_id)}", file=sys.stderr)
                 outcome = await wait_for_outcome(client, workflow_id)
                 record_job_outcome(span, outcome)
                 return show_outcome(outcome, as_json=json)
         if json:
             print_json({"workflow_id": workflow_id, "task_queue": settings.task_queue})
         else:
-            print(workflow_id)
+            print(printable(workflow_id))
         return EXIT_OK
 
     raise typer.Exit(asyncio.run(run()))
@@ -444,10 +445,8 @@ def result(
         if json:
             print_json({"workflow_id": workflow_id, "status": "running"})
         else:
-            print(
-                f"job {workflow_id} is still running; use `lanes result {workflow_id} --wait`",
-                file=sys.stderr,
-            )
+            running = f"job {workflow_id} is still running; use `lanes result {workflow_id} --wait`"
+            print(printable(running), file=sys.stderr)
         raise typer.Exit(EXIT_RUNNING)
     raise typer.Exit(show_outcome(outcome, as_json=json))
 
@@ -540,7 +539,7 @@ def watch(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
                 async for item in watch_job(client, workflow_id, clients):
                     if isinstance(item, str):
                         if not json:
-                            sys.stdout.write(item)
+                            sys.stdout.write(printable(item, multiline=True))
                             sys.stdout.flush()
                         continue
                     if json:
@@ -549,7 +548,7 @@ def watch(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
                     print()
                     return show_outcome(item.model_copy(update={"output_text": ""}), as_json=False)
             except JobNotWatchableError as exc:
-                print(f"lanes watch: {exc}; its status instead:", file=sys.stderr)
+                print(f"lanes watch: {printable(exc)}; its status instead:", file=sys.stderr)
                 if json:
                     print_json(exc.status)
                 else:
@@ -587,10 +586,10 @@ def cancel(
         if json:
             print_json(request)
         elif request.requested:
-            print(f"cancel requested for {workflow_id}")
+            print(f"cancel requested for {printable(workflow_id)}")
         else:
             ended = f"job {workflow_id} already ended ({request.execution_status})"
-            print(f"{ended}; nothing to cancel, its result stands")
+            print(f"{printable(ended)}; nothing to cancel, its result stands")
 
     asyncio.run(run())
 

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from cli.render import EXIT_JOB_FAILED, EXIT_USAGE, CliError, table, translate_errors
+from cli.render import EXIT_JOB_FAILED, EXIT_USAGE, CliError, printable, table, translate_errors
 from client.settings import Settings
 from policy import (
     CompiledPolicy,
@@ -108,7 +108,7 @@ def status(
 
 def _report(exc: PolicyFileError) -> None:
     for error in exc.errors:
-        print(error, file=sys.stderr)
+        print(printable(error), file=sys.stderr)
 
 
 @app.command()

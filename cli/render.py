@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec
@@ -42,6 +43,33 @@ class CliError(Exception):
         self.code = code
 
 
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+"""C0 controls but tab and newline, DEL, C1 controls, Unicode line separators and bidi overrides."""
+_UNSAFE_LINE = re.compile(f"[\t\n{_UNSAFE}]")
+_UNSAFE_TEXT = re.compile(f"[{_UNSAFE}]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def printable(value: object, *, multiline: bool = False) -> str:
+    r"""``value`` as text that is safe to print on a terminal: control characters shown as escapes.
+
+    Reasons, ids, error messages and output text come from whoever can cancel a job, from the model or
+    from the provider; printed raw, ``\x1b[2J`` clears the reader's screen, ``\x1b]0;...\x07`` retitles
+    the window, ``\r`` or a newline forges a line. Every field the CLI prints passes here: ESC and
+    every other C0 control, DEL and the C1 controls (``\x9b`` is a one-byte CSI), the Unicode line
+    separators and bidi overrides are shown as Python escapes (``\x1b``, ``\u202e``). ``multiline``
+    keeps newlines and tabs, for output text (``\r\n`` becomes a newline). ``--json`` output needs
+    none of this: JSON escapes every control character.
+    """
+    text = str(value)
+    if multiline:
+        return _UNSAFE_TEXT.sub(_escape, text.replace("\r\n", "\n"))
+    return _UNSAFE_LINE.sub(_escape, text)
+
+
 def print_json(value: BaseModel | dict[str, Any]) -> None:
     """Print one JSON object on one line of stdout."""
     data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
@@ -59,18 +87,21 @@ def validation_message(exc: ValidationError, *, flags: dict[str, str] | None = N
 
 
 def fields(rows: Iterable[tuple[str, object]], *, file: Any = None) -> None:
-    """Print ``name  value`` lines with aligned values; ``None`` prints as ``-``."""
+    """Print ``name  value`` lines with aligned values (:func:`printable`); ``None`` prints as ``-``."""
     for name, value in rows:
-        print(f"{name:17} {'-' if value is None else value}", file=file)
+        print(f"{name:17} {'-' if value is None else printable(value)}", file=file)
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
-    """A borderless table (first row is the header) as text, columns two spaces apart."""
+    """A borderless table (first row is the header) as text, columns two spaces apart.
+
+    Every cell passes :func:`printable`: job ids, rules and outcomes come from search attributes.
+    """
     grid = Table(box=None, show_header=True, header_style=None, pad_edge=False, padding=(0, 1))
     for header in rows[0]:
         grid.add_column(header, no_wrap=True)
     for row in rows[1:]:
-        grid.add_row(*row)
+        grid.add_row(*(printable(cell) for cell in row))
     console = Console(width=10_000, no_color=True, highlight=False, force_terminal=False)
     with console.capture() as captured:
         console.print(grid)
@@ -101,10 +132,10 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
             try:
                 func(*args, **kwargs)
             except CliError as exc:
-                print(f"{command}: {exc}", file=sys.stderr)
+                print(f"{command}: {printable(exc)}", file=sys.stderr)
                 raise typer.Exit(exc.code) from None
             except PolicyFileError as exc:
-                print(f"{command}: {policy_file_message(exc)}", file=sys.stderr)
+                print(f"{command}: {printable(policy_file_message(exc))}", file=sys.stderr)
                 raise typer.Exit(EXIT_JOB_FAILED) from None
             except (
                 TemporalUnreachableError,
@@ -114,7 +145,7 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
                 JobNotFoundError,
                 KeyConfigError,
             ) as exc:
-                print(f"{command}: {exc}", file=sys.stderr)
+                print(f"{command}: {printable(exc)}", file=sys.stderr)
                 raise typer.Exit(EXIT_USAGE) from None
             except BrokenPipeError:
                 # The reader went away: later writes and the final flush go nowhere instead of raising.

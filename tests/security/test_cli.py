@@ -8,14 +8,22 @@ fail with a connection error instead of the message it expects.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
 
+from temporalio.client import Client
+
+from activities.outcome import ProviderOutcome
 from cli.input_file import MAX_INPUT_BYTES
+from cli.render import printable
 from cli.stack import free_port
-from tests.cli_runner import ROOT
-from workflows.model_task import MAX_INPUT_CHARS
+from client.jobs import wait_for_status
+from client.settings import Settings
+from responses_emulator import Emulator
+from tests.cli_runner import ROOT, lanes
+from workflows.model_task import MAX_INPUT_CHARS, ProviderFinishedInput
 
 NO_SERVER = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
 
@@ -171,3 +179,92 @@ async def test_a_missing_file_is_named() -> None:
         "lanes submit: --input-file: cannot read /no/such/prompt.txt: no such file; "
         "give a UTF-8 text file, or '-' for stdin"
     )
+
+
+# --- terminal escapes (issue 20, low): what a canceller or the provider writes is shown, not obeyed ----
+
+HOSTILE = "\x1b[2J\x1b]0;PWNED\x07\x9b31m\r"
+"""Clears the screen, retitles the window, a one-byte C1 CSI, a carriage return that overwrites."""
+SHOWN = "\\x1b[2J\\x1b]0;PWNED\\x07\\x9b31m\\r"
+
+
+def no_controls(text: str) -> None:
+    bad = [c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
+    assert not bad, bad
+
+
+async def _held_job(client: Client, settings: Settings) -> tuple[str, str]:
+    """A background job whose response the emulator holds open; its workflow id and response id."""
+    code, out, err = await lanes(
+        *SUBMIT, "--input", "x", "--metadata", "emulator_fault=hold", env=settings.environment()
+    )
+    assert code == 0, err
+    workflow_id = out.strip()
+    status = await wait_for_status(
+        client.get_workflow_handle(workflow_id), lambda s: s.response_id is not None, timeout_s=60
+    )
+    assert status.response_id is not None
+    return workflow_id, status.response_id
+
+
+async def test_escape_sequences_from_jobs_and_the_provider_are_printed_escaped(
+    client: Client, settings: Settings, worker: str, emulator: Emulator
+) -> None:
+    env = settings.environment()
+    # A cancel reason, which anyone who may cancel a job writes.
+    cancelled, response_id = await _held_job(client, settings)
+    code, out, err = await lanes("cancel", cancelled, "--reason", HOSTILE, env=env)
+    assert code == 0, err
+    code, out, err = await lanes("result", cancelled, "--wait", env=env)
+    assert code == 0, err
+    no_controls(out + err)
+    assert f"cancel reason     {SHOWN}\n" in out
+    code, out, err = await lanes("status", cancelled, env=env)
+    assert code == 0, err
+    no_controls(out + err)
+    assert SHOWN in out
+    code, out, _ = await lanes("result", cancelled, "--json", env=env)
+    assert json.loads(out)["cancellation"]["reason"] == HOSTILE  # --json stays exact
+    emulator.release(response_id=response_id)
+
+    # Output text and an error message, as the provider (or a model steered by a prompt) returns them;
+    # delivered the way `lanes webhooks` delivers an outcome.
+    text = f"first line\n\tindented {HOSTILE}end\r\nlast line"
+    for status, fields in (
+        ("completed", {"output_text": text}),
+        ("failed", {"error_code": "server_error", "error_message": f"upstream said {HOSTILE}"}),
+    ):
+        workflow_id, response_id = await _held_job(client, settings)
+        outcome = ProviderOutcome(response_id=response_id, status=status, **fields)
+        await client.get_workflow_handle(workflow_id).signal(
+            "provider_finished", ProviderFinishedInput(response_id=response_id, outcome=outcome)
+        )
+        code, out, err = await lanes("result", workflow_id, "--wait", env=env)
+        no_controls(out + err)
+        if status == "completed":
+            assert code == 0, err
+            # Newlines and tabs of the text are kept; the rest is shown as escapes.
+            assert out.endswith(f"\nfirst line\n\tindented {SHOWN}end\nlast line\n"), out
+        else:
+            assert code == 1, err
+            assert f"error             server_error: upstream said {SHOWN}\n" in err, err
+        code, out, _ = await lanes("result", workflow_id, "--json", env=env)
+        key = "output_text" if status == "completed" else "error_message"
+        assert json.loads(out)[key] == fields[key]  # --json stays exact
+        emulator.release(response_id=response_id)
+
+
+def test_printable_escapes_every_control_but_newline_and_tab_in_text() -> None:
+    every = "".join(map(chr, range(0xA0))) + "\u2028\u2029\u202e\u2066"
+    shown = printable(every)
+    no_controls(shown)
+    assert "\n" not in shown
+    assert "\t" not in shown
+    text = printable(every, multiline=True)
+    no_controls(text)
+    assert "\n" in text
+    assert "\t" in text
+    assert "\\x1b" in text
+    assert "\\x9b" in text
+    assert "\\u202e" in text
+    assert printable("plain é ü 漢字 🙂") == "plain é ü 漢字 🙂"
