@@ -85,6 +85,9 @@ RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 """What a response id may look like before it goes into a provider URL (``resp_`` and hex at OpenAI): the
 SDK raises ``ValueError`` on ``""`` and ``..``, and nothing else has a reason to reach the provider."""
 
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{0,128}")
+"""What an event's ``evt_…`` id may look like; it goes into the signal (whose field allows 256 chars)."""
+
 MAX_LOGGED_CHARS = 96
 """The most characters of one attacker-chosen value (an id, an event or workflow type) in a log line."""
 
@@ -217,7 +220,9 @@ class WebhookReceiver:
         except ClientDisconnect:
             # Starlette raises on http.disconnect: what arrived is a prefix, whatever it would verify as.
             return self._log(
-                Answer(DISCONNECTED, "disconnected"), webhook_id, detail=f"body cut off after {size} bytes"
+                Answer(DISCONNECTED, "disconnected"),
+                webhook_id,
+                detail=f"body incomplete after {size} bytes: client gone or too slow",
             )
         return b"".join(chunks)
 

@@ -339,7 +339,9 @@ async def test_lanes_webhooks_logs_one_line_per_answer_and_no_text_of_a_job(
         await wait_until(
             lambda: any("listening on" in line for line in lines) or process.returncode is not None
         )
-        [url] = re.findall(r"listening on (\S+)", "\n".join(lines))
+        urls = re.findall(r"listening on (\S+)", "\n".join(lines))
+        assert len(urls) == 1, lines
+        url = urls[0]
         canary = f"CANARY-{uuid.uuid4().hex}"
         async with openai_client(settings) as provider:
             created = await provider.responses.create(

@@ -157,8 +157,9 @@ async def test_webhook_completes_a_poll_job_with_two_provider_requests(
     scheduled = events(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]  # type: ignore[attr-defined]
     assert "check_background_response" not in names, names
-    # The new path replays deterministically.
-    await Replayer(workflows=[], plugins=plugins(settings)).replay_workflow(history)
+    # The new path replays deterministically (in the job's namespace: its payloads are bound to it).
+    replayer = Replayer(workflows=[], plugins=plugins(settings), namespace=client.namespace)
+    await replayer.replay_workflow(history)
 
 
 async def test_dropped_webhook_still_completes_by_polling(

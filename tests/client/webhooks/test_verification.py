@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import openai
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from client.webhooks.verification import ReplayMemory, WebhookRejected, WebhookVerifier, check_secret
 from responses_emulator.webhooks import event_body, new_secret, signed_headers
@@ -141,3 +148,83 @@ def test_the_sdk_reads_what_the_receiver_believes() -> None:
         BODY, signed_headers(SECRET, "wh_1", BODY), secret=SECRET
     )
     assert event.type == "response.completed"
+
+
+@pytest.mark.parametrize(
+    "secret", ["whsec_", "whsec_YQ==", "a", "x" * 23, "whsec_" + base64.b64encode(b"k" * 23).decode()]
+)
+def test_secrets_under_24_bytes_of_key_are_refused(secret: str) -> None:
+    with pytest.raises(ValueError, match="under the 24 required") as info:
+        check_secret(secret)
+    assert "OPENAI_WEBHOOK_SECRET" in str(info.value)
+    assert "--new-secret" in str(info.value)
+
+
+def test_generated_and_long_enough_secrets_pass() -> None:
+    assert check_secret(SECRET) == SECRET  # the emulator's: whsec_ and 32 bytes
+    assert check_secret("x" * 24) == "x" * 24  # raw bytes, as the SDK reads a secret without whsec_
+
+
+@pytest.mark.parametrize(
+    ("body", "signature"),
+    [
+        (b"\xff\xfe not UTF-8", "v1,AAAA"),
+        (BODY.encode(), "v1,\u00e9t\u00e9"),  # hmac.compare_digest refuses non-ASCII str
+        (BODY.encode(), "v1,\ud800"),  # a lone surrogate
+    ],
+)
+def test_any_bytes_and_signature_text_get_a_rejection_not_an_exception(
+    verifier: WebhookVerifier, body: bytes, signature: str
+) -> None:
+    error = rejected(verifier, body, {**signed(), "webhook-signature": signature})
+    assert (error.status, error.reason) == (401, "bad_signature")
+
+
+def test_a_body_that_is_not_utf8_is_verified_over_its_bytes(verifier: WebhookVerifier) -> None:
+    body = b'{"type": "response.completed", "data": {"id": "\xff"}}'
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    digest = hmac.new(key, f"wh_1.{NOW}.".encode() + body, hashlib.sha256).digest()
+    headers = {**signed(), "webhook-signature": "v1," + base64.b64encode(digest).decode()}
+    assert verifier.verify(body, headers) == "wh_1"  # believed; the receiver then answers 400 for the body
+
+
+@pytest.mark.parametrize(
+    "timestamp", [" 1760000000", "1_760_000_000", "\u0661\u0667", "9" * 4000, "-5", "+1"]
+)
+def test_timestamps_are_ascii_digits_only(verifier: WebhookVerifier, timestamp: str) -> None:
+    error = rejected(verifier, BODY, {**signed(), "webhook-timestamp": timestamp})
+    assert (error.status, error.reason) == (400, "bad_timestamp")
+
+
+SDK = openai.OpenAI(api_key="unused", webhook_secret=SECRET)
+ASCII_TEXT = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    body=st.text(max_size=300),
+    webhook_id=ASCII_TEXT,
+    valid=st.booleans(),
+    junk=st.lists(ASCII_TEXT, max_size=3),
+)
+def test_on_utf8_bodies_the_verdict_is_the_sdks(
+    body: str, webhook_id: str, valid: bool, junk: list[str]
+) -> None:
+    # The receiver checks the raw bytes itself (the SDK decodes first); on UTF-8 it must agree with the SDK.
+    verifier = WebhookVerifier(None, SECRET, tolerance_s=300, clock=lambda: NOW)
+    headers = signed(webhook_id=webhook_id, body=body)
+    parts = [f"v1,{j}" for j in junk] + ([headers["webhook-signature"]] if valid else [])
+    headers["webhook-signature"] = " ".join(parts) or "v1,"
+    sdk = SDK.webhooks
+    try:
+        sdk.verify_signature(body.encode(), headers, tolerance=10**12)
+        sdk_believes = True
+    except openai.InvalidWebhookSignatureError:
+        sdk_believes = False
+    reason = "believed"
+    try:
+        verifier.verify(body.encode(), headers)
+    except WebhookRejected as error:
+        reason = error.reason
+    assert reason == ("believed" if valid else "bad_signature")
+    assert sdk_believes == valid
