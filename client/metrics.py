@@ -14,7 +14,8 @@ drains into the same provider as lanes' instruments (``client/job_metrics.py``),
   ``OTEL_EXPORTER_OTLP_ENDPOINT``, every ``OTEL_METRIC_EXPORT_INTERVAL`` ms), ``console``, or ``none``
   (the default, as for traces).
 * ``LANES_PROMETHEUS_BIND=host:port``: a Prometheus scrape endpoint (``/metrics``), the convention
-  Temporal operators expect (the ``lanes[prometheus]`` extra).
+  Temporal operators expect (the ``lanes[prometheus]`` extra), served by lanes' bounded uvicorn runner on
+  a thread of its own (:class:`PrometheusEndpoint`).
 
 The provider is wrapped in :class:`~temporalio.contrib.opentelemetry.ReplaySafeMeterProvider`, so a
 count recorded in workflow code (a job's end) is not recorded again when the workflow is replayed.
@@ -24,10 +25,15 @@ endpoints and statuses only: never prompt or output text.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import AsyncIterator
+import socket
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -41,6 +47,11 @@ from temporalio.runtime import MetricBuffer, MetricBufferDurationFormat, Runtime
 
 from client.settings import Settings
 from client.telemetry import TelemetryConfigError, register_for_shutdown, service_resource, tracing_disabled
+
+if TYPE_CHECKING:
+    from client.uvicorn_server import ServerLimits
+
+logger = logging.getLogger(__name__)
 
 TEMPORAL_BUFFER_SIZE = 10_000
 """Updates the Temporal core may buffer between two drains (one a second) before it drops some."""
@@ -71,28 +82,109 @@ def readers_from_env() -> list[MetricReader]:
     )
 
 
-def prometheus_reader(bind: str) -> MetricReader:
-    """A reader that serves ``/metrics`` at ``bind`` (``host:port``) from a daemon thread.
+def prometheus_reader(bind: str, *, limits: ServerLimits | None = None) -> MetricReader:
+    """A reader whose metrics :class:`PrometheusEndpoint` serves at ``bind`` (``host:port``) as ``/metrics``.
+
+    The socket is bound here, so a busy address is a configuration error at start. ``limits`` bound the
+    endpoint's clients (:data:`client.uvicorn_server.DEFAULT_LIMITS` by default).
 
     Raises:
         TelemetryConfigError: The ``lanes[prometheus]`` extra is missing, or the address is in use.
     """
     try:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
+        from prometheus_client import make_asgi_app
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        from client.uvicorn_server import DEFAULT_LIMITS
+        from client.uvicorn_server import bind as bind_socket
     except ImportError as exc:
         raise TelemetryConfigError(
             "LANES_PROMETHEUS_BIND needs the Prometheus exporter: pip install 'lanes[prometheus]'"
         ) from exc
     host, _, port = bind.rpartition(":")
     try:
-        start_http_server(int(port), addr=host.strip("[]"))
+        sock = bind_socket(host.strip("[]"), int(port))
     except OSError as exc:
         raise TelemetryConfigError(
             f"LANES_PROMETHEUS_BIND={bind}: cannot serve metrics there ({exc.strerror or exc}); "
             "choose a free port"
         ) from None
-    return PrometheusMetricReader()
+    reader = PrometheusMetricReader()
+    app = Starlette(routes=[Route("/metrics", _ASGIEndpoint(make_asgi_app()), methods=["GET"])])
+    endpoint = PrometheusEndpoint(app, sock, limits=limits or DEFAULT_LIMITS)
+    endpoint.start()
+    register_for_shutdown(endpoint)
+    return reader
+
+
+class _ASGIEndpoint:
+    """An ASGI app as a Starlette route's endpoint (a plain function would be taken for a request handler)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class PrometheusEndpoint:
+    """Serves the scrape endpoint through lanes' bounded uvicorn runner, in a daemon thread with its own loop.
+
+    ``prometheus_client.start_http_server`` (what this replaces) started a thread per connection with no
+    read timeout, so slow clients could pile up threads. The runner bounds them like every lanes server
+    (:class:`client.uvicorn_server.ServerLimits`). It runs on a thread of its own, not on the worker's
+    event loop, because :func:`setup_metrics` is synchronous (it must run before the first Temporal client,
+    and a busy address must fail the start there), and because a scrape renders every series in Python: on
+    the worker's loop it would delay workflow and activity tasks, and a loaded worker would delay scrapes.
+
+    Args:
+        app: The ASGI app serving ``/metrics``.
+        sock: A bound, listening socket (closed when the endpoint stops).
+        limits: Bounds on its clients.
+    """
+
+    def __init__(self, app: Any, sock: socket.socket, *, limits: ServerLimits) -> None:
+        self._app = app
+        self._limits = limits
+        self._socket = sock
+        self._server: Any = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lanes-prometheus", daemon=True)
+
+    def start(self) -> None:
+        """Start serving; return once the endpoint accepts connections (or its thread failed)."""
+        self._thread.start()
+        self._started.wait(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except Exception:
+            logger.exception("the Prometheus endpoint stopped")
+        finally:
+            self._started.set()
+
+    async def _serve(self) -> None:
+        from client.uvicorn_server import UvicornServer
+
+        sock = self._socket
+
+        class Server(UvicornServer):
+            def _listen(self) -> socket.socket:
+                return sock
+
+        async with Server(self._app, limits=self._limits) as server:
+            self._server = server
+            self._started.set()
+            await server.wait()
+
+    def shutdown(self) -> None:
+        """Stop serving and close the socket (:func:`client.telemetry.shutdown_telemetry` calls it)."""
+        if self._server is not None:
+            self._server.request_stop()
+        self._thread.join(timeout=5)
 
 
 @dataclass

@@ -328,6 +328,11 @@ class UvicornServer:
         if self._task is not None:
             await asyncio.shield(self._task)
 
+    def request_stop(self) -> None:
+        """Ask the server to stop, from any thread; :meth:`wait` returns once it has."""
+        if self._server is not None:
+            self._server.should_exit = True
+
     async def stop(self) -> None:
         """Stop the server and close its socket."""
         if self._server is None or self._task is None:

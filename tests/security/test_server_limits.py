@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -22,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cli.stack import free_port
+from client.metrics import prometheus_reader
 from client.uvicorn_server import ServerLimits, UvicornServer, bind
 
 SLOW_CLIENTS = 500
@@ -193,3 +196,25 @@ async def test_item_6_a_client_that_stops_reading_is_disconnected(server: TestSe
         await until(lambda: server.connections == 0, 30, "the server to drop the non-reading client")
     finally:
         sock.close()
+
+
+async def test_item_6_the_prometheus_endpoint_holds_slow_clients_without_a_thread_each() -> None:
+    """``prometheus_client.start_http_server`` started a thread per connection and never timed one out."""
+    port = free_port()
+    prometheus_reader(f"127.0.0.1:{port}", limits=LIMITS)
+    threads = threading.active_count()
+    slow = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
+    closes = [asyncio.create_task(closed_by_server(reader)) for reader, _ in slow]
+    try:
+        for _, writer in slow:
+            writer.write(b"GET /metr")
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            scraped = await http.get("/metrics")
+        assert scraped.status_code == 200
+        assert threading.active_count() <= threads + 2
+        await asyncio.wait_for(asyncio.gather(*closes), timeout=60)  # cut off by the head deadline
+    finally:
+        for _, writer in slow:
+            writer.close()
+    # The endpoint's daemon thread is left to the end of the session: shutdown_telemetry() would also end
+    # the session's tracing.
