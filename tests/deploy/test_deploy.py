@@ -163,6 +163,31 @@ def test_compose_has_what_the_cluster_needs() -> None:
     assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
 
 
+def test_compose_codec_server_takes_its_token_from_a_secret_and_starts() -> None:
+    """Issue 20, item 1: the shipped codec service bound 0.0.0.0 without a token, so it could not start."""
+    data = compose()
+    codec = data["services"]["codec-server"]
+    env = codec["environment"]
+    assert codec["command"][-4:] == ["--host", "0.0.0.0", "--port", "8081"]
+    assert "LANES_CODEC_TOKEN" not in env  # never inline in the compose file
+    token_file = env["LANES_CODEC_TOKEN_FILE"]
+    assert token_file == "/run/secrets/lanes_codec_token"
+    assert "lanes_codec_token" in codec["secrets"]
+    assert data["secrets"]["lanes_codec_token"]["file"] == "./secrets/lanes_codec_token"
+    ignored = (DEPLOY / "compose" / "secrets" / ".gitignore").read_text().split()
+    assert {"lanes_codec_token", "lanes_encryption_keys"} <= set(ignored)
+    assert "localhost" in env["LANES_CODEC_ALLOWED_HOSTS"].split(",")
+    assert codec["ports"] == ["127.0.0.1:8081:8081"]
+    # The workers encrypt with the keys the codec server decrypts with, and share its blob directory.
+    worker = data["services"]["lanes-worker-1"]
+    assert worker["environment"]["LANES_ENCRYPTION_KEY_FILE"] == env["LANES_ENCRYPTION_KEY_FILE"]
+    assert worker["environment"]["LANES_BLOB_DIR"] == env["LANES_BLOB_DIR"]
+    assert "lanes-blobs:/var/lib/lanes/blobs" in worker["volumes"]
+    assert "lanes-blobs:/var/lib/lanes/blobs:ro" in codec["volumes"]
+    # How to create the token is written where the operator looks.
+    assert "secrets.token_urlsafe(32)" in (DEPLOY / "compose" / "compose.yaml").read_text()
+
+
 def test_kustomization_lists_every_manifest() -> None:
     listed = {path.name for path in k8s_resources()}
     present = {path.name for path in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
