@@ -11,6 +11,12 @@ stored encrypted in the blob store; decoding runs them in reverse.
 
 Keys have ids. The first configured key encrypts; every configured key decrypts. To rotate, put a new key
 first and keep the old ones until no running workflow or retained history needs them.
+
+Each payload is bound to its namespace and workflow id (format 2, through the SDK's serialization
+context), so ciphertext copied into another workflow is refused; with keys configured, clear text is
+refused wherever a workflow's payloads are decoded. In a worker a refused payload becomes a marker the SDK
+cannot convert, so a forged signal is dropped instead of wedging its job (:func:`for_workers`). See
+``docs/encryption.md``.
 """
 
 from __future__ import annotations
@@ -631,10 +637,11 @@ class ChainCodec(PayloadCodec, WithSerializationContext):
         bound.codecs = [
             c.with_context(context) if isinstance(c, WithSerializationContext) else c for c in self.codecs
         ]
-        bound._workflow = None
-        if _label_of(context) is not None:
-            assert isinstance(context, (WorkflowSerializationContext, ActivitySerializationContext))
-            bound._workflow = context.workflow_id
+        bound._workflow = (
+            context.workflow_id
+            if isinstance(context, (WorkflowSerializationContext, ActivitySerializationContext))
+            else None
+        )
         return bound
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
