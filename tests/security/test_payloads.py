@@ -73,7 +73,7 @@ from client.codec import (
     for_workers,
     read_key_file,
 )
-from client.connect import openai_client, plugins
+from client.connect import connect, openai_client, plugins
 from client.jobs import wait_for_phase
 from client.plugin import LanesPlugin
 from client.settings import Settings
@@ -481,6 +481,9 @@ class _WorkerCodecPlugin(LanesPlugin):
 
 
 async def lanes_client(settings: Settings) -> Client:
+    """``connect(settings)`` once ``LanesPlugin`` wires workers itself; until then, the same wiring here."""
+    if "configure_worker" in vars(LanesPlugin):
+        return await connect(settings)
     lanes, *others = plugins(settings)
     assert isinstance(lanes, LanesPlugin)
     return await Client.connect(
