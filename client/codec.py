@@ -586,7 +586,7 @@ class ClaimCheckCodec(PayloadCodec, WithSerializationContext):
         except BlobNotFoundError:
             raise ClaimCheckError(
                 "a claim-checked payload is not in the blob store: every process that decodes needs "
-                f"{BLOB_DIR_ENV} pointing at the directory (or a store shared with) the workers that wrote it"
+                f"{BLOB_DIR_ENV} pointing at the directory the workers that wrote it use (or a shared store)"
             ) from None
         except OSError as exc:
             raise ClaimCheckError(
