@@ -1,31 +1,37 @@
-"""ASGI adapter: serves :meth:`Emulator.handle` over real HTTP.
+"""The emulator as a Starlette app: every request goes to :meth:`Emulator.handle`.
 
-Besides translating ASGI messages to ``httpx2`` objects and back, it does the two things only a
-network server can: it notices a client that hangs up on a stream (so the stream stops generating
-events nobody reads), and it turns an :class:`EmulatedDisconnect` into a TCP connection closed in the
-middle of a body, which is what the SDK sees when a real connection drops.
+:meth:`Emulator.handle` is an ``httpx2`` handler (``httpx2.MockTransport`` runs it in-process), so the
+app is one catch-all route that turns Starlette's request into an ``httpx2.Request`` and the answer back.
+Starlette reads the body (a client that hangs up before sending all of it is not served: a real server
+never sees that request), and its :class:`~starlette.responses.StreamingResponse` stops a stream as soon
+as the client goes away, so a stream nobody reads stops generating events.
+
+Two things only a network server can do remain here: an :class:`EmulatedDisconnect` raised while the
+answer is written (``drop_stream_after``, ``reset_mid_body``, a held create reply when the server stops)
+becomes a :class:`DeliberateReset` that makes uvicorn close the TCP connection in the middle of the body,
+which is what the SDK sees when a real connection drops; :class:`ResetLogFilter` keeps uvicorn from
+logging it as an application error.
 
 A client that hangs up while its request is being handled (e.g. a worker killed while its create's
-reply is held) does not cancel the handling: uvicorn lets it finish and discards the answer, so the
-emulator's record and ledger are complete, as a real provider's would be.
+reply is held) does not cancel the handling: nothing reads the connection until the answer is ready, so
+the emulator's record and ledger are complete, as a real provider's would be, and the answer is dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+import socket
+from collections.abc import AsyncIterator
 
 import httpx2
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
+from client.uvicorn_server import ServerLimits, UvicornServer
 from responses_emulator.emulator import Emulator
 from responses_emulator.faults import EmulatedDisconnect
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class DeliberateReset(Exception):
@@ -45,107 +51,93 @@ class ResetLogFilter(logging.Filter):
         return not isinstance(exc, DeliberateReset)
 
 
-class EmulatorASGI:
-    """ASGI 3 application wrapping an :class:`Emulator`.
+def install_reset_log_filter() -> None:
+    """Add :class:`ResetLogFilter` to uvicorn's loggers, once per process."""
+    for name in ("uvicorn.error", "uvicorn"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ResetLogFilter) for f in logger.filters):
+            logger.addFilter(ResetLogFilter())
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+"""Every method the route takes, so that the emulator, not Starlette, answers an unknown endpoint (404)."""
+
+
+def emulator_app(emulator: Emulator) -> Starlette:
+    """The Starlette app serving ``emulator``: one route for every method and path.
 
     Args:
-        emulator: The emulator answering every request.
+        emulator: The emulator answering every request (its own router knows the API's paths, the admin
+            endpoints under ``/_emulator`` and the 404s of the real API for the rest).
     """
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one ASGI connection scope (``http``; ``lifespan`` is acknowledged)."""
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        request = await _request(scope, receive)
+    async def endpoint(request: Request) -> Response:
         try:
-            response = await self.emulator.handle(request)
+            body = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it; uvicorn drops it
+        try:
+            answer = await emulator.handle(_httpx_request(request, body))
         except EmulatedDisconnect:
             # A reply held at the create gate when the server stops: start an answer and drop the
             # connection, so the client sees the reply lost mid-body instead of a made-up 500.
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            raise DeliberateReset from None
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": [(k.lower(), v) for k, v in response.headers.raw],
-            }
-        )
-        try:
-            content = response.content
-        except httpx2.ResponseNotRead:
-            pass
-        else:
-            await send({"type": "http.response.body", "body": content, "more_body": False})
-            return
-        body = response.aiter_raw()
-        if response.headers.get("content-type", "").startswith("text/event-stream"):
-            await _pump_until_disconnect(body, receive, send)
-        else:
-            await _pump(body, send)
+            held = StreamingResponse(_reset(), status_code=200)
+            held.raw_headers = [(b"content-type", b"application/json")]
+            return held
+        return _starlette_response(answer)
+
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=METHODS)])
 
 
-async def _pump(body: Any, send: Send) -> None:
+def _httpx_request(request: Request, body: bytes) -> httpx2.Request:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    return httpx2.Request(request.method, str(request.url), headers=headers, content=body)
+
+
+def _starlette_response(answer: httpx2.Response) -> Response:
+    """The emulator's answer as Starlette's, with exactly its status and headers."""
+    headers = [(k.lower(), v) for k, v in answer.headers.raw]
+    response: Response
     try:
-        async for chunk in body:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        content = answer.content
+    except httpx2.ResponseNotRead:
+        response = StreamingResponse(_body(answer), status_code=answer.status_code)
+    else:
+        response = Response(content, status_code=answer.status_code)
+    response.raw_headers = headers
+    return response
+
+
+async def _body(answer: httpx2.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
     except EmulatedDisconnect:
         raise DeliberateReset from None
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _pump_until_disconnect(body: Any, receive: Receive, send: Send) -> None:
-    """Stream ``body`` but stop as soon as the client goes away."""
-    pump = asyncio.ensure_future(_pump(body, send))
-    watch = asyncio.ensure_future(_wait_disconnect(receive))
-    try:
-        await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        pump.cancel()
-        await asyncio.gather(watch, pump, return_exceptions=True)
-    if not pump.cancelled() and (error := pump.exception()) is not None:
-        raise error
+async def _reset() -> AsyncIterator[bytes]:
+    raise DeliberateReset
+    yield b""  # pragma: no cover (makes this an async generator)
 
 
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+class EmulatorHTTP(UvicornServer):
+    """:func:`emulator_app` on lanes' uvicorn runner, on a socket bound beforehand (so its port is known).
 
+    Args:
+        emulator: The emulator to serve.
+        sock: A listening socket (:func:`client.uvicorn_server.bind`); closed when the server stops.
+        limits: The bounds on clients.
+    """
 
-async def _request(scope: Scope, receive: Receive) -> httpx2.Request:
-    chunks: list[bytes] = []
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        more = bool(message.get("more_body", False))
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-    host = next((v for k, v in headers if k == "host"), "emulator.local")
-    query = scope.get("query_string", b"").decode("latin-1")
-    url = f"http://{host}{scope.get('root_path', '')}{scope['path']}" + (f"?{query}" if query else "")
-    return httpx2.Request(scope["method"], url, headers=headers, content=b"".join(chunks))
+    def __init__(self, emulator: Emulator, sock: socket.socket, *, limits: ServerLimits) -> None:
+        super().__init__(emulator_app(emulator), limits=limits)
+        self._bound = sock
 
+    def _listen(self) -> socket.socket:
+        return self._bound
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    @property
+    def connections(self) -> int:
+        """Open client connections (uvicorn's own count)."""
+        return len(self._server.server_state.connections) if self._server is not None else 0

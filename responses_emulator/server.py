@@ -1,62 +1,58 @@
-"""Serving the emulator over loopback HTTP with uvicorn.
+"""Serving the emulator over loopback HTTP: its Starlette app on lanes' uvicorn runner.
 
 Tests that must prove the real SDK works over a real socket (connection reuse, streamed bodies,
 dropped connections) run an :class:`EmulatorServer` in their own event loop; the CLI runs
 :func:`serve`, which blocks until interrupted.
+
+The app (``responses_emulator/asgi.py``) runs on :class:`client.uvicorn_server.UvicornServer`, the runner
+of every lanes server, with :data:`EMULATOR_LIMITS`: the emulator is a load-test target as well as a
+test double, so its bounds are sized for the benchmark's thousands of concurrent streams and polls rather
+than for a small JSON API, and its idle connections live as long as before (30 s).
+
+Starlette and uvicorn are in the ``dev-stack`` extra, and the CLI (which registers the emulator's command)
+must start without them, so they are imported when a server starts, not when this module is imported.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import sys
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from responses_emulator.asgi import EmulatorASGI, ResetLogFilter
 from responses_emulator.clock import Clock, SystemClock
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
 
 if TYPE_CHECKING:
-    import uvicorn
-
-_SHUTDOWN_GRACE_S = 1
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
+    from client.uvicorn_server import ServerLimits
+    from responses_emulator.asgi import EmulatorHTTP
 
 
-def _uvicorn(emulator: Emulator) -> uvicorn.Server:
-    # Imported here: uvicorn is in the dev-stack extra, and the CLI (which registers the emulator's
-    # command) must work in a worker image without it.
-    import uvicorn
+def emulator_limits() -> ServerLimits:
+    """The bounds the emulator's server applies to its clients (see :data:`EMULATOR_LIMITS`)."""
+    from client.uvicorn_server import ServerLimits
 
-    for name in ("uvicorn.error", "uvicorn"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, ResetLogFilter) for f in logger.filters):
-            logger.addFilter(ResetLogFilter())
-    config = uvicorn.Config(
-        EmulatorASGI(emulator),
-        lifespan="off",
-        http="h11",
-        loop="none",
-        log_level="warning",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=_SHUTDOWN_GRACE_S,
-        timeout_keep_alive=30,
+    return ServerLimits(
+        # Idle kept-alive connections close after 30 s, as before: longer than any client's pool keeps
+        # them (httpx's 5 s), so the client always closes first and never reuses a connection the server
+        # is closing. The request-head deadline is longer still, so it never cuts an idle connection the
+        # keep-alive timer would have kept; it only ends a client that drips a request head.
+        keep_alive_s=30.0,
+        header_timeout_s=60.0,
+        body_timeout_s=30.0,
+        body_deadline_s=120.0,
+        # The largest lanes input (1,000,000 characters, JSON-escaped) with room to spare.
+        max_body_bytes=32 * 1024 * 1024,
+        # A loaded worker may leave a stream unread for a while; a client gone for a minute is gone.
+        write_timeout_s=60.0,
+        # The benchmark holds up to 2,000 streams and 10,000 poll-mode jobs through pools of up to a few
+        # thousand connections per worker; beyond this a client gets 503 (as a real provider sheds load)
+        # instead of the process running out of file descriptors.
+        max_connections=16_384,
         backlog=2048,
     )
-    return uvicorn.Server(config)
 
 
 class EmulatorServer:
@@ -70,15 +66,23 @@ class EmulatorServer:
         emulator: The emulator to serve.
         host: Interface to bind; loopback by default.
         port: TCP port, 0 for any free port.
+        limits: Bounds on clients; :func:`emulator_limits` by default.
     """
 
-    def __init__(self, emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        emulator: Emulator,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: ServerLimits | None = None,
+    ) -> None:
         self.emulator = emulator
         self._host = host
         self._requested_port = port
+        self._limits = limits
         self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: EmulatorHTTP | None = None
 
     @property
     def port(self) -> int:
@@ -99,9 +103,7 @@ class EmulatorServer:
     @property
     def connections(self) -> int:
         """Open client connections, so a test can observe that a client it killed has hung up."""
-        if self._server is None:
-            return 0
-        return len(self._server.server_state.connections)
+        return self._http.connections if self._http is not None else 0
 
     @property
     def admin_url(self) -> str:
@@ -114,33 +116,37 @@ class EmulatorServer:
         Raises:
             RuntimeError: If uvicorn exits before it starts.
         """
-        self._socket = _bind(self._host, self._requested_port)
-        self._server = _uvicorn(self.emulator)
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
+        from client.uvicorn_server import bind
+        from responses_emulator.asgi import EmulatorHTTP, install_reset_log_filter
+
+        limits = self._limits or emulator_limits()
+        install_reset_log_filter()
+        self._socket = bind(self._host, self._requested_port, backlog=limits.backlog)
+        self._http = EmulatorHTTP(self.emulator, self._socket, limits=limits)
+        try:
+            await self._http.start()
+        except BaseException:
+            self._socket.close()
+            self._socket = None
+            self._http = None
+            raise
+
+    async def wait(self) -> None:
+        """Return when the server stops (uvicorn exits on SIGINT/SIGTERM)."""
+        if self._http is not None:
+            await self._http.wait()
 
     async def stop(self) -> None:
         """Cut open streams, stop webhook deliveries and stop the server."""
-        if self._server is None or self._task is None:
+        if self._http is None:
             return
         self.emulator.end_streams()
         await self.emulator.aclose()
-        self._server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=_SHUTDOWN_GRACE_S + 2)
-        except TimeoutError:
-            self._server.force_exit = True
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._http.stop()  # closes the socket
         finally:
-            if self._socket is not None:
-                self._socket.close()
-            self._server = None
-            self._task = None
+            self._http = None
+            self._socket = None
 
     async def __aenter__(self) -> EmulatorServer:
         await self.start()
@@ -168,11 +174,10 @@ def serve(config: EmulatorConfig, *, host: str, port: int, clock: Clock | None =
             processes fast-forward it through ``POST /_emulator/clock/advance``.
     """
     emulator = Emulator(config, clock=clock if clock is not None else SystemClock())
-    sock = _bind(host, port)
-    bound = sock.getsockname()[1]
-    print(f"responses emulator listening on http://{host}:{bound}/v1", file=sys.stderr, flush=True)
-    server = _uvicorn(emulator)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+    asyncio.run(_serve(emulator, host, port))
+
+
+async def _serve(emulator: Emulator, host: str, port: int) -> None:
+    async with EmulatorServer(emulator, host=host, port=port) as server:
+        print(f"responses emulator listening on {server.base_url}", file=sys.stderr, flush=True)
+        await server.wait()
