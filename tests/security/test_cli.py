@@ -13,6 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from temporalio.client import Client
 
 from activities.outcome import ProviderOutcome
@@ -268,3 +271,21 @@ def test_printable_escapes_every_control_but_newline_and_tab_in_text() -> None:
     assert "\\x9b" in text
     assert "\\u202e" in text
     assert printable("plain é ü 漢字 🙂") == "plain é ü 漢字 🙂"
+
+
+SEPARATORS_AND_OVERRIDES = "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def unsafe(c: str, *, multiline: bool) -> bool:
+    if multiline and c in "\n\t":
+        return False
+    return ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in SEPARATORS_AND_OVERRIDES
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(exclude_categories=("Cs",))), st.booleans())
+def test_printable_leaves_no_control_character_and_keeps_everything_else(text: str, multiline: bool) -> None:
+    shown = printable(text, multiline=multiline)
+    assert not [c for c in shown if unsafe(c, multiline=multiline)]
+    if not any(unsafe(c, multiline=multiline) for c in text):
+        assert shown == text  # text without controls passes through untouched
