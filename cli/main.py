@@ -606,7 +606,10 @@ def worker() -> None:
 @translate_errors("lanes codec-server")
 def codec_server(
     host: Annotated[
-        str, typer.Option(help="interface to bind (loopback unless LANES_CODEC_TOKEN is set)")
+        str,
+        typer.Option(
+            help="interface to bind (loopback unless LANES_CODEC_TOKEN or LANES_CODEC_TOKEN_FILE is set)"
+        ),
     ] = ("127.0.0.1"),
     port: Annotated[int, typer.Option(help="TCP port")] = 8081,
 ) -> None:
