@@ -28,7 +28,7 @@ from temporalio.worker import Worker
 
 from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
-from client.codec import encrypts
+from client.codec import KeyConfigError, encrypts
 from client.connect import (
     ProviderNotConfiguredError,
     TemporalUnreachableError,
@@ -36,7 +36,7 @@ from client.connect import (
     endpoint_clients,
 )
 from client.endpoint_clients import EndpointClients
-from client.health import keep_alive
+from client.health import HealthFileError, keep_alive
 from client.metrics import setup_metrics
 from client.settings import Settings
 from client.setup import SearchAttributesMissingError, require_search_attributes
@@ -266,6 +266,8 @@ CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
     SearchAttributesMissingError,
     WorkerConfigError,
     TelemetryConfigError,
+    KeyConfigError,
+    HealthFileError,
 )
 """Errors that mean "fix the configuration": one line naming what and how. Anything else is a bug and
 keeps its traceback."""

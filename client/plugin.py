@@ -39,12 +39,14 @@ from temporalio.converter import (
     PayloadCodec,
 )
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import ReplayerConfig, WorkerConfig
 
 from client.benign_failures import (
     BenignFailureInterceptor,
     EncodedAttributesFailureConverter,
     FailureConverter,
 )
+from client.codec import configure_replayer, configure_worker
 from client.failure_text import FailureTextInterceptor
 from client.job_metrics import JobMetricsInterceptor
 from workflows import WORKFLOWS
@@ -138,3 +140,15 @@ class LanesPlugin(SimplePlugin):
             # Benign "not yet" failures without tracebacks (``client/benign_failures.py``).
             interceptors=[JobMetricsInterceptor(), BenignFailureInterceptor(), FailureTextInterceptor()],
         )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Also give the worker a client whose codec drops refused signals instead of raising.
+
+        A codec exception while the SDK decodes an activation fails the workflow task, and the signal that
+        caused it stays in history: the job would be stuck for good. See :func:`client.codec.for_workers`.
+        """
+        return configure_worker(super().configure_worker(config), self.codec)
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        """Also decode as a worker does, so a history in which a worker dropped a signal replays."""
+        return configure_replayer(super().configure_replayer(config), self.codec)
