@@ -84,6 +84,19 @@ refuses 2 MiB."""
 KEYS_ENV = "LANES_ENCRYPTION_KEYS"
 KEY_FILE_ENV = "LANES_ENCRYPTION_KEY_FILE"
 ALLOW_PLAINTEXT_ENV = "LANES_ENCRYPTION_ALLOW_PLAINTEXT"
+
+TEMPORAL_CONSTANT_PAYLOADS: frozenset[tuple[bytes, bytes]] = frozenset(
+    {
+        # ActivityTaskCanceled's details when an activity is cancelled before a worker started it: the
+        # server writes them itself, so they can never be encrypted.
+        (b"json/plain", b'"ACTIVITY_ID_NOT_STARTED"'),
+    }
+)
+"""Clear-text payloads that Temporal's server writes into history itself, as ``(encoding, data)``.
+
+A bound decoder admits exactly these among clear-text payloads: each is a fixed constant with no metadata
+but its encoding, so a caller who forges one carries nothing of their own. Refusing them wedged every job
+whose activity was cancelled before it started."""
 BLOB_DIR_ENV = "LANES_BLOB_DIR"
 MAX_KEY_FILE_BYTES = 64 * 1024
 LOCAL_KEY_FILE = "encryption.keys"
@@ -274,6 +287,11 @@ def ensure_local_key(state_dir: Path) -> Path:
 # -------------------------------------------------------------------------------------------- codecs
 
 
+def _temporal_constant(payload: Payload) -> bool:
+    """Whether ``payload`` is exactly one of :data:`TEMPORAL_CONSTANT_PAYLOADS` (nothing else in metadata)."""
+    return len(payload.metadata) == 1 and (_encoding(payload), payload.data) in TEMPORAL_CONSTANT_PAYLOADS
+
+
 def _encoding(payload: Payload) -> bytes:
     return payload.metadata.get(ENCODING, b"")
 
@@ -412,7 +430,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
 
     def _decode_one(self, payload: Payload) -> Payload:
         if _encoding(payload) != ENCRYPTED_ENCODING:
-            if self.allow_plaintext or self.context is None:
+            if self.allow_plaintext or self.context is None or _temporal_constant(payload):
                 # Unbound decoders (the codec server, history tools) decode for display: clear text in
                 # history (headers, which Temporal never encodes, or pre-encryption events) is shown as it is.
                 return payload

@@ -131,6 +131,24 @@ async def test_item3_clear_text_is_refused_where_keys_are_configured(tmp_path: P
     assert not Settings().encryption_allow_plaintext
 
 
+async def test_item3_only_temporals_own_constants_pass_a_bound_decoder_in_clear(tmp_path: Path) -> None:
+    # The server writes ActivityTaskCanceled's details itself when an activity is cancelled before it
+    # started: refusing them wedged every such job (test_cancel_while_queued_reaches_the_provider).
+    settings = Settings(encryption_keys=f"k1={base64.b64encode(os.urandom(32)).decode()}", blob_dir=tmp_path)
+    codec = build_codec(settings)
+    assert codec is not None
+    constant = Payload(metadata={"encoding": b"json/plain"}, data=b'"ACTIVITY_ID_NOT_STARTED"')
+    assert await codec.with_context(JOB).decode([constant]) == [constant]
+    # Anything else in clear, however close, is refused.
+    for forged in (
+        Payload(metadata={"encoding": b"json/plain"}, data=b'"ACTIVITY_ID_NOT_STARTED "'),
+        Payload(metadata={"encoding": b"json/plain", "x": b"1"}, data=b'"ACTIVITY_ID_NOT_STARTED"'),
+        Payload(metadata={"encoding": b"binary/plain"}, data=b'"ACTIVITY_ID_NOT_STARTED"'),
+    ):
+        with pytest.raises(PlaintextRefusedError):
+            await codec.with_context(JOB).decode([forged])
+
+
 async def test_item2_a_workers_codec_turns_refused_payloads_into_markers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
