@@ -194,7 +194,7 @@ async def test_a_running_job_survives_a_key_rotation(
 
     second = await connect(after)
     async with openai_client(after) as provider, serving(second, after, provider):
-        result = await second.get_workflow_handle_for(ModelTaskWorkflow.run, handle.id).result()
+        result = await second.get_workflow_handle(handle.id, result_type=ModelTaskResult).result()
 
     assert result.status == "completed"
     history = await plain_client.get_workflow_handle(handle.id).fetch_history()

@@ -15,7 +15,6 @@ from cli.stack import WorkerProcess
 from client.settings import Settings
 from tests.cli_runner import lanes
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from workflows.model_task import ModelTaskWorkflow
 
 SPAN_KIND_CLIENT = 3
 
@@ -105,7 +104,7 @@ async def test_cancel_is_a_trace_linked_to_the_job_and_workflow_cancel_leaves_a_
         )  # fmt: skip
         assert code == 0, err
         ids[via] = out.strip()
-        handle = client.get_workflow_handle_for(ModelTaskWorkflow.run, ids[via])
+        handle = client.get_workflow_handle(ids[via])
         from client.jobs import wait_for_phase
 
         await wait_for_phase(handle, "running")
