@@ -48,8 +48,8 @@ from client.webhooks.receiver import MAX_BODY_BYTES, WebhookReceiver
 from client.webhooks.server import WebhookServer
 from client.webhooks.verification import DEFAULT_TOLERANCE_S, WebhookVerifier
 from responses_emulator import Emulator
-from responses_emulator.testing import TERMINAL_STATUSES, control, wait_until
 from responses_emulator.webhooks import EVENT_TYPES, new_secret, secret_key
+from tests.security.test_webhooks import terminal_response as shared_terminal_response
 from workflows.model_task import ModelTaskInput, ModelTaskWorkflow
 
 EXAMPLES = int(os.environ.get("LANES_WEBHOOK_EXAMPLES", "200"))
@@ -289,21 +289,9 @@ def check(answer: httpx2.Response, delivery: Delivery, model: Model) -> None:
 
 
 async def terminal_response(emulator: Emulator, settings: Settings, **metadata: str) -> str:
+    """:func:`tests.security.test_webhooks.terminal_response` with a provider client of its own."""
     async with openai_client(settings) as provider:
-        created = await provider.responses.create(
-            model="gpt-5-mini",
-            input="x",
-            background=True,
-            store=True,
-            metadata={**control(duration=0.05), **metadata},
-        )
-
-    def ended() -> bool:
-        record = emulator.store.get(created.id, emulator.clock.now())
-        return record is not None and record.status(emulator.clock.now()) in TERMINAL_STATUSES
-
-    await wait_until(ended)
-    return created.id
+        return await shared_terminal_response(emulator, provider, **metadata)
 
 
 async def test_property_every_delivery_gets_a_json_2xx_or_4xx_and_no_signal_without_a_signature(
