@@ -15,8 +15,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/lanes demo
 
-test: lint typecheck
-	$(BIN)/pytest -q
+# ruff first (a second), then mypy beside the tests: the suite runs on $(TEST_WORKERS) pytest-xdist
+# workers, each with its own Temporal dev server and emulator (tests/conftest.py), and mypy's report is
+# printed after the tests' own. Both must pass.
+TEST_WORKERS ?= 4
+
+test: lint
+	@report=$$(mktemp); \
+	$(BIN)/mypy >"$$report" 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal; tests=$$?; \
+	wait $$mypy; typed=$$?; \
+	echo "mypy:"; cat "$$report"; rm -f "$$report"; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -180,8 +180,8 @@ def build_stateless_worker(
 ) -> Worker:
     """A worker for the stateless lane's queue: the ``store=false`` activity only.
 
-    The workflows come with the client's plugin, so this worker also polls workflow tasks on that queue;
-    none are ever started there (jobs start on ``LANES_TASK_QUEUE``), so no prompt reaches it that way.
+    It runs no workflows (jobs start on ``LANES_TASK_QUEUE``): the client's plugin leaves them out on this
+    queue (:func:`workflows.task_queues.runs_workflows`).
 
     Raises:
         WorkerConfigError: ``LANES_STATELESS_TASK_QUEUE`` is unset.

@@ -45,6 +45,14 @@ class StackError(RuntimeError):
     """A part of the embedded stack failed to start; the message says which and where its log is."""
 
 
+PORT_ATTEMPTS = 5
+"""Starts of the dev server on fresh ports before a port collision is reported."""
+
+
+class _PortTaken(Exception):
+    """The dev server exited because a port it was given was taken meanwhile."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -114,6 +122,7 @@ class DevServer:
     ) -> None:
         self.state_dir = state_dir
         self.search_attributes = search_attributes
+        self._pick_port = port is None
         self.port = port or free_port()
         self.persistent = persistent
         self.ui_port = ui_port
@@ -162,10 +171,26 @@ class DevServer:
     async def start(self) -> None:
         """Start the server and wait until it accepts a client.
 
+        The HTTP API and metrics ports (and the frontend port, unless one was given) are picked free just
+        before the start, so another process can take one in between: several test workers or stacks
+        starting at once do. A start that fails on a taken port is retried on fresh ports.
+
         Raises:
             StackError: It exited or did not answer within :data:`STARTUP_TIMEOUT_S`.
         """
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                await self._start_once()
+                return
+            except _PortTaken as taken:
+                if attempt == PORT_ATTEMPTS:
+                    raise StackError(str(taken)) from None
+                if self._pick_port:
+                    self.port = free_port()
+
+    async def _start_once(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 *self.command(),
@@ -176,10 +201,15 @@ class DevServer:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             if self._process.returncode is not None:
-                raise StackError(
+                message = (
                     f"the Temporal dev server exited with {self._process.returncode}; log {self.log_path}:\n"
                     + _tail(self.log_path)
                 )
+                with self.log_path.open("rb") as log:
+                    log.seek(start)
+                    if b"address already in use" in log.read():
+                        raise _PortTaken(message)
+                raise StackError(message)
             with contextlib.suppress(RuntimeError, TimeoutError, OSError):
                 await asyncio.wait_for(Client.connect(self.address), timeout=2)
                 return

@@ -63,7 +63,9 @@ def plugins(settings: Settings | None = None) -> list[SimplePlugin]:
         client.codec.KeyConfigError: The configured keys are malformed, ambiguous or in an unsafe file.
     """
     codec = build_codec(settings) if settings is not None else None
-    return [LanesPlugin(codec), OpenTelemetryPlugin(add_temporal_spans=True)]
+    stateless = settings.stateless_task_queue if settings is not None else None
+    separate = stateless if stateless and settings is not None and stateless != settings.task_queue else None
+    return [LanesPlugin(codec, stateless_task_queue=separate), OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 async def connect(settings: Settings, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:

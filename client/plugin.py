@@ -50,6 +50,7 @@ from client.codec import configure_replayer, configure_worker
 from client.failure_text import FailureTextInterceptor
 from client.job_metrics import JobMetricsInterceptor
 from workflows import WORKFLOWS
+from workflows.task_queues import runs_workflows
 
 
 def without_input(error: ValidationError) -> ValidationError:
@@ -126,12 +127,17 @@ def _with_workflows(existing: Sequence[type] | None) -> Sequence[type]:
 class LanesPlugin(SimplePlugin):
     """lanes' data converter and workflows, for a client, the workers it builds and a replayer.
 
+    Workers on the activity-only queues (stream, poll, and a separate stateless queue: see
+    :func:`workflows.task_queues.runs_workflows`) get no workflows: jobs never start there.
+
     Args:
         codec: Payload codec (from :func:`client.codec.build_codec`); ``None`` writes clear text.
+        stateless_task_queue: ``LANES_STATELESS_TASK_QUEUE`` when it differs from the main queue.
     """
 
-    def __init__(self, codec: PayloadCodec | None = None) -> None:
+    def __init__(self, codec: PayloadCodec | None = None, *, stateless_task_queue: str | None = None) -> None:
         self.codec = codec
+        self.stateless_task_queue = stateless_task_queue
         super().__init__(
             "lanes.LanesPlugin",
             data_converter=data_converter(codec),
@@ -142,12 +148,15 @@ class LanesPlugin(SimplePlugin):
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
-        """Also give the worker a client whose codec drops refused signals instead of raising.
+        """Add the workflows where jobs run; give the worker a client whose codec drops refused signals.
 
         A codec exception while the SDK decodes an activation fails the workflow task, and the signal that
         caused it stays in history: the job would be stuck for good. See :func:`client.codec.for_workers`.
         """
-        return configure_worker(super().configure_worker(config), self.codec)
+        config = super().configure_worker(config)
+        if not runs_workflows(config.get("task_queue", ""), stateless_task_queue=self.stateless_task_queue):
+            config["workflows"] = [w for w in config.get("workflows", ()) if w not in WORKFLOWS]
+        return configure_worker(config, self.codec)
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
         """Also decode as a worker does, so a history in which a worker dropped a signal replays."""

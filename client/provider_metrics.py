@@ -16,7 +16,9 @@ query string or header is read.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import ssl
 
 import httpx2
 import openai
@@ -81,11 +83,24 @@ def connection_limits(max_connections: int | None = None) -> httpx2.Limits:
     )
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """The default TLS context of httpx (its CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), built once.
+
+    Building a context loads every CA certificate, tens of milliseconds of CPU; a worker builds a provider
+    client per endpoint and queue, and a test suite hundreds. One context serves them all: an
+    ``SSLContext`` is safe to share between connections and threads, and nothing here changes it later.
+    """
+    return httpx2.create_ssl_context()
+
+
 def metered_http_client(max_connections: int | None = None) -> httpx2.AsyncClient:
     """The OpenAI SDK's default HTTP client (its timeout and connection limits), with a metered transport.
 
     Args:
         max_connections: Connections the process may hold open at once (see :func:`connection_limits`).
     """
-    transport = MeteredTransport(httpx2.AsyncHTTPTransport(limits=connection_limits(max_connections)))
+    transport = MeteredTransport(
+        httpx2.AsyncHTTPTransport(verify=default_ssl_context(), limits=connection_limits(max_connections))
+    )
     return openai.DefaultAsyncHttpxClient(transport=transport)

@@ -7,6 +7,7 @@ the converter, plugins and activities under test are the real ones.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +30,11 @@ from client.settings import Settings
 from client.telemetry import setup_tracing
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
 from worker import serving
+
+# Every worker of the suite, in this process or a child, sends heartbeats at least every 0.5 s: a cancel
+# reaches a running activity only in a heartbeat's answer, and at the SDK's default throttle (8 s for the
+# default 10 s heartbeat timeout) each cancellation test would wait that long for nothing.
+os.environ.setdefault("LANES_WORKER_HEARTBEAT_THROTTLE_S", "0.5")
 
 _EXPORTER = InMemorySpanExporter()
 

@@ -30,3 +30,20 @@ def poll_queue(task_queue: str) -> str:
     (``LANES_WORKER_MAX_CONCURRENT_POLLS``), they never delay a decision, a create or a cancel.
     """
     return task_queue + POLL_SUFFIX
+
+
+def runs_workflows(task_queue: str, *, stateless_task_queue: str | None = None) -> bool:
+    """Whether a worker on ``task_queue`` runs lanes' workflows, or only the one activity its queue carries.
+
+    Jobs start on the main queue only. The stream, poll and stateless queues each carry one activity, so a
+    worker there needs no workflows: it neither validates them in a sandbox when it is built nor keeps
+    long polls open for workflow tasks that never come.
+
+    Args:
+        task_queue: The worker's queue.
+        stateless_task_queue: ``LANES_STATELESS_TASK_QUEUE`` when it names a queue of its own (not the main
+            queue, which then also carries the stateless activity).
+    """
+    if task_queue.endswith((STREAM_SUFFIX, POLL_SUFFIX)):
+        return False
+    return stateless_task_queue is None or task_queue != stateless_task_queue

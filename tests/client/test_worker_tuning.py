@@ -9,17 +9,29 @@ from temporalio.worker import PollerBehaviorSimpleMaximum
 
 import client.telemetry
 import worker as worker_module
-from client.connect import openai_client
+from client.connect import connect, openai_client
 from client.settings import Settings
 from client.worker_tuning import WorkerTuning, configuration_message
 from worker import WorkerConfigError, build_workers
+from workflows import WORKFLOWS
 from workflows.task_queues import poll_queue, stream_queue
 
 
-def test_defaults_keep_the_sdk_defaults() -> None:
+def test_defaults_keep_the_sdk_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LANES_WORKER_HEARTBEAT_THROTTLE_S", raising=False)  # the suite's own (conftest.py)
     options = WorkerTuning().worker_options()
     assert set(options) == {"graceful_shutdown_timeout"}
     assert options["graceful_shutdown_timeout"].total_seconds() == 5
+
+
+def test_the_heartbeat_throttle_bounds_every_workers_heartbeat_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANES_WORKER_HEARTBEAT_THROTTLE_S", "1.5")
+    tuning = WorkerTuning()
+    for options in (tuning.worker_options(), tuning.stream_worker_options(), tuning.poll_worker_options()):
+        assert options["max_heartbeat_throttle_interval"].total_seconds() == 1.5
+    monkeypatch.setenv("LANES_WORKER_HEARTBEAT_THROTTLE_S", "0")
+    with pytest.raises(ValidationError, match="heartbeat_throttle_s"):
+        WorkerTuning()
 
 
 def test_environment_maps_onto_worker_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,6 +79,24 @@ async def test_the_built_worker_carries_the_tuning(client: Client, settings: Set
     async with openai_client(resource) as provider:
         built, _, _ = build_workers(client, resource, provider)
     assert built.config().get("tuner") is not None
+
+
+async def test_only_the_main_queue_runs_workflows(settings: Settings) -> None:
+    """The stream, poll and separate stateless workers run one activity each and no workflow: they
+    neither validate the workflows in a sandbox when built nor long-poll for workflow tasks."""
+    separate = settings.model_copy(update={"stateless_task_queue": f"{settings.task_queue}-stateless"})
+    client = await connect(separate)
+    async with openai_client(separate) as provider:
+        main, streams, polls, stateless = build_workers(client, separate, provider)
+    assert main.config(active_config=True).get("workflows") == list(WORKFLOWS)
+    for worker in (streams, polls, stateless):
+        assert worker.config(active_config=True).get("workflows") == [], worker.task_queue
+    assert stateless.task_queue == separate.stateless_task_queue
+    same = settings.model_copy(update={"stateless_task_queue": settings.task_queue})
+    client = await connect(same)
+    async with openai_client(same) as provider:
+        (main, *_) = build_workers(client, same, provider)
+    assert main.config(active_config=True).get("workflows") == list(WORKFLOWS)
 
 
 def test_resource_based_tuner_excludes_fixed_slots(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,10 @@ it targets, and no response completes before the test lets it:
   worker process (between polls, which hold nothing);
 * the responses carry the emulator's ``hold`` fault, so they stay ``in_progress`` whatever the wall clock
   says until the test releases them, after the last restart.
+
+Poll-mode jobs poll at least every second (the policy's ``poll_interval_cap_s`` lowered from 30 s), so
+"the next poll was made by the new worker" is observed a second after a restart, not after the interval
+of up to 30 s that the schedule reaches as the held job ages.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from cli.stack import WorkerProcess
 from client.jobs import job_status
 from client.settings import Settings
 from responses_emulator import Emulator
+from tests.workflows.test_background_lane import CODING_LIMITS, policy_with
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
 STATE_TIMEOUT_S = 180.0
@@ -114,6 +119,8 @@ async def run_kill_scenario(
 ) -> None:
     rng = random.Random(seed)
     run = uuid.uuid4().hex
+    fast_polls = CODING_LIMITS.replace("poll_interval_cap_s = 30", "poll_interval_cap_s = 1")
+    settings = settings.model_copy(update={"policy_path": policy_with(log_dir, CODING_LIMITS, fast_polls)})
     tasks = [job(kind, i, duration_s, run) for kind in ("stream", "poll") for i in range(jobs_per_mode)]
     assert settings.openai_base_url is not None
     expected = [await undisturbed_output(settings.openai_base_url, task) for task in tasks]
