@@ -109,11 +109,21 @@ def _starlette_response(answer: httpx2.Response) -> Response:
 
 
 async def _body(answer: httpx2.Response) -> AsyncIterator[bytes]:
+    """The streamed body, closed here however the stream ends.
+
+    A client that hangs up stops Starlette's iteration between two chunks. Closing the inner iterator
+    here, in order, leaves nothing for the garbage collector to finalise later, where closing a
+    half-consumed ``aiter_raw`` raced its outer generator ("async generator already executing") in
+    whatever test ran at that moment.
+    """
+    chunks = answer.aiter_raw()
     try:
-        async for chunk in answer.aiter_raw():
+        async for chunk in chunks:
             yield chunk
     except EmulatedDisconnect:
         raise DeliberateReset from None
+    finally:
+        await chunks.aclose()
 
 
 async def _reset() -> AsyncIterator[bytes]:
