@@ -8,10 +8,12 @@ in logs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from openai.types.responses import Response
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from openai.types.responses import Response
 
 OutcomeStatus = Literal["completed", "incomplete", "failed", "cancelled"]
 """The provider's terminal statuses."""

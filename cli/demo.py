@@ -29,7 +29,7 @@ from client.job_trace import job_root_span, record_job_outcome
 from client.jobs import cancel_job, start_job, wait_for_outcome, wait_for_phase
 from client.telemetry import shutdown_telemetry
 from responses_emulator import EmulatorConfig
-from workflows.model_task import ModelTaskInput
+from workflows.model_task_io import ModelTaskInput
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import select
 import stat
 
 from cli.render import CliError
-from workflows.model_task import MAX_INPUT_CHARS
+from workflows.model_task_io import MAX_INPUT_CHARS
 
 __all__ = ["MAX_INPUT_BYTES", "read_input_file"]
 

@@ -66,8 +66,7 @@ from client.settings import Settings
 from client.telemetry import setup_tracing, shutdown_telemetry, traces_exported
 from policy import CompiledPolicy, PolicyDecision, PolicyFileError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
-from responses_emulator import command as emulator_command
-from workflows.model_task import MAX_INPUT_CHARS, CancellationRecord, ExecutionOptions, ModelTaskInput
+from workflows.model_task_io import MAX_INPUT_CHARS, CancellationRecord, ExecutionOptions, ModelTaskInput
 
 app = typer.Typer(
     name="lanes",
@@ -843,7 +842,23 @@ def demo(
     raise typer.Exit(asyncio.run(run_demo(state_dir=state_dir, phoenix=phoenix)))
 
 
-emulator_command.register(app)
+@app.command(
+    "emulator",
+    help="Run a local emulator of the OpenAI Responses API (flags from EmulatorConfig).",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def emulator(ctx: typer.Context) -> None:
+    """Forward to :func:`responses_emulator.command.main`, imported only now.
+
+    The emulator (and the OpenAI SDK types it is built on) is half a second of imports that no other
+    command needs, and each command is a fresh process.
+    """
+    from responses_emulator import command
+
+    command.main(ctx.args, prog_name="lanes emulator")
+
+
 app.add_typer(policy_commands.app, name="policy")
 
 

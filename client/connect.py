@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import openai
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.plugin import SimplePlugin
@@ -26,6 +26,11 @@ from client.provider_metrics import metered_http_client
 from client.settings import Settings
 from client.temporal_config import connect_config
 from policy import DEFAULT_ENDPOINT, CompiledPolicy
+
+if TYPE_CHECKING:
+    # The SDK is imported where a provider client is built: a client that only starts and reads jobs
+    # (most CLI commands) never pays for importing it.
+    import openai
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the Temporal frontend before telling the user it is unreachable."""
@@ -134,6 +139,8 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
             "emulator (`lanes dev` starts one and sets it for its worker)"
         )
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "emulator"
+    import openai
+
     return openai.AsyncOpenAI(
         api_key=key,
         base_url=settings.openai_base_url,
@@ -184,6 +191,8 @@ def endpoint_clients(
                 f"endpoints.{name}.api_key_env"
             )
         base_url = spec.base_url or settings.openai_base_url
+        import openai
+
         client = openai.AsyncOpenAI(
             api_key=key,
             base_url=base_url,

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import openai
-
 from policy import DEFAULT_ENDPOINT
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["EndpointClient", "EndpointClients", "UnknownEndpointError"]
 

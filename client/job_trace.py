@@ -34,7 +34,7 @@ from workflows.job_span import ERROR_OUTCOMES, OUTCOME
 
 if TYPE_CHECKING:
     from client.jobs import JobOutcome
-    from workflows.model_task import ModelTaskInput
+    from workflows.model_task_io import ModelTaskInput
 
 TRACE_MEMO = "lanes_trace"
 """Memo key of the job's trace: ``{"trace_id": 32 hex, "span_id": 16 hex}``."""

@@ -23,13 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx2
-import openai
-from openai.types.responses import (
-    ResponseCompletedEvent,
-    ResponseFailedEvent,
-    ResponseIncompleteEvent,
-    ResponseTextDeltaEvent,
-)
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
@@ -54,11 +47,13 @@ from client.endpoint_clients import EndpointClient, UnknownEndpointError
 from client.job_trace import cancel_span, current_trace_memo, job_trace_link
 from policy import DEFAULT_ENDPOINT, Lane, PolicyDecision
 from workflows import search_attributes
-from workflows.model_task import (
+from workflows.model_task_io import (
+    CANCEL_SIGNAL,
+    STATUS_QUERY,
+    WORKFLOW_TYPE,
     CancelInput,
     ModelTaskInput,
     ModelTaskResult,
-    ModelTaskWorkflow,
     Phase,
     StatusResult,
 )
@@ -113,7 +108,7 @@ async def wait_for_status(
     """
     async with asyncio.timeout(timeout_s):
         while True:
-            status = await handle.query(ModelTaskWorkflow.status)
+            status: StatusResult = await handle.query(STATUS_QUERY, result_type=StatusResult)
             if predicate(status):
                 return status
             await asyncio.sleep(POLL_INTERVAL_S)
@@ -145,7 +140,7 @@ def check_workflow_id(workflow_id: str) -> str:
 
 async def start_job(
     client: Client, task: ModelTaskInput, *, workflow_id: str, task_queue: str, new_run: bool = False
-) -> WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]:
+) -> WorkflowHandle[Any, ModelTaskResult]:
     """Start a job under ``workflow_id``, refusing an id that is already in use.
 
     Temporal's default would start a new run under the id of a finished job, and a reader of that id
@@ -160,8 +155,9 @@ async def start_job(
     policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE if new_run else WorkflowIDReusePolicy.REJECT_DUPLICATE
     try:
         return await client.start_workflow(
-            ModelTaskWorkflow.run,
+            WORKFLOW_TYPE,
             task,
+            result_type=ModelTaskResult,
             id=workflow_id,
             task_queue=task_queue,
             id_reuse_policy=policy,
@@ -188,8 +184,8 @@ class JobNotFoundError(LookupError):
         )
 
 
-async def _existing(client: Client, workflow_id: str) -> WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]:
-    handle = client.get_workflow_handle_for(ModelTaskWorkflow.run, workflow_id)
+async def _existing(client: Client, workflow_id: str) -> WorkflowHandle[Any, ModelTaskResult]:
+    handle = client.get_workflow_handle(workflow_id, result_type=ModelTaskResult)
     try:
         await handle.describe()
     except RPCError as exc:
@@ -280,7 +276,7 @@ async def job_status(client: Client, workflow_id: str) -> JobStatus:
         "execution_status": description.status.name if description.status else "UNKNOWN",
     }
     try:
-        status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        status = await handle.query(STATUS_QUERY, result_type=StatusResult, rpc_timeout=QUERY_TIMEOUT)
         fields.update(StatusResult.model_validate(status).model_dump())
     except Exception as exc:  # a query needs a worker; without one, the description still tells a lot
         fields["query_error"] = f"{type(exc).__name__}: {exc}"
@@ -339,9 +335,7 @@ async def cancel_job(
         if workflow_cancel:
             await handle.cancel(reason=reason)
         else:
-            await handle.signal(
-                ModelTaskWorkflow.cancel, CancelInput(reason=reason, requested_by=requested_by)
-            )
+            await handle.signal(CANCEL_SIGNAL, CancelInput(reason=reason, requested_by=requested_by))
     return CancelRequest(workflow_id=workflow_id, requested=True, execution_status=status, via=via)
 
 
@@ -428,7 +422,7 @@ class JobOutcome(ModelTaskResult):
         )
 
 
-async def _outcome(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]) -> JobOutcome:
+async def _outcome(handle: WorkflowHandle[Any, ModelTaskResult]) -> JobOutcome:
     try:
         result = await handle.result()
     except WorkflowFailureError as failure:
@@ -437,7 +431,7 @@ async def _outcome(handle: WorkflowHandle[ModelTaskWorkflow, ModelTaskResult]) -
             return outcome
         # A Temporal cancellation has no result: the status query tells who cancelled, why and where.
         try:
-            status = await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            status = await handle.query(STATUS_QUERY, result_type=StatusResult, rpc_timeout=QUERY_TIMEOUT)
         except Exception as exc:  # a query needs a worker; the cancellation itself is certain
             return outcome.model_copy(update={"query_error": f"{type(exc).__name__}: {exc}"})
         # Attributes, not model_dump(): model_copy does not validate, and a dumped record stays a dict.
@@ -578,7 +572,7 @@ async def watch_job(
             yield outcome
             return
         status = StatusResult.model_validate(
-            await handle.query(ModelTaskWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            await handle.query(STATUS_QUERY, result_type=StatusResult, rpc_timeout=QUERY_TIMEOUT)
         )
         reason = _not_watchable_reason(status.lane, status.stream)
         if reason is not None:
@@ -586,6 +580,15 @@ async def watch_job(
         if status.lane is Lane.BACKGROUND and status.response_id is not None:
             break
         await asyncio.sleep(POLL_INTERVAL_S)  # deciding or creating: the provider has no id yet
+    # The SDK is imported here, where the provider is called: other commands never load it.
+    import openai
+    from openai.types.responses import (
+        ResponseCompletedEvent,
+        ResponseFailedEvent,
+        ResponseIncompleteEvent,
+        ResponseTextDeltaEvent,
+    )
+
     api = _endpoint_for(status, endpoints).api
     response_id = status.response_id
     cursor: int | None = None
@@ -658,7 +661,7 @@ def jobs_query(
     Raises:
         JobListError: An unknown lane or outcome, or a job type with characters a policy name never has.
     """
-    clauses = [f"WorkflowType = '{ModelTaskWorkflow.__name__}'"]
+    clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
     if lane is not None:
         if lane not in {str(known) for known in Lane}:
             raise JobListError(f"lane: unknown lane {lane!r}; choose {', '.join(str(k) for k in Lane)}")

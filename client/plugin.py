@@ -49,7 +49,6 @@ from client.benign_failures import (
 from client.codec import configure_replayer, configure_worker
 from client.failure_text import FailureTextInterceptor
 from client.job_metrics import JobMetricsInterceptor
-from workflows import WORKFLOWS
 from workflows.task_queues import runs_workflows
 
 
@@ -119,7 +118,13 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
 
 
 def _with_workflows(existing: Sequence[type] | None) -> Sequence[type]:
-    """Add lanes' workflows to a worker's or replayer's list, once."""
+    """Add lanes' workflows to a worker's or replayer's list, once.
+
+    The workflows (and through them the activities and the OpenAI SDK) are imported only here, when a
+    worker or replayer is built: a client that only starts and reads jobs never loads them.
+    """
+    from workflows.registry import WORKFLOWS
+
     workflows = list(existing or ())
     return workflows + [w for w in WORKFLOWS if w not in workflows]
 
@@ -155,6 +160,8 @@ class LanesPlugin(SimplePlugin):
         """
         config = super().configure_worker(config)
         if not runs_workflows(config.get("task_queue", ""), stateless_task_queue=self.stateless_task_queue):
+            from workflows.registry import WORKFLOWS
+
             config["workflows"] = [w for w in config.get("workflows", ()) if w not in WORKFLOWS]
         return configure_worker(config, self.codec)
 

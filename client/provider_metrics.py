@@ -21,7 +21,6 @@ import re
 import ssl
 
 import httpx2
-import openai
 from opentelemetry import metrics
 
 REQUESTS = metrics.get_meter("lanes").create_counter(
@@ -74,6 +73,8 @@ def connection_limits(max_connections: int | None = None) -> httpx2.Limits:
     surplus wait for a connection (their jobs look stuck while nothing is busy). Never fewer than the
     SDK's default.
     """
+    import openai
+
     default = openai.DEFAULT_CONNECTION_LIMITS
     wanted = max(default.max_connections or 0, max_connections or 0)
     return httpx2.Limits(
@@ -103,4 +104,6 @@ def metered_http_client(max_connections: int | None = None) -> httpx2.AsyncClien
     transport = MeteredTransport(
         httpx2.AsyncHTTPTransport(verify=default_ssl_context(), limits=connection_limits(max_connections))
     )
+    import openai
+
     return openai.DefaultAsyncHttpxClient(transport=transport)

@@ -148,15 +148,12 @@ emulator.__signature__ = inspect.Signature(_parameters(), return_annotation=None
 emulator.__annotations__ = {p.name: p.annotation for p in emulator.__signature__.parameters.values()}  # type: ignore[attr-defined]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``emulator`` command to the ``lanes`` app."""
-    app.command(
-        "emulator", help="Run a local emulator of the OpenAI Responses API (flags from EmulatorConfig)."
-    )(emulator)
+EMULATOR_HELP = "Run a local emulator of the OpenAI Responses API (flags from EmulatorConfig)."
+"""The command's one-line help, in ``lanes --help`` and in its own."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m responses_emulator``: the same command without the lanes CLI."""
+def main(argv: list[str] | None = None, *, prog_name: str = "python -m responses_emulator") -> None:
+    """``python -m responses_emulator``, and ``lanes emulator``, which forwards its arguments here."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(emulator)
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="python -m responses_emulator")
+    app.command(help=EMULATOR_HELP)(emulator)
+    app(args=argv if argv is not None else sys.argv[1:], prog_name=prog_name)

@@ -1,8 +1,5 @@
-"""Workflows of lanes; :class:`~client.plugin.LanesPlugin` registers exactly :data:`WORKFLOWS`."""
+"""Workflows of lanes and what they share: activity options, task queues, search attributes, spans.
 
-from workflows.model_task import ModelTaskWorkflow
-
-WORKFLOWS = [ModelTaskWorkflow]
-"""Every workflow class a lanes worker runs."""
-
-__all__ = ["WORKFLOWS", "ModelTaskWorkflow"]
+The workflow classes a worker runs are listed in :mod:`workflows.registry`; importing this package
+imports none of them, so a client that only starts and reads jobs does not load the activities.
+"""

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 if TYPE_CHECKING:
-    from workflows.model_task import CancellationRecord
+    from workflows.model_task_io import CancellationRecord
 
 JobOutcome = Literal["completed", "incomplete", "failed", "cancelled", "denied"]
 """``lanes.outcome``: how the job ended."""

@@ -29,10 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
@@ -48,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.decision_tags import DecisionTags
     from activities.failures import FailureType
-    from activities.outcome import ProviderOutcome, TokenUsage
+    from activities.outcome import ProviderOutcome
     from activities.policy import PolicyActivities
     from activities.responses import (
         AwaitBackgroundInput,
@@ -64,18 +63,40 @@ with workflow.unsafe.imports_passed_through():
         StatelessInput,
         StatelessResult,
     )
-    from policy import Lane, PolicyDecision, PolicyQuery, ProviderEndpoint
+    from policy import Lane, PolicyDecision, PolicyQuery
     from workflows import activity_options, job_span, search_attributes, task_queues
+    from workflows.model_task_io import (
+        MAX_INPUT_CHARS,
+        MAX_INSTRUCTIONS_CHARS,
+        MAX_USER_METADATA,
+        CancelInput,
+        CancellationRecord,
+        ExecutionOptions,
+        ModelTaskInput,
+        ModelTaskResult,
+        Phase,
+        ProviderFinishedInput,
+        RerunRecord,
+        StatusResult,
+        provider_failed_result,
+    )
 
-MAX_INPUT_CHARS = 400_000
-"""Hard ceiling on input text, whatever the policy says: four bytes a character stays under Temporal's
-2 MiB payload limit. Policies set lower limits per job type."""
-
-MAX_INSTRUCTIONS_CHARS = 64_000
-"""Hard ceiling on instructions text."""
-
-MAX_USER_METADATA = 12
-"""OpenAI accepts 16 metadata pairs; lanes keeps 4 for its own ``lanes_*`` keys."""
+__all__ = [
+    "MAX_INPUT_CHARS",
+    "MAX_INSTRUCTIONS_CHARS",
+    "MAX_USER_METADATA",
+    "CancelInput",
+    "CancellationRecord",
+    "ExecutionOptions",
+    "ModelTaskInput",
+    "ModelTaskResult",
+    "ModelTaskWorkflow",
+    "Phase",
+    "ProviderFinishedInput",
+    "RerunRecord",
+    "StatusResult",
+    "provider_failed_result",
+]
 
 OUTCOME_FIELDS = set(ProviderOutcome.model_fields) - {"response_id"}
 """What a result copies from a provider outcome (the response id is the workflow's own record)."""
@@ -104,164 +125,6 @@ MAX_FINISHED_OUTCOMES = 8
 """How many ``provider_finished`` outcomes a job keeps before its response id is known (a webhook can
 arrive before the create's reply is read): a bound, so stray signals cannot grow the workflow's state."""
 
-Phase = Literal[
-    "evaluating", "starting", "running", "cancelling", "completed", "denied", "cancelled", "failed"
-]
-"""Where a job is, as the ``status`` query reports it."""
-
-
-class ExecutionOptions(BaseModel):
-    """Operational knobs of one job, which do not change its lane."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    heartbeat_timeout_s: float = Field(default=10.0, ge=0.2, le=300)
-    """How soon a dead worker is noticed while a response is awaited."""
-
-    stream_slot_wait_s: float = Field(default=30.0, ge=0.5, le=3600)
-    """How long a stream-mode job waits for a free stream slot (``LANES_WORKER_MAX_CONCURRENT_STREAMS``
-    across the workers) before it follows its response by polling instead."""
-
-    stateless_task_queue: str | None = Field(default=None, min_length=1, max_length=200)
-    """Task queue of the stateless activity (``LANES_STATELESS_TASK_QUEUE`` of the client that starts the
-    job); ``None`` runs it on the workflow's own queue."""
-
-
-class ModelTaskInput(BaseModel):
-    """One model job, as a client submits it.
-
-    Only ``job_type`` and ``input`` are required; every other field has a default so that older and newer
-    clients and workers keep understanding each other.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    job_type: str = Field(min_length=1, max_length=64)
-    """A job type of the policy, e.g. ``public_research``: the unit the lane decision is attached to."""
-    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    """The prompt. It goes to the provider and into history, never into spans, logs or search attributes."""
-    data_class: str | None = Field(default=None, max_length=64)
-    """Declared data class. It can raise the job type's floor, never lower it."""
-    model: str | None = Field(default=None, max_length=128)
-    """Model name; ``None`` takes the model of the lane's provider profile."""
-    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
-    max_output_tokens: int | None = Field(default=None, ge=16, le=128_000)
-    metadata: dict[str, str] = Field(default_factory=dict)
-    """Sent to the provider with the request (never the prompt's place: metadata is stored with it)."""
-    approval: str | None = Field(default=None, max_length=128)
-    """Security-review approval reference, for job types whose background lane requires one."""
-    tenant: str | None = Field(default=None, max_length=64)
-    """Tenant whose (stricter) policy overrides apply."""
-    options: ExecutionOptions = Field(default_factory=ExecutionOptions)
-
-    @field_validator("metadata")
-    @classmethod
-    def _check_metadata(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_USER_METADATA:
-            raise ValueError(
-                f"at most {MAX_USER_METADATA} metadata pairs (lanes adds its own); got {len(value)}"
-            )
-        for key, item in value.items():
-            if key.startswith("lanes_"):
-                raise ValueError(f"metadata key {key!r}: the lanes_ prefix is reserved for lanes' own keys")
-            if not 1 <= len(key) <= 64:
-                raise ValueError(f"metadata key {key[:70]!r}: keys must be 1 to 64 characters")
-            if len(item) > 512:
-                raise ValueError(f"metadata value of {key!r}: values must be at most 512 characters")
-        return value
-
-
-class CancelInput(BaseModel):
-    """The ``cancel`` signal's argument: who asks and why, for the result's record."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    reason: str = Field(default="", max_length=500)
-    requested_by: str = Field(default="client", max_length=128)
-
-
-class ProviderFinishedInput(BaseModel):
-    """The ``provider_finished`` signal's argument: the terminal outcome of one of the job's responses.
-
-    ``lanes webhooks`` sends it after a verified webhook named the response, with the outcome it read
-    from the provider (never from the webhook, which carries only ids); the signal's payload is encrypted
-    like every other.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    response_id: str = Field(min_length=1, max_length=256)
-    outcome: ProviderOutcome
-    event_id: str | None = Field(default=None, max_length=256)
-    """The webhook event's ``evt_…`` id, for the audit trail."""
-    event_type: str | None = Field(default=None, max_length=64)
-    """``response.completed``, ``response.failed``, ``response.cancelled`` or ``response.incomplete``."""
-
-
-class CancellationRecord(BaseModel):
-    """Who cancelled a job, when, why, in which phase, and whether it took effect at the provider."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    via: Literal["signal", "workflow-cancel"]
-    requested_by: str
-    reason: str
-    requested_at: datetime
-    phase: str
-    effective: bool = True
-    """False when the provider had already finished: the completed result then stands."""
-    unconfirmed_create: bool = False
-    """True when the cancel stopped a create that had been tried but never answered (a lost reply or
-    an unreachable provider): no further attempt was made, but an earlier one may have reached the
-    provider, and a response it started would carry ``lanes_workflow_id`` metadata naming this job."""
-
-
-class RerunRecord(BaseModel):
-    """A generation the policy allowed to be replaced by a fresh one, and why."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    cause: str
-    """``rate_limit_exceeded``, ``server_error``, ``stuck_queued`` or ``result_expired``."""
-    response_id: str | None
-    """The replaced response (its id is kept for the audit trail; it was billed if it generated)."""
-    at: datetime
-
-
-class ModelTaskResult(BaseModel):
-    """The outcome of a job that was allowed to run.
-
-    A denied job fails with ``PolicyDenied`` instead, and a job the provider failed (``status ==
-    "failed"``) fails with ``ProviderFailed`` carrying this result (:func:`provider_failed_result`).
-    An ``incomplete`` job completes: its partial output is a result, and the status says it is partial.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    status: Literal["completed", "incomplete", "failed", "cancelled"]
-    lane: Lane
-    rule: str
-    decision: PolicyDecision
-    response_id: str | None = None
-    output_text: str = ""
-    incomplete_reason: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    usage: TokenUsage | None = None
-    cancellation: CancellationRecord | None = None
-    polls: int = 0
-    """Polls of the response whose answer the workflow read. In webhook mode, safety-net polls that the
-    webhook overtook (their check was cancelled while it waited for its next attempt) are not counted."""
-    reconnects: int = 0
-    provider_deleted: bool = False
-    """True when the response was deleted at the provider right after its result was read (the policy's
-    ``delete_after_harvest``), instead of being kept for the provider's retention window."""
-    reruns: list[RerunRecord] = Field(default_factory=list)
-    """Generations replaced under the policy's ``rerun_on``; empty for almost every job."""
-    by_webhook: bool = False
-    """True when a provider webhook (``provider_finished``) ended the wait for the response, instead of
-    the await activity's stream or polls."""
-
 
 def _no_stream_slot(handle: ActivityHandle[Any]) -> bool:
     """Whether a finished stream follower timed out waiting for a worker slot (never started)."""
@@ -273,42 +136,6 @@ def _no_stream_slot(handle: ActivityHandle[Any]) -> bool:
         and isinstance(exc.cause, TimeoutError)
         and exc.cause.type == TimeoutType.SCHEDULE_TO_START
     )
-
-
-def provider_failed_result(failure: BaseException | None) -> ModelTaskResult | None:
-    """The result carried by a ``ProviderFailed`` workflow failure, or ``None`` for any other failure.
-
-    Args:
-        failure: The cause of a ``WorkflowFailureError`` (what ``handle.result()`` raises).
-    """
-    if not isinstance(failure, ApplicationError) or failure.type != FailureType.PROVIDER_FAILED:
-        return None
-    if not failure.details:
-        return None
-    return ModelTaskResult.model_validate(failure.details[0])
-
-
-class StatusResult(BaseModel):
-    """The ``status`` query's answer: where the job is, without any text of it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    phase: Phase
-    job_type: str
-    lane: Lane | None = None
-    rule: str | None = None
-    data_class: str | None = None
-    policy_version: str | None = None
-    response_id: str | None = None
-    provider_status: str | None = None
-    cancellation: CancellationRecord | None = None
-    reruns: int = 0
-    endpoint: ProviderEndpoint | None = None
-    """The provider endpoint the decision sends the job's calls to (name, host, port): ``lanes watch``
-    reads the response's stream there, with the same key, never through Temporal."""
-    stream: bool | None = None
-    """Whether the lane's profile streams (a background response can only be followed live, and
-    resumed, if it was created with ``stream=true``)."""
 
 
 @workflow.defn

@@ -13,7 +13,7 @@ from client.connect import connect, openai_client
 from client.settings import Settings
 from client.worker_tuning import WorkerTuning, configuration_message
 from worker import WorkerConfigError, build_workers
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 from workflows.task_queues import poll_queue, stream_queue
 
 

@@ -1,0 +1,6 @@
+"""Every workflow class a lanes worker runs; :class:`~client.plugin.LanesPlugin` registers exactly these."""
+
+from workflows.model_task import ModelTaskWorkflow
+
+WORKFLOWS = [ModelTaskWorkflow]
+"""Every workflow class a lanes worker runs."""
