@@ -29,6 +29,7 @@ from client.connect import connect, openai_client
 from client.settings import Settings
 from client.telemetry import setup_tracing
 from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from tests.scheduling import long_first
 from worker import serving
 
 # Every worker of the suite, in this process or a child, sends heartbeats at least every 0.5 s: a cancel
@@ -104,3 +105,13 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def histories_dir() -> Path:
     return Path(__file__).parent / "histories"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests head the chunks xdist's workers first receive (:mod:`tests.scheduling`)."""
+    seconds = {}
+    for index, item in enumerate(items):
+        marker = item.get_closest_marker("long")
+        if marker is not None:
+            seconds[index] = float(marker.args[0])
+    items[:] = long_first(items, seconds, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))

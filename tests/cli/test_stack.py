@@ -12,6 +12,7 @@ def test_the_temporal_cli_comes_from_the_installed_wheel() -> None:
     assert Path(temporal_cli()).name == "temporal"
 
 
+@pytest.mark.long(11)
 async def test_a_dev_server_that_cannot_start_says_why_and_where_its_log_is(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

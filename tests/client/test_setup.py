@@ -56,6 +56,7 @@ async def run_lanes_setup(settings: Settings) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.long(10)
 async def test_worker_refuses_a_bare_namespace_and_lanes_setup_fixes_it(
     bare_server: DevServer, emulator_server: EmulatorServer, tmp_path: Path
 ) -> None:

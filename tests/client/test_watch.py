@@ -50,6 +50,7 @@ async def _start(client: Client, task_queue: str, task: ModelTaskInput) -> str:
     return workflow_id
 
 
+@pytest.mark.long(13)
 async def test_watch_shows_the_text_as_generated_and_resumes_after_every_dropped_connection(
     client: Client, worker: str, emulator: Emulator, clients: EndpointClients
 ) -> None:

@@ -4,6 +4,7 @@ import random
 from datetime import datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -123,6 +124,7 @@ def test_organisation_switches_remove_background_everywhere(case, switch):
         assert evaluate(policy, query, now=now).lane is not Lane.BACKGROUND
 
 
+@pytest.mark.long(11)
 @SETTINGS
 @given(_cases(), st.randoms(use_true_random=False))
 def test_same_rules_written_differently_digest_and_decide_the_same(case, rng: random.Random):

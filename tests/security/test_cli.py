@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -210,6 +211,7 @@ async def _held_job(client: Client, settings: Settings) -> tuple[str, str]:
     return workflow_id, status.response_id
 
 
+@pytest.mark.long(20)
 async def test_escape_sequences_from_jobs_and_the_provider_are_printed_escaped(
     client: Client, settings: Settings, worker: str, emulator: Emulator
 ) -> None:

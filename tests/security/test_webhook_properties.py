@@ -35,6 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -294,6 +295,7 @@ async def terminal_response(emulator: Emulator, settings: Settings, **metadata: 
         return await shared_terminal_response(emulator, provider, **metadata)
 
 
+@pytest.mark.long(14)
 async def test_property_every_delivery_gets_a_json_2xx_or_4xx_and_no_signal_without_a_signature(
     client: Client, settings: Settings, emulator: Emulator
 ) -> None:

@@ -169,6 +169,7 @@ async def test_a_body_cut_off_by_a_disconnect_is_never_processed(
         assert emulator.ledger.for_response(response_id) == []  # never read at the provider
 
 
+@pytest.mark.long(10)
 async def test_a_body_over_the_bound_gets_413_even_when_content_length_lies(
     client: Client, settings: Settings
 ) -> None:

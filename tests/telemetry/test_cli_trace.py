@@ -92,6 +92,7 @@ async def test_submit_starts_the_job_trace_and_status_makes_none(
     assert queries == []
 
 
+@pytest.mark.long(10)
 async def test_cancel_is_a_trace_linked_to_the_job_and_workflow_cancel_leaves_a_span(
     client: Client, settings: Settings, receiver: OtlpReceiver, worker_process: WorkerProcess
 ) -> None:

@@ -80,6 +80,7 @@ CODING_LIMITS = (
 )
 
 
+@pytest.mark.long(42)
 async def test_history_stays_small_however_many_polls(
     client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
 ) -> None:

@@ -188,6 +188,7 @@ async def run_kill_scenario(
         assert len({e.idempotency_key for e in creates}) == 1, creates
 
 
+@pytest.mark.long(50)
 async def test_killing_the_worker_five_times_loses_nothing_and_generates_once(
     client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
 ) -> None:

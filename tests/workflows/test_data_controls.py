@@ -69,6 +69,7 @@ async def outcome(handle: WorkflowHandle[Any, ModelTaskResult]) -> tuple[dict[st
 
 
 # Each example runs all 35 cells through the real stack, so a few examples cover a lot of ground.
+@pytest.mark.long(12)
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=texts, instructions=texts)
 async def test_every_cell_of_the_default_policy_keeps_its_data_controls(

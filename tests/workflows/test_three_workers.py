@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from cli.stack import WorkerProcess
@@ -49,6 +50,7 @@ async def await_activity_workers(client: Client, handles: list[WorkflowHandle[An
     return identities
 
 
+@pytest.mark.long(11)
 async def test_stopping_two_of_three_workers_mid_load_loses_nothing(
     client: Client, settings: Settings, emulator: Emulator, tmp_path: Path
 ) -> None:
