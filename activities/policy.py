@@ -15,8 +15,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.decision_tags import DecisionTags
+from activities.endpoint_clients import EndpointClient
 from activities.failures import FailureType
-from client.endpoint_clients import EndpointClient
 from policy import PolicyDecision, PolicyQuery, PolicySource, UnknownJobTypeError, evaluate
 
 

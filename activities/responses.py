@@ -1,7 +1,7 @@
 """Activities that call the OpenAI Responses API, one per step of a lane.
 
 :class:`ResponsesActivities` owns the ``AsyncOpenAI`` clients, one per provider endpoint (built with
-``max_retries=0`` in ``client/connect.py``: Temporal owns retries); each activity calls through the
+``max_retries=0`` in ``lanes/connect.py``: Temporal owns retries); each activity calls through the
 endpoint its decision names (``DecisionTags.endpoint``). Its activities:
 
 * :meth:`~ResponsesActivities.start_background_response` creates a background response with
@@ -47,12 +47,12 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import genai
 from activities.decision_tags import DecisionTags
+from activities.endpoint_clients import EndpointClients, UnknownEndpointError
 from activities.errors import is_transient_code, to_application_error
 from activities.failures import FailureType
 from activities.heartbeat import heartbeating
 from activities.outcome import TERMINAL_STATUSES, ProviderOutcome
 from activities.poll_schedule import next_interval_s
-from client.endpoint_clients import EndpointClients, UnknownEndpointError
 
 _T = TypeVar("_T")
 
@@ -236,7 +236,7 @@ class ResponsesActivities:
     """Model-calling activities sharing one OpenAI client per provider endpoint.
 
     Args:
-        openai_client: The clients by endpoint name (``client.connect.endpoint_clients``), or one client
+        openai_client: The clients by endpoint name (``lanes.connect.endpoint_clients``), or one client
             with ``max_retries=0`` serving the default endpoint only.
     """
 

@@ -19,7 +19,7 @@ from bench.machine import machine, versions
 from bench.results import BenchResult
 from bench.stack import ROOT, BenchStack, raise_fd_limit
 from bench.table import render
-from client.connect import connect
+from lanes.connect import connect
 
 MODES = {"poll": Contender.POLL, "stream": Contender.STREAM, "webhook": Contender.WEBHOOK}
 

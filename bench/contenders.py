@@ -1,6 +1,6 @@
 """The contenders, and how a job is started on each.
 
-lanes is started through its public client API (``client/jobs.py``), the others through their workflows
+lanes is started through its public client API (``lanes/jobs.py``), the others through their workflows
 in ``bench/``.
 
 Every job carries the same metadata whatever the contender: ``bench_job`` (its workflow id, to find its
@@ -24,7 +24,7 @@ from temporalio.client import Client, WorkflowHandle
 from bench.naive_polling import NaivePollingInput, NaivePollingWorkflow
 from bench.provider_calls import ModelCallInput
 from bench.sync_call import SyncCallWorkflow
-from client.jobs import start_job
+from lanes.jobs import start_job
 from workflows.model_task import ModelTaskInput
 
 
@@ -100,7 +100,7 @@ async def start(
     """Start one job.
 
     Args:
-        client: From ``client.connect.connect``.
+        client: From ``lanes.connect.connect``.
         contender: Which way to run it.
         job_id: Its workflow id.
         task_queue: lanes' task queue (the contenders use ``<task_queue>-contenders``).

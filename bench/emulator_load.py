@@ -1,6 +1,6 @@
 """Load benchmark of the Responses API emulator.
 
-Starts ``python -m responses_emulator`` in its own process (so client and server do not share a
+Starts ``python -m lanes emulator`` in its own process (so client and server do not share a
 CPU), creates N background responses through raw ``httpx2`` requests with bounded concurrency,
 then holds M concurrent streams open until each ends at its terminal event, and prints requests/s
 and the server's resident memory (from ``/proc/<pid>/status``). Only loopback traffic; bounded in
@@ -104,7 +104,7 @@ def measure(args: argparse.Namespace) -> dict[str, float] | None:
     """Run the load against a fresh emulator process; ``None`` if it did not start."""
     _raise_fd_limit()
     server = subprocess.Popen(
-        [sys.executable, "-m", "responses_emulator", "--port", "0", "--duration", str(args.duration)],
+        [sys.executable, "-m", "lanes", "emulator", "--port", "0", "--duration", str(args.duration)],
         stderr=subprocess.PIPE,
         text=True,
     )

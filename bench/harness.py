@@ -25,7 +25,7 @@ from bench.results import BenchResult
 from bench.stack import POLICY, ROOT, BenchStack, raise_fd_limit
 from bench.stats import median
 from bench.table import render
-from client.connect import connect
+from lanes.connect import connect
 from policy import load_policy
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

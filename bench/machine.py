@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from bench.results import Machine
-from cli.stack import temporal_cli
+from lanes.dev.stack import temporal_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

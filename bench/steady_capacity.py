@@ -4,7 +4,7 @@
 
 Unlike ``python -m bench capacity``, which steps through levels and stops at the first that misses a
 goal, this run goes straight to ``--jobs`` held jobs (the emulator's ``hold`` fault: they generate and
-never end while measured) on the embedded stack (``cli/stack.py``: dev server, emulator, one
+never end while measured) on the embedded stack (``lanes/dev/stack.py``: dev server, emulator, one
 ``python worker.py``), waits ``--settle`` seconds after the last create, then measures for
 ``--window`` seconds: the worker's CPU (by PID, in cores) and RSS, provider requests per second from the
 emulator's ledger (and so CPU per request), and, from ``--probes`` short stateless jobs started one by
@@ -25,8 +25,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench.stats import Summary
-from cli.stack import EmbeddedStack
-from client.connect import connect
+from lanes.connect import connect
+from lanes.dev.stack import EmbeddedStack
 from workflows.model_task import ModelTaskInput, ModelTaskWorkflow
 
 QUEUE = "steady-capacity"

@@ -2,8 +2,8 @@
 
     BENCH_SERVE=lanes,contenders BENCH_CONTENDER_QUEUE=bench-contenders python -m bench.worker
 
-lanes runs exactly as ``worker.py`` runs it (:func:`worker.build_workers` with
-:class:`~client.settings.Settings` from the environment, connected through ``client/connect.py``), so the
+lanes runs exactly as ``worker.py`` runs it (:func:`lanes.worker.serving.build_workers` with
+:class:`~lanes.settings.Settings` from the environment, connected through ``lanes/connect.py``), so the
 benchmark measures the shipped worker; the contenders get a worker of their own on their own task queue,
 sized by the same ``LANES_WORKER_*`` tuning and sharing the same OpenAI client. It is a separate process so
 the harness can read its RSS and CPU by PID and SIGKILL it.
@@ -22,11 +22,11 @@ from temporalio.worker import Worker
 from bench.naive_polling import NaivePollingWorkflow
 from bench.provider_calls import ProviderCalls
 from bench.sync_call import SyncCallWorkflow
-from client.connect import connect, openai_client
-from client.settings import Settings
-from client.setup import require_search_attributes
-from client.telemetry import setup_tracing, shutdown_telemetry
-from worker import build_workers
+from lanes.connect import connect, openai_client
+from lanes.settings import Settings
+from lanes.setup import require_search_attributes
+from lanes.telemetry import end_process, setup_tracing, shutdown_telemetry
+from lanes.worker.serving import build_workers
 
 READY_LINE = "bench worker ready"
 """Printed to stderr once every worker polls; the harness waits for it."""
@@ -86,7 +86,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stderr.flush()
-    # As worker.py: the Temporal core's threads can abort CPython's finalisation.
-    os._exit(code)
+    end_process(main())

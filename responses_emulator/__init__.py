@@ -2,7 +2,8 @@
 
 It lets the real ``openai`` SDK run lanes' background, streaming and stateless paths with no key and
 no network: in-process through ``httpx2.MockTransport(Emulator().handle)``, or over loopback HTTP
-through :class:`EmulatorServer` / ``lanes emulator``. See ``docs/emulator.md``.
+through :class:`lanes.dev.emulator_server.EmulatorServer` / ``lanes emulator``. The package imports
+nothing of lanes: lanes' dev stack serves it. See ``docs/emulator.md``.
 """
 
 from responses_emulator.clock import AdvanceableClock, Clock, ManualClock, ShiftedClock, SystemClock
@@ -10,7 +11,6 @@ from responses_emulator.completions import Completion
 from responses_emulator.config import EmulatorConfig
 from responses_emulator.emulator import Emulator
 from responses_emulator.ledger import Ledger, LedgerEntry, WebhookDelivery
-from responses_emulator.server import EmulatorServer, serve
 
 __all__ = [
     "AdvanceableClock",
@@ -18,12 +18,10 @@ __all__ = [
     "Completion",
     "Emulator",
     "EmulatorConfig",
-    "EmulatorServer",
     "Ledger",
     "LedgerEntry",
     "ManualClock",
     "ShiftedClock",
     "SystemClock",
     "WebhookDelivery",
-    "serve",
 ]

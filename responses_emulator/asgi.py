@@ -20,7 +20,6 @@ the emulator's record and ledger are complete, as a real provider's would be, an
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -29,7 +28,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from client.uvicorn_server import ServerLimits, UvicornServer
 from responses_emulator.emulator import Emulator
 from responses_emulator.faults import EmulatedDisconnect
 
@@ -129,25 +127,3 @@ async def _body(answer: httpx2.Response) -> AsyncIterator[bytes]:
 async def _reset() -> AsyncIterator[bytes]:
     raise DeliberateReset
     yield b""  # pragma: no cover (makes this an async generator)
-
-
-class EmulatorHTTP(UvicornServer):
-    """:func:`emulator_app` on lanes' uvicorn runner, on a socket bound beforehand (so its port is known).
-
-    Args:
-        emulator: The emulator to serve.
-        sock: A listening socket (:func:`client.uvicorn_server.bind`); closed when the server stops.
-        limits: The bounds on clients.
-    """
-
-    def __init__(self, emulator: Emulator, sock: socket.socket, *, limits: ServerLimits) -> None:
-        super().__init__(emulator_app(emulator), limits=limits)
-        self._bound = sock
-
-    def _listen(self) -> socket.socket:
-        return self._bound
-
-    @property
-    def connections(self) -> int:
-        """Open client connections (uvicorn's own count)."""
-        return len(self._server.server_state.connections) if self._server is not None else 0

@@ -2,7 +2,7 @@
 
 ``Emulator.handle`` is pure request-in, response-out over an in-memory store, so the same object
 serves the real SDK in-process (``httpx2.MockTransport(emulator.handle)``) and over loopback HTTP
-(through :mod:`responses_emulator.asgi` and :mod:`responses_emulator.server`).
+(through :mod:`responses_emulator.asgi` and :mod:`lanes.dev.emulator_server`).
 
 Per-request control travels in ``metadata`` (so it passes through the SDK untouched):
 

@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Callable
+from typing import Protocol
 
 import httpx2
 import openai
 from openai.types.responses import Response, ResponseStreamEvent, ResponseTextDeltaEvent
 
 from responses_emulator.emulator import Emulator
-from responses_emulator.server import EmulatorServer
+
+
+class Served(Protocol):
+    """Anything serving the emulator over HTTP (``lanes.dev.emulator_server.EmulatorServer``).
+
+    A protocol rather than the class: the emulator package imports nothing of lanes.
+    """
+
+    @property
+    def base_url(self) -> str:
+        """The SDK's ``base_url`` for the served emulator, ending in ``/v1``."""
+        ...
+
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
 """Statuses a poller stops at."""
@@ -35,10 +48,8 @@ def in_process_client(emulator: Emulator, *, max_retries: int = 0) -> openai.Asy
     )
 
 
-def served_client(
-    server: EmulatorServer, *, max_retries: int = 0, timeout: float = 30.0
-) -> openai.AsyncOpenAI:
-    """Return an SDK client talking to a running :class:`EmulatorServer` over loopback HTTP.
+def served_client(server: Served, *, max_retries: int = 0, timeout: float = 30.0) -> openai.AsyncOpenAI:
+    """Return an SDK client talking to a served emulator over loopback HTTP.
 
     Returns:
         The client; close it with ``await client.close()``.

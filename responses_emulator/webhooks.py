@@ -10,7 +10,7 @@ signed per Standard Webhooks: ``webhook-id`` (the same on every retry of one eve
 deduplicate on it), ``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature``
 (``v1,`` and the base64 HMAC-SHA256 of ``"{webhook-id}.{webhook-timestamp}.{body}"`` under the key that
 follows ``whsec_`` in the secret). A delivery that is not answered 2xx is retried with exponential backoff.
-The ``openai`` SDK's ``client.webhooks.unwrap`` verifies exactly this, and the emulator's tests check
+The ``openai`` SDK's ``lanes.servers.webhooks.unwrap`` verifies exactly this, and the emulator's tests check
 that it accepts what :class:`WebhookSender` sends.
 
 The emulator adds faults (``webhook_drop``, ``webhook_duplicate``, ``webhook_delay_ms``,

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-LANES = [sys.executable, "-c", "from cli.main import main; main()"]
+LANES = [sys.executable, "-c", "from lanes.cli.main import main; main()"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

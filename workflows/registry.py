@@ -1,4 +1,4 @@
-"""Every workflow class a lanes worker runs; :class:`~client.plugin.LanesPlugin` registers exactly these."""
+"""Every workflow class a lanes worker runs; :class:`~lanes.plugin.LanesPlugin` registers exactly these."""
 
 from workflows.model_task import ModelTaskWorkflow
 

@@ -10,7 +10,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.failures import FailureType
 from activities.policy import PolicyActivities
-from client.plugin import DATA_CONVERTER
+from lanes.plugin import DATA_CONVERTER
 from policy import PolicyQuery, PolicySource, default_policy_path, load_policy
 
 HISTORIES = Path(__file__).parent.parent / "histories"

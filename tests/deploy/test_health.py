@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from cli.stack import WorkerProcess
-from client.health import healthy
-from client.settings import Settings
+from lanes.dev.stack import WorkerProcess
+from lanes.settings import Settings
+from lanes.worker.health import healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ async def health_check(path: Path) -> int:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "client.health",
+        "lanes.worker.health",
         cwd=ROOT,
         env={**os.environ, "LANES_WORKER_HEALTH_FILE": str(path)},
         stderr=asyncio.subprocess.DEVNULL,

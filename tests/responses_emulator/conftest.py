@@ -3,7 +3,8 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer, ManualClock
+from lanes.dev.emulator_server import EmulatorServer
+from responses_emulator import Emulator, EmulatorConfig, ManualClock
 from responses_emulator.testing import in_process_client, served_client
 
 # Short real-time schedule for served tests: fast enough for a quick suite, long enough to observe

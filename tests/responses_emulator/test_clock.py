@@ -7,11 +7,11 @@ import httpx2
 import pytest
 from openai.types.responses import ResponseStreamEvent
 
+from lanes.dev.emulator_server import EmulatorServer
 from responses_emulator import (
     AdvanceableClock,
     Emulator,
     EmulatorConfig,
-    EmulatorServer,
     ManualClock,
     ShiftedClock,
     SystemClock,

@@ -8,7 +8,8 @@ import openai
 import pytest
 from openai.types.responses import Response
 
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from lanes.dev.emulator_server import EmulatorServer
+from responses_emulator import Emulator, EmulatorConfig
 from responses_emulator.emulator import NO_ANSWER
 from responses_emulator.testing import collect, response_of, served_client, wait_until
 

@@ -6,7 +6,8 @@ import httpx2
 import openai
 from openai.types.responses import ResponseStreamEvent
 
-from responses_emulator import Emulator, EmulatorServer, ManualClock
+from lanes.dev.emulator_server import EmulatorServer
+from responses_emulator import Emulator, ManualClock
 from responses_emulator.testing import (
     collect,
     control,

@@ -90,7 +90,8 @@ def test_python_dash_m_serves_and_logs_its_address():
         [
             sys.executable,
             "-m",
-            "responses_emulator",
+            "lanes",
+            "emulator",
             "--port",
             "0",
             "--duration",

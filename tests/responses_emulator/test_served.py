@@ -8,7 +8,8 @@ import openai
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
+from lanes.dev.emulator_server import EmulatorServer
+from responses_emulator import Emulator, EmulatorConfig
 from responses_emulator.testing import (
     collect,
     control,

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from temporalio.client import Client
 
 from activities.outcome import ProviderOutcome
-from cli.input_file import MAX_INPUT_BYTES
-from cli.render import printable
-from cli.stack import free_port
-from client.jobs import wait_for_status
-from client.settings import Settings
+from lanes.cli.input_file import MAX_INPUT_BYTES
+from lanes.cli.render import printable
+from lanes.dev.stack import free_port
+from lanes.jobs import wait_for_status
+from lanes.settings import Settings
 from responses_emulator import Emulator
 from tests.cli_runner import ROOT, lanes
 from workflows.model_task import MAX_INPUT_CHARS, ProviderFinishedInput
@@ -41,7 +41,7 @@ CAPPED_LANES = [
     sys.executable,
     "-c",
     f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT})); "
-    "from cli.main import main; main()",
+    "from lanes.cli.main import main; main()",
 ]
 
 

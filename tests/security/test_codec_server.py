@@ -21,9 +21,9 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from cli.stack import free_port
-from client.codec_server import CodecServer, codec_app, serve_codec
-from client.settings import Settings
+from lanes.dev.stack import free_port
+from lanes.servers.codec_server import CodecServer, codec_app, serve_codec
+from lanes.settings import Settings
 from tests.cli_runner import LANES, ROOT
 
 TOKEN = "codec-security-token-0123456789abcdef"

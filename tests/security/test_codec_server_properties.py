@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 
-from client.codec import build_codec
-from client.codec_server import CodecServer, codec_app
-from client.settings import Settings
+from lanes.codec import build_codec
+from lanes.servers.codec_server import CodecServer, codec_app
+from lanes.settings import Settings
 
 EXAMPLES = int(os.environ.get("LANES_CODEC_EXAMPLES", "200"))
 TOKEN = "codec-property-token-0123456789abcdef"

@@ -1,7 +1,7 @@
 """Issue 20, low: ``LANES_WORKER_HEALTH_FILE`` naming an existing file made the worker delete it on stop.
 
-A real worker process (``cli.stack.WorkerProcess``) against the session's dev server; the unit tests at
-the end drive :class:`client.health.HealthFile` directly.
+A real worker process (``lanes.dev.stack.WorkerProcess``) against the session's dev server; the unit tests at
+the end drive :class:`lanes.worker.health.HealthFile` directly.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.stack import StackError, WorkerProcess
-from client.health import MARKER, HealthFile, HealthFileError
-from client.settings import Settings
+from lanes.dev.stack import StackError, WorkerProcess
+from lanes.settings import Settings
+from lanes.worker.health import MARKER, HealthFile, HealthFileError
 
 
 async def _run_worker(settings: Settings, tmp_path: Path, health: Path) -> str | None:

@@ -28,11 +28,12 @@ from pydantic import BaseModel, ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from cli.stack import WorkerProcess
-from client.jobs import JobOutcome, wait_for_outcome, wait_for_phase
-from client.plugin import DATA_CONVERTER
-from client.settings import Settings
-from client.telemetry import PAYLOAD_LOGGERS, quiet_payload_loggers
+from lanes.dev.stack import WorkerProcess
+from lanes.job_outcome import JobOutcome
+from lanes.jobs import wait_for_outcome, wait_for_phase
+from lanes.plugin import DATA_CONVERTER
+from lanes.settings import Settings
+from lanes.telemetry import PAYLOAD_LOGGERS, quiet_payload_loggers
 from responses_emulator import Emulator
 from workflows.model_task import ModelTaskInput, ModelTaskResult, ModelTaskWorkflow, ProviderFinishedInput
 

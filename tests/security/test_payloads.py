@@ -47,8 +47,8 @@ from temporalio.converter import (
 )
 from temporalio.worker import ReplayerConfig, WorkerConfig
 
-from client.blobs import LocalBlobStore
-from client.codec import (
+from lanes.blobs import LocalBlobStore
+from lanes.codec import (
     CLAIM_CHECK_DIGEST_METADATA,
     CLAIM_CHECK_ENCODING,
     CLAIM_CHECK_KEY_METADATA,
@@ -73,13 +73,13 @@ from client.codec import (
     for_workers,
     read_key_file,
 )
-from client.connect import connect, openai_client, plugins
-from client.jobs import wait_for_phase
-from client.plugin import LanesPlugin
-from client.settings import Settings
-from client.temporal_config import connect_config
+from lanes.connect import connect, openai_client, plugins
+from lanes.jobs import wait_for_phase
+from lanes.plugin import LanesPlugin
+from lanes.settings import Settings
+from lanes.temporal_config import connect_config
+from lanes.worker.serving import serving
 from responses_emulator import Emulator
-from worker import serving
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 
 JOB = WorkflowSerializationContext(namespace="default", workflow_id="job-1")
@@ -157,7 +157,7 @@ async def test_item2_a_workers_codec_turns_refused_payloads_into_markers(
     worker = for_workers(codec)
     assert worker is not None
 
-    with caplog.at_level(logging.WARNING, logger="client.codec"):
+    with caplog.at_level(logging.WARNING, logger="lanes.codec"):
         marked, decoded = await worker.with_context(JOB).decode([payload("FORGED"), good])
 
     assert decoded == payload()
@@ -488,8 +488,8 @@ async def test_property_mutated_payloads_are_codec_errors(
 
 
 class _WorkerCodecPlugin(LanesPlugin):
-    """LanesPlugin with the worker and replayer wiring proposed for ``client/plugin.py`` (see the issue 20
-    report): both delegate to ``client.codec``; applying them twice changes nothing."""
+    """LanesPlugin with the worker and replayer wiring proposed for ``lanes/plugin.py`` (see the issue 20
+    report): both delegate to ``lanes.codec``; applying them twice changes nothing."""
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         return configure_worker(super().configure_worker(config), self.codec)
@@ -579,7 +579,7 @@ async def test_item3_a_forged_clear_text_signal_never_finishes_a_job(
     (dropped,) = _dropped(caplog, "provider_finished")
     assert dropped.levelno == logging.WARNING
     assert dropped.exc_info is None
-    refusals = [r for r in caplog.records if r.name == "client.codec"]
+    refusals = [r for r in caplog.records if r.name == "lanes.codec"]
     assert refusals
     assert all("LANES_ENCRYPTION_ALLOW_PLAINTEXT" in r.getMessage() for r in refusals)
     assert "FORGED" not in caplog.text

@@ -1,7 +1,7 @@
 """Issue 20, item 6: the HTTP servers lanes starts bound how slowly and how much a client may send.
 
 Every server (codec server, webhook receiver, emulator, Prometheus endpoint) runs on
-``client.uvicorn_server.UvicornServer``; these tests hold its limits with real sockets on 127.0.0.1.
+``lanes.servers.uvicorn_server.UvicornServer``; these tests hold its limits with real sockets on 127.0.0.1.
 Before the fix, 500 clients dripping a request head stayed connected for as long as they dripped (uvicorn
 restarts its keep-alive timer on every byte and has no head timeout), a stalled body held its request for
 ever, and a client that stopped reading held its response. The limits here are short so that the tests
@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cli.stack import free_port
-from client.metrics import prometheus_reader
-from client.uvicorn_server import ServerLimits, UvicornServer, bind
+from lanes.dev.stack import free_port
+from lanes.servers.uvicorn_server import ServerLimits, UvicornServer, bind
+from lanes.worker.metrics import prometheus_reader
 
 SLOW_CLIENTS = 500
 LIMITS = ServerLimits(

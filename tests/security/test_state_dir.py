@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.stack import free_port
-from cli.state_dir import MARKER, PROJECT_ROOT, StateDirError, claim_state_dir
+from lanes.dev.stack import free_port
+from lanes.dev.state_dir import MARKER, PROJECT_ROOT, StateDirError, claim_state_dir
 from tests.cli_runner import LANES
 
 ENV = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}

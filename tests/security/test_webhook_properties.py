@@ -42,12 +42,12 @@ from hypothesis import strategies as st
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from client.connect import openai_client
-from client.settings import Settings
-from client.uvicorn_server import bind
-from client.webhooks.receiver import MAX_BODY_BYTES, WebhookReceiver
-from client.webhooks.server import WebhookServer
-from client.webhooks.verification import DEFAULT_TOLERANCE_S, WebhookVerifier
+from lanes.connect import openai_client
+from lanes.servers.uvicorn_server import bind
+from lanes.servers.webhooks.receiver import MAX_BODY_BYTES, WebhookReceiver
+from lanes.servers.webhooks.server import WebhookServer
+from lanes.servers.webhooks.verification import DEFAULT_TOLERANCE_S, WebhookVerifier
+from lanes.settings import Settings
 from responses_emulator import Emulator
 from responses_emulator.webhooks import EVENT_TYPES, new_secret, secret_key
 from tests.security.test_webhooks import terminal_response as shared_terminal_response

@@ -35,12 +35,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from client.connect import openai_client
-from client.settings import Settings
-from client.uvicorn_server import bind
-from client.webhooks.receiver import WebhookReceiver
-from client.webhooks.server import WebhookServer, running_receiver
-from client.webhooks.verification import WebhookVerifier
+from lanes.connect import openai_client
+from lanes.servers.uvicorn_server import bind
+from lanes.servers.webhooks.receiver import WebhookReceiver
+from lanes.servers.webhooks.server import WebhookServer, running_receiver
+from lanes.servers.webhooks.verification import WebhookVerifier
+from lanes.settings import Settings
 from responses_emulator import Emulator
 from responses_emulator.testing import TERMINAL_STATUSES, control, wait_until
 from responses_emulator.webhooks import event_body, new_secret, secret_key

@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from cli.stack import WorkerProcess
-from client.settings import Settings
+from lanes.dev.stack import WorkerProcess
+from lanes.settings import Settings
 from tests.cli_runner import lanes
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -106,7 +106,7 @@ async def test_cancel_is_a_trace_linked_to_the_job_and_workflow_cancel_leaves_a_
         assert code == 0, err
         ids[via] = out.strip()
         handle = client.get_workflow_handle(ids[via])
-        from client.jobs import wait_for_phase
+        from lanes.jobs import wait_for_phase
 
         await wait_for_phase(handle, "running")
         flags = ["--workflow-cancel"] if via == "workflow-cancel" else []

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from cli.stack import WorkerProcess
-from client.settings import Settings
+from lanes.dev.stack import WorkerProcess
+from lanes.settings import Settings
 from tests.otlp_receiver import OtlpReceiver
 from workflows.model_task import ModelTaskInput, ModelTaskWorkflow
 

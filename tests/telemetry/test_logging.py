@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, logging
 import openai  # with OPENAI_LOG=debug it installs a root handler and sets its logger to DEBUG at import
-from client.telemetry import PAYLOAD_LOGGERS, configure_logging
+from lanes.telemetry import PAYLOAD_LOGGERS, configure_logging
 configure_logging("DEBUG")
 print(json.dumps({
     "root": logging.getLogger().level,

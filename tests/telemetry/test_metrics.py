@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client, WorkflowFailureError
 
-from cli.stack import WorkerProcess, free_port
-from client.jobs import cancel_job, wait_for_phase
-from client.settings import Settings
+from lanes.dev.stack import WorkerProcess, free_port
+from lanes.jobs import cancel_job, wait_for_phase
+from lanes.settings import Settings
 from tests.otlp_receiver import OtlpReceiver
 from workflows.model_task import ModelTaskInput, ModelTaskWorkflow
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from cli.phoenix import PROJECT, PhoenixServer, phoenix_cli
-from cli.stack import WorkerProcess
-from client.jobs import wait_for_phase
-from client.settings import Settings
+from lanes.dev.phoenix import PROJECT, PhoenixServer, phoenix_cli
+from lanes.dev.stack import WorkerProcess
+from lanes.jobs import wait_for_phase
+from lanes.settings import Settings
 from tests.cli_runner import lanes
 
 pytestmark = pytest.mark.skipif(

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from client.jobs import wait_for_phase
+from lanes.jobs import wait_for_phase
 from workflows import search_attributes
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 

@@ -16,13 +16,14 @@ from openai import AsyncOpenAI
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from cli.stack import WorkerProcess
-from client.connect import openai_client
-from client.jobs import PendingActivity, job_status, wait_for_phase, wait_for_status
-from client.settings import Settings
+from lanes.connect import openai_client
+from lanes.dev.emulator_server import EmulatorServer
+from lanes.dev.stack import WorkerProcess
+from lanes.jobs import PendingActivity, job_status, wait_for_phase, wait_for_status
+from lanes.settings import Settings
+from lanes.worker.serving import serving
 from policy import default_policy_path
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer
-from worker import serving
+from responses_emulator import Emulator, EmulatorConfig
 from workflows import activity_options
 from workflows.model_task import (
     CancelInput,

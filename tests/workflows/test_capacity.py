@@ -17,13 +17,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from activities.failures import FailureType
-from client.connect import openai_client
-from client.jobs import job_status
-from client.settings import Settings
-from client.worker_tuning import WorkerTuning
+from lanes.connect import openai_client
+from lanes.jobs import job_status
+from lanes.settings import Settings
+from lanes.worker.serving import serving
+from lanes.worker.tuning import WorkerTuning
 from responses_emulator import Emulator
 from tests.workflows.test_crash_recovery import STATE_TIMEOUT_S, until
-from worker import serving
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 from workflows.task_queues import poll_queue, stream_queue
 

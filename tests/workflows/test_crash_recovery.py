@@ -36,9 +36,9 @@ import pytest
 from openai import AsyncOpenAI
 from temporalio.client import Client, WorkflowHandle
 
-from cli.stack import WorkerProcess
-from client.jobs import job_status
-from client.settings import Settings
+from lanes.dev.stack import WorkerProcess
+from lanes.jobs import job_status
+from lanes.settings import Settings
 from responses_emulator import Emulator
 from tests.workflows.test_background_lane import CODING_LIMITS, policy_with
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow

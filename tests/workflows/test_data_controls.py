@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import FailureType
-from client.telemetry import quiet_payload_loggers
+from lanes.telemetry import quiet_payload_loggers
 from policy import load_policy
 from responses_emulator import Emulator
 from workflows import search_attributes

@@ -21,13 +21,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from activities.failures import FailureType
-from client.connect import ProviderNotConfiguredError, connect, endpoint_clients, openai_client
-from client.jobs import start_job, wait_for_outcome
-from client.settings import Settings
+from lanes.connect import ProviderNotConfiguredError, connect, endpoint_clients, openai_client
+from lanes.jobs import start_job, wait_for_outcome
+from lanes.settings import Settings
+from lanes.worker.serving import serving
 from policy import Lane, load_policy
 from policy.matrix import decision_matrix
 from responses_emulator.ledger import LedgerEntry
-from worker import serving
 from workflows.model_task import ModelTaskInput
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policy" / "examples" / "internal_endpoint.toml"
@@ -55,7 +55,8 @@ async def emulator_process(*flags: str) -> AsyncIterator[EmulatorProcess]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "responses_emulator",
+        "lanes",
+        "emulator",
         "--port",
         "0",
         "--duration",

@@ -20,11 +20,12 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import FailureType
-from client.connect import openai_client
-from client.settings import Settings
+from lanes.connect import openai_client
+from lanes.dev.emulator_server import EmulatorServer
+from lanes.settings import Settings
+from lanes.worker.serving import serving
 from policy import default_policy_path
-from responses_emulator import Emulator, EmulatorConfig, EmulatorServer, LedgerEntry
-from worker import serving
+from responses_emulator import Emulator, EmulatorConfig, LedgerEntry
 from workflows.model_task import (
     ExecutionOptions,
     ModelTaskInput,

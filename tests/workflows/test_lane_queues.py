@@ -9,11 +9,11 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from client.codec import new_key_entry
-from client.connect import openai_client
-from client.settings import Settings
-from client.worker_tuning import WorkerTuning
-from worker import build_workers
+from lanes.codec import new_key_entry
+from lanes.connect import openai_client
+from lanes.settings import Settings
+from lanes.worker.serving import build_workers
+from lanes.worker.tuning import WorkerTuning
 from workflows.model_task import ExecutionOptions, ModelTaskInput, ModelTaskWorkflow
 from workflows.task_queues import stream_queue
 
@@ -56,7 +56,7 @@ async def test_stateless_activity_runs_on_the_stateless_queue(client: Client, se
 
 
 def test_the_cli_puts_the_stateless_queue_in_the_job_input() -> None:
-    from cli.main import build_task
+    from lanes.cli.main import build_task
 
     settings = Settings(
         stateless_task_queue="lanes-restricted", encryption_keys=SecretStr(new_key_entry("t"))

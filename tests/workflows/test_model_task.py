@@ -13,10 +13,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.failures import FailureType
-from client.connect import openai_client
-from client.jobs import wait_for_phase
-from responses_emulator import Emulator, EmulatorServer
-from worker import serving
+from lanes.connect import openai_client
+from lanes.dev.emulator_server import EmulatorServer
+from lanes.jobs import wait_for_phase
+from lanes.worker.serving import serving
+from responses_emulator import Emulator
 from workflows import search_attributes
 from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskResult, ModelTaskWorkflow
 

@@ -38,7 +38,7 @@ def test_the_cli_and_the_job_client_load_no_workflow_and_no_provider_sdk() -> No
     commands that call the provider (``lanes watch``, the stack, the worker)."""
     probe = (
         "import sys\n"
-        "import cli.main, client.jobs, client.connect\n"
+        "import lanes.cli.main, lanes.jobs, lanes.connect\n"
         "heavy = ('openai', 'activities.responses', 'workflows.model_task')\n"
         "loaded = sorted(m for m in heavy if m in sys.modules)\n"
         "print(','.join(loaded))\n"

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from cli.stack import WorkerProcess
-from client.settings import Settings
+from lanes.dev.stack import WorkerProcess
+from lanes.settings import Settings
 from responses_emulator import Emulator
 from tests.workflows.test_crash_recovery import STATE_TIMEOUT_S, job, until
 from workflows.model_task import ModelTaskResult, ModelTaskWorkflow

@@ -1,1 +1,0 @@
-"""The ``lanes`` command line: Typer commands that parse, call :mod:`client.jobs`, and render."""

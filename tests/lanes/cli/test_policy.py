@@ -1,0 +1,211 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from lanes.cli.main import run
+from policy import PolicyDecision, default_policy_path, load_policy
+
+DEFAULT = default_policy_path().read_text()
+
+
+def _run(*argv: str) -> int:
+    return run(["policy", *argv])
+
+
+def test_explain_prints_the_decision_and_the_three_questions(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "support_analysis", "--data-class", "confidential") == 0
+    out = capsys.readouterr().out
+    assert "lane:       stateless" in out
+    assert "rule:       stateless.approval-missing" in out
+    assert "needs long-running execution?      yes     job_types.support_analysis.long_running" in out
+    assert "stored state acceptable?           no      data_classes.confidential.stored_state" in out
+    assert load_policy().digest in out
+
+
+def test_explain_json_is_exactly_the_decision(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "public_research", "--json") == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    decision = PolicyDecision.model_validate(data)
+    assert data == decision.model_dump(mode="json")
+    assert (data["lane"], data["rule"], data["data_class"], data["tenant"]) == (
+        "background",
+        "background.allowed",
+        "public",
+        None,
+    )
+    assert data["policy_digest"] == load_policy().digest
+
+
+def test_explain_unknown_job_type_exits_2(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "foo") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown job type 'foo'; known: coding_analysis, document_transformation" in captured.err
+
+
+def test_explain_uses_lanes_policy_env(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "p.toml"
+    path.write_text(DEFAULT.replace("background_enabled = true", "background_enabled = false"))
+    monkeypatch.setenv("LANES_POLICY", str(path))
+    assert _run("explain", "--job-type", "public_research", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "stateless.kill-switch"
+    assert (
+        _run("explain", "--job-type", "public_research", "--json", "--policy", str(default_policy_path()))
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["rule"] == "background.allowed"
+
+
+def test_explain_with_approval_and_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        DEFAULT + '\n[approvals.SEC-1]\njob_types = ["regulated_review"]\nmax_data_class = "regulated"\n'
+        "expires = 2027-01-01\n"
+    )
+    argv = ["explain", "--job-type", "regulated_review", "--approval", "SEC-1", "--policy", str(path)]
+    assert _run(*argv, "--now", "2026-06-01") == 0
+    assert "approval:   SEC-1" in capsys.readouterr().out
+    assert _run(*argv, "--now", "2027-06-01", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "stateless.approval-invalid"
+
+
+def test_explain_with_a_broken_policy_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "p.toml"
+    path.write_text("policy_version = ")
+    assert _run("explain", "--job-type", "public_research", "--policy", str(path)) == 1
+    assert "invalid TOML" in capsys.readouterr().err
+
+
+def test_check_prints_digest_version_and_matrix(capsys: pytest.CaptureFixture[str]):
+    assert _run("check", str(default_policy_path())) == 0
+    out = capsys.readouterr().out
+    assert load_policy().digest in out
+    assert "version: 2026-04-24.2" in out
+    assert "endpoint openai: OPENAI_BASE_URL, else https://api.openai.com/v1 (key $OPENAI_API_KEY" in out
+    assert (
+        "job type                 public             internal           confidential      regulated         "
+        "restricted"
+    ) in out
+    assert (
+        "sensitive_customer       stateless@openai   stateless@openai   stateless@openai  stateless@openai  "
+        "stateless@openai"
+    ) in out
+    assert "coding_analysis          background@openai  background@openai  denied " in out
+
+
+def test_check_json(capsys: pytest.CaptureFixture[str]):
+    assert _run("check", str(default_policy_path()), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"digest", "version", "matrix", "endpoints"}
+    assert data["endpoints"]["coding_analysis"]["restricted"] is None
+    assert data["endpoints"]["public_research"]["restricted"] == "openai"
+    assert data["matrix"]["public_research"] == {
+        "public": "background",
+        "internal": "background",
+        "confidential": "stateless",
+        "regulated": "stateless",
+        "restricted": "stateless",
+    }
+
+
+def test_check_reports_every_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        DEFAULT.replace("zdr_only = false", "zdr_only = 1").replace(
+            "long_running = true", "long_runing = true", 1
+        )
+    )
+    assert _run("check", str(path), "--json") == 1
+    captured = capsys.readouterr()
+    errors = json.loads(captured.out)["errors"]
+    assert len(errors) == 3
+    assert captured.err.splitlines() == errors
+    assert any("unknown key 'long_runing'" in e for e in errors)
+    assert all(e.startswith(f"{path}: ") for e in errors)
+
+
+def test_diff_without_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "same.toml"
+    path.write_text("# reformatted\n" + DEFAULT.replace(" = ", "="))
+    assert _run("diff", str(default_policy_path()), str(path)) == 0
+    assert "no lane changes" in capsys.readouterr().out
+
+
+def test_diff_lists_changed_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "new.toml"
+    path.write_text(DEFAULT.replace("background_enabled = true", "background_enabled = false"))
+    assert _run("diff", str(default_policy_path()), str(path)) == 0
+    out = capsys.readouterr().out
+    assert (
+        "public_research x public: background -> stateless (background.allowed -> stateless.kill-switch)"
+        in out
+    )
+    assert "coding_analysis x internal: background -> denied" in out
+    assert _run("diff", str(default_policy_path()), str(path), "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["lane_changes"]) == 12  # every background cell of the golden matrix
+    assert data["added_job_types"] == data["removed_job_types"] == []
+
+
+def test_diff_with_a_broken_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "broken.toml"
+    path.write_text("policy_version = ")
+    assert _run("diff", str(default_policy_path()), str(path)) == 1
+    assert "invalid TOML" in capsys.readouterr().err
+
+
+def test_a_missing_policy_file_is_bad_input_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    missing = str(tmp_path / "missing.toml")
+    assert _run("explain", "--job-type", "public_research", "--policy", missing) == 2
+    assert f"--policy: no policy file at {missing}" in capsys.readouterr().err
+    assert _run("check", missing) == 2
+    assert f"no policy file at {missing}" in capsys.readouterr().err
+    assert _run("diff", str(default_policy_path()), missing) == 2
+    assert f"NEW: no policy file at {missing}" in capsys.readouterr().err
+
+
+def test_a_bad_now_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
+    assert _run("explain", "--job-type", "public_research", "--now", "tomorrow") == 2
+    assert "not an ISO date or time: 'tomorrow'" in capsys.readouterr().err
+
+
+def test_status_shows_the_policy_in_force_and_the_kill_switch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT)
+    assert _run("status", "--policy", str(path), "--json") == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["digest"] == load_policy(path).digest
+    assert state["kill_switch"] is None
+    (tmp_path / "policy.toml.background-disabled").touch()
+    assert _run("status", "--policy", str(path)) == 0
+    out = capsys.readouterr().out
+    assert "kill switch" in out
+    assert "background-disabled" in out
+
+
+def test_status_of_a_refused_file_exits_1_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT.replace('min_data_class = "public"', 'min_data_class = "secret"'))
+    assert _run("status", "--policy", str(path)) == 1
+    assert "min_data_class" in capsys.readouterr().err
+
+
+def test_diff_lists_cells_whose_calls_move_to_another_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    example = default_policy_path().parent / "examples" / "internal_endpoint.toml"
+    path = tmp_path / "moved.toml"
+    path.write_text(
+        example.read_text().replace(
+            "[profiles.openai-stateless]\n", '[profiles.openai-stateless]\nendpoint = "internal"\n'
+        )
+    )
+    assert _run("diff", str(example), str(path)) == 0
+    out = capsys.readouterr().out
+    assert "no lane changes" in out
+    assert "endpoint changes (same lane and rule; the calls go elsewhere):" in out
+    assert "quick_summary x public: stateless@openai -> stateless@internal (stateless.preferred)" in out
