@@ -54,6 +54,7 @@ from temporalio.converter import (
 from temporalio.worker import ReplayerConfig, WorkerConfig
 
 from lanes.blobs import BlobNotFoundError, BlobStore, LocalBlobStore
+from lanes.errors import KeyConfigError, UndecodablePayloadError
 from lanes.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class CodecError(ValueError):
     """A payload cannot be decoded: unknown key, tampered ciphertext, or a claim check that fails."""
 
 
-class UnknownEncryptionKeyError(CodecError):
+class UnknownEncryptionKeyError(CodecError, UndecodablePayloadError):
     """A payload was encrypted with a key id that is not configured here."""
 
 
@@ -125,10 +126,6 @@ class ContextMismatchError(CodecError):
 
 class ClaimCheckError(CodecError):
     """A claim-check reference is malformed or fails its MAC, or its blob is missing or altered."""
-
-
-class KeyConfigError(ValueError):
-    """The configured keys are malformed, ambiguous or in an unsafe file. The message says how to fix it."""
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -798,6 +795,35 @@ def build_codec(settings: Settings, *, claim_check: bool = True) -> ChainCodec |
             ClaimCheckCodec(store, keys, threshold=threshold),
         ]
     )
+
+
+class KeylessCodec(PayloadCodec):
+    """The codec of a client or worker without keys: clear text passes, an encrypted payload is refused.
+
+    Without it the SDK meets ``binary/encrypted`` with no converter for it and raises a ``KeyError`` deep
+    in its converter: a newcomer whose shell lacks the dev stack's key file saw a 60-line traceback for a
+    job that had completed. The refusal names the settings that would let this process read the job.
+    """
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Leave payloads as they are: without keys lanes writes clear text."""
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Pass clear text; refuse what only a key can read.
+
+        Raises:
+            UndecodablePayloadError: A payload is encrypted, or a claim check (which only keyed
+                processes write); the message names the key settings.
+        """
+        for payload in payloads:
+            if _encoding(payload) in (ENCRYPTED_ENCODING, CLAIM_CHECK_ENCODING):
+                raise UndecodablePayloadError(
+                    "this job's payloads are encrypted and this process has no key: set "
+                    f"{KEY_FILE_ENV} (or {KEYS_ENV}) to the worker's key, e.g. the dev stack's "
+                    '`eval "$(lanes dev env)"`; see docs/encryption.md'
+                )
+        return list(payloads)
 
 
 def codec_encrypts(codec: PayloadCodec | None) -> bool:

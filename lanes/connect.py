@@ -21,6 +21,7 @@ from temporalio.plugin import SimplePlugin
 
 from activities.endpoint_clients import EndpointClient, EndpointClients
 from lanes.codec import build_codec
+from lanes.errors import ProviderNotConfiguredError, TemporalUnreachableError
 from lanes.plugin import LanesPlugin
 from lanes.provider_metrics import metered_http_client
 from lanes.settings import Settings
@@ -34,22 +35,6 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT_S = 10.0
 """How long to wait for the Temporal frontend before telling the user it is unreachable."""
-
-
-class TemporalUnreachableError(RuntimeError):
-    """Temporal did not answer at the configured address.
-
-    Its message names the address and how to get a server, because "connection refused" alone does not
-    tell a newcomer that ``lanes dev`` exists.
-    """
-
-
-class ProviderNotConfiguredError(RuntimeError):
-    """A provider endpoint cannot be called as configured.
-
-    Neither an OpenAI key nor a base URL for the default endpoint, or no key in the environment variable
-    another endpoint names.
-    """
 
 
 def plugins(settings: Settings | None = None) -> list[SimplePlugin]:

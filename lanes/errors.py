@@ -18,10 +18,13 @@ Hierarchy::
     │   ├── SearchAttributesMissingError the namespace lacks lanes' search attributes (`lanes setup`)
     │   ├── TelemetryConfigError    an OTEL_* variable asks for what lanes cannot provide
     │   ├── HealthFileError         LANES_WORKER_HEALTH_FILE cannot be written
+    │   ├── SetupRefusedError       the server refused to register the search attributes
+    │   ├── WatchEndpointError      this client cannot read the job's stream where its calls went
     │   └── WorkerConfigError       the lanes a worker should serve lack a queue
     ├── InvalidJobError             a submission is refused before anything starts; ``field`` names it
     │   ├── InvalidWorkflowIdError  the workflow id breaks the id rule
     │   └── JobIdInUseError         a job with this id exists
+    ├── JobListError                a filter of a job listing is malformed
     ├── JobNotFoundError            no job has this id in the namespace
     ├── JobNotWatchableError        the job has no live output to follow
     └── JobError                    the job ended, and not as asked; ``outcome`` says how
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lanes.job_outcome import JobOutcome
+    from lanes.job_status import JobStatus
 
 
 class LanesError(Exception):
@@ -105,6 +109,18 @@ class HealthFileError(ConfigurationError):
     """``LANES_WORKER_HEALTH_FILE`` names a place the worker cannot write its heartbeat."""
 
 
+class SetupRefusedError(ConfigurationError):
+    """The server refused to register lanes' search attributes; ``commands`` do it by hand."""
+
+    def __init__(self, message: str, *, commands: list[str]) -> None:
+        super().__init__(message)
+        self.commands = commands
+
+
+class WatchEndpointError(ConfigurationError):
+    """This client cannot read the job's stream where the job's calls went; the message says how to fix it."""
+
+
 class WorkerConfigError(ConfigurationError):
     """The lanes a worker is asked to serve cannot be served as configured."""
 
@@ -115,9 +131,11 @@ class InvalidJobError(LanesError):
     Nothing was written to Temporal: fix the field and submit again.
     """
 
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, field: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(f"{field}: {message}" if problems is None else message)
         self.field = field
+        self.problems = problems if problems is not None else [(field, message)]
+        """Every ``(field, what is wrong)``; a front end names each field its own way (the CLI: flags)."""
 
 
 class InvalidWorkflowIdError(InvalidJobError):
@@ -137,6 +155,10 @@ class JobIdInUseError(InvalidJobError):
         super().__init__(f"a job with workflow id {workflow_id!r} {state}", field="workflow_id")
 
 
+class JobListError(LanesError):
+    """A filter of a job listing is malformed; the message names the filter and the fix."""
+
+
 class JobNotFoundError(LanesError):
     """No job has this workflow id in the client's namespace; the message names both and the fix."""
 
@@ -146,10 +168,18 @@ class JobNotFoundError(LanesError):
 
 
 class JobNotWatchableError(LanesError):
-    """The job has no live output to follow at the provider; the message says why.
+    """The job has no live output to follow at the provider; ``reason`` says why, ``status`` is where it is.
 
-    Only a background job whose profile streams can be followed. ``status`` is where the job is.
+    Only a background job whose profile streams can be followed: its response was created with
+    ``stream=true``, so the provider replays its events after a cursor. A poll-mode background response
+    was not, a stateless call keeps nothing at the provider (``store=false``), a denied job made no call.
     """
+
+    def __init__(self, workflow_id: str, reason: str, status: JobStatus) -> None:
+        self.workflow_id = workflow_id
+        self.reason = reason
+        self.status = status
+        super().__init__(f"job {workflow_id!r} cannot be watched: {reason}")
 
 
 class JobError(LanesError):

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import (
@@ -40,7 +40,17 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.endpoint_clients import EndpointClient, UnknownEndpointError
+from lanes.errors import (
+    InvalidWorkflowIdError,
+    JobIdInUseError,
+    JobListError,
+    JobNotFoundError,
+    JobNotWatchableError,
+    UndecodablePayloadError,
+    WatchEndpointError,
+)
 from lanes.job_outcome import OUTCOMES, JobOutcome
+from lanes.job_status import JobStatus, PendingActivity
 from lanes.job_trace import cancel_span, current_trace_memo, job_trace_link
 from policy import DEFAULT_ENDPOINT, Lane
 from workflows import search_attributes
@@ -67,20 +77,6 @@ WORKFLOW_ID_RULE = (
     "(letters, digits and punctuation such as - _ . : / @)"
 )
 """The rule :func:`check_workflow_id` enforces, as error messages state it."""
-
-
-class InvalidWorkflowIdError(ValueError):
-    """A workflow id breaks :data:`WORKFLOW_ID_RULE`; the message says where."""
-
-
-class JobIdInUseError(Exception):
-    """A job with this workflow id exists (running, or finished and not to be replaced)."""
-
-    def __init__(self, workflow_id: str, *, running: bool) -> None:
-        self.workflow_id = workflow_id
-        self.running = running
-        state = "is still running" if running else "already exists"
-        super().__init__(f"a job with workflow id {workflow_id!r} {state}")
 
 
 POLL_INTERVAL_S = 0.1
@@ -170,65 +166,19 @@ async def start_job(
         raise JobIdInUseError(workflow_id, running=running) from None
 
 
-class JobNotFoundError(LookupError):
-    """No job has this workflow id in the client's namespace; the message names both and the fix."""
-
-    def __init__(self, client: Client, workflow_id: str) -> None:
-        self.workflow_id = workflow_id
-        super().__init__(
-            f"no job with workflow id {workflow_id!r} in namespace {client.namespace!r} at "
-            f"{client.service_client.config.target_host}; use the id that `lanes submit` printed"
-        )
-
-
 async def _existing(client: Client, workflow_id: str) -> WorkflowHandle[Any, ModelTaskResult]:
     handle = client.get_workflow_handle(workflow_id, result_type=ModelTaskResult)
     try:
         await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise JobNotFoundError(client, workflow_id) from None
+            raise JobNotFoundError(
+                f"no job with workflow id {workflow_id!r} in namespace {client.namespace!r} at "
+                f"{client.service_client.config.target_host}; use the id that `lanes submit` printed",
+                workflow_id=workflow_id,
+            ) from None
         raise
     return handle
-
-
-class PendingActivity(BaseModel):
-    """An activity the job is running or waiting to retry, as the server describes it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    activity: str
-    """Activity type, e.g. ``await_background_response``."""
-    state: str
-    """``scheduled``, ``started`` or ``cancel_requested``."""
-    attempt: int
-    last_failure: str | None = None
-    """Message of the previous attempt's failure: why a job is stuck retrying, or (for a poll-mode
-    check, ``last_failure_type == "ResponseNotDone"``) what the last poll saw and when the next is due."""
-    last_failure_type: str | None = None
-    """``ApplicationError.type`` of that failure, e.g. ``ProviderError`` or ``ResponseNotDone``."""
-    progress: dict[str, Any] | None = None
-    """The last heartbeat's progress (mode, provider status, cursor, polls, ...); never any text."""
-    last_worker: str | None = None
-    """Identity (``pid@host``) of the worker that ran the last attempt or sent the last heartbeat."""
-
-
-class JobStatus(StatusResult):
-    """Where a job is: its execution status, the workflow's ``status`` query, and pending activities.
-
-    The query's fields are inherited from :class:`~workflows.model_task.StatusResult`; they are ``None``
-    when the query could not be answered (no worker), and ``query_error`` then says why.
-    ``provider_status`` is the freshest known: the await activity's heartbeat when it has one.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    workflow_id: str
-    execution_status: str
-    phase: Phase | None = None  # type: ignore[assignment]
-    job_type: str | None = None  # type: ignore[assignment]
-    pending_activities: list[PendingActivity] = Field(default_factory=list)
-    query_error: str | None = None
 
 
 async def _pending_activity(client: Client, raw: PendingActivityInfo) -> PendingActivity:
@@ -275,6 +225,8 @@ async def job_status(client: Client, workflow_id: str) -> JobStatus:
     try:
         status = await handle.query(STATUS_QUERY, result_type=StatusResult, rpc_timeout=QUERY_TIMEOUT)
         fields.update(StatusResult.model_validate(status).model_dump())
+    except UndecodablePayloadError:
+        raise  # this client lacks the key: the answer exists, a query without a worker would not help
     except Exception as exc:  # a query needs a worker; without one, the description still tells a lot
         fields["query_error"] = f"{type(exc).__name__}: {exc}"
     pending = [await _pending_activity(client, raw) for raw in description.raw_description.pending_activities]
@@ -387,25 +339,6 @@ WATCH_STREAM_TIMEOUT = httpx2.Timeout(None, connect=10.0, write=30.0, pool=30.0)
 MAX_WATCH_RETRIES = 20
 """Connections in a row that may fail without delivering an event before the watcher stops following
 the stream and only waits for the outcome; any event delivered resets the count."""
-
-
-class JobNotWatchableError(Exception):
-    """The job has no live output to follow at the provider; ``reason`` says why, ``status`` is where it is.
-
-    Only a background job whose profile streams can be followed: its response was created with
-    ``stream=true``, so the provider replays its events after a cursor. A poll-mode background response
-    was not, a stateless call keeps nothing at the provider (``store=false``), a denied job made no call.
-    """
-
-    def __init__(self, workflow_id: str, reason: str, status: JobStatus) -> None:
-        self.workflow_id = workflow_id
-        self.reason = reason
-        self.status = status
-        super().__init__(f"job {workflow_id!r} cannot be watched: {reason}")
-
-
-class WatchEndpointError(LookupError):
-    """This client cannot read the job's stream where the job's calls went; the message says how to fix it."""
 
 
 def _not_watchable_reason(lane: Lane | None, stream: bool | None) -> str | None:
@@ -536,10 +469,6 @@ async def watch_job(
                 break
             await asyncio.sleep(min(reconnect_delay_s * max(failures, 1), 2.0))
     yield await _outcome(handle)
-
-
-class JobListError(ValueError):
-    """A filter of :func:`list_jobs` is malformed; the message names the filter and the fix."""
 
 
 _SINCE = re.compile(r"(\d+)\s*(m|h|d|w)")

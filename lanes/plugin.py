@@ -41,7 +41,7 @@ from temporalio.converter import (
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import ReplayerConfig, WorkerConfig
 
-from lanes.codec import configure_replayer, configure_worker
+from lanes.codec import KeylessCodec, configure_replayer, configure_worker
 from lanes.failure_text import FailureTextInterceptor
 from lanes.worker.benign_failures import (
     BenignFailureInterceptor,
@@ -100,10 +100,12 @@ DATA_CONVERTER: DataConverter = dataclasses.replace(
     pydantic_data_converter,
     payload_converter_class=PayloadConverter,
     failure_converter_class=FailureConverter,
+    payload_codec=KeylessCodec(),
 )
 """Converter of every client, worker, replayer and test environment when no codec is configured: pydantic
-payloads whose refusals quote no value, and benign failures without stack traces
-(``lanes/worker/benign_failures.py``)."""
+payloads whose refusals quote no value, benign failures without stack traces
+(``lanes/worker/benign_failures.py``), and :class:`~lanes.codec.KeylessCodec`, which refuses encrypted
+payloads in one line instead of the SDK's ``KeyError``."""
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:

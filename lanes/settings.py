@@ -8,12 +8,15 @@ is configured by its standard ``OTEL_*`` variables, which the OpenTelemetry SDK 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lanes.dev_env import dev_defaults
+from lanes.errors import SettingsError
 from lanes.worker.tuning import ENV_PREFIX, WorkerTuning
 
 DEFAULT_TASK_QUEUE = "lanes"
@@ -149,7 +152,7 @@ class Settings(BaseSettings):
     """Bearer token the codec server requires when set (the UI sends it with "pass access token")."""
 
     codec_cors_origins: str = Field(
-        default="http://localhost:8233",
+        default="http://127.0.0.1:8233,http://localhost:8233",
         validation_alias=AliasChoices("LANES_CODEC_CORS_ORIGINS", "codec_cors_origins"),
     )
     """Comma-separated browser origins (the Temporal UI's) allowed to call the codec server."""
@@ -220,3 +223,19 @@ def configuration_message(exc: ValidationError) -> str:
         name = env_name(exc.title, loc[0]) if loc else exc.title
         parts.append(f"{name}: {error['msg']}" if loc else str(error["msg"]))
     return "; ".join(parts)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of this process: its environment, then a running ``lanes dev`` stack's for the rest.
+
+    Every entry point that talks to Temporal as a client (the CLI, :meth:`lanes.LanesClient.connect`)
+    loads its settings here, so a shell beside ``lanes dev`` needs nothing exported (:mod:`lanes.dev_env`).
+
+    Raises:
+        SettingsError: A variable is malformed; the message names each one, never its value.
+    """
+    try:
+        defaults: dict[str, Any] = dict(dev_defaults(environ))
+        return Settings(**defaults)
+    except ValidationError as exc:
+        raise SettingsError(configuration_message(exc)) from None

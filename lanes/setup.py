@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
+from lanes.errors import SearchAttributesMissingError, SetupRefusedError
 from workflows import search_attributes
 
 EXIT_OK = 0
@@ -33,19 +34,6 @@ REFUSALS = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED, RPCSta
 
 SETUP_COMMAND = "lanes setup"
 """What the worker tells an operator to run when the attributes are missing."""
-
-
-class SearchAttributesMissingError(RuntimeError):
-    """The namespace lacks lanes' search attributes: a configuration error, fixed by ``lanes setup``."""
-
-
-class SetupRefusedError(RuntimeError):
-    """The server refused to register the attributes; :attr:`commands` do it by hand."""
-
-    def __init__(self, namespace: str, status: RPCStatusCode | None, missing: Sequence[str]) -> None:
-        self.commands = manual_commands(namespace, missing)
-        name = status.name if status is not None else "refused"
-        super().__init__(f"the server refused to register search attributes on {namespace!r} ({name})")
 
 
 @dataclass(frozen=True)
@@ -132,7 +120,11 @@ async def register_search_attributes(client: Client) -> SetupResult:
     except RPCError as exc:
         if exc.status in REFUSALS:
             names = [key.name for key in _keys()]
-            raise SetupRefusedError(client.namespace, exc.status, names) from None
+            status = exc.status.name if exc.status is not None else "refused"
+            raise SetupRefusedError(
+                f"the server refused to register search attributes on {client.namespace!r} ({status})",
+                commands=manual_commands(client.namespace, names),
+            ) from None
         if exc.status != RPCStatusCode.ALREADY_EXISTS:
             raise
         # Another `lanes setup` registered them between our list and our add.
@@ -158,9 +150,9 @@ async def setup(client: Client, *, out: TextIO = sys.stdout, err: TextIO = sys.s
 
 def main() -> int:
     """``python -m lanes.setup``: the same as ``lanes setup``, with only the worker's dependencies."""
-    from lanes.connect import TemporalUnreachableError, connect
+    from lanes.connect import connect
+    from lanes.errors import TemporalConfigError, TemporalUnreachableError
     from lanes.settings import Settings
-    from lanes.temporal_config import TemporalConfigError
 
     async def run() -> int:
         return await setup(await connect(Settings()))

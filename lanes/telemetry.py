@@ -48,9 +48,7 @@ from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
 
-
-class TelemetryConfigError(ValueError):
-    """An ``OTEL_*`` variable asks for something lanes cannot provide."""
+from lanes.errors import TelemetryConfigError
 
 
 def exporter_from_env() -> SpanExporter | None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
+from lanes.errors import TemporalConfigError
 from lanes.settings import Settings
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -25,10 +26,6 @@ DEFAULT_ADDRESS = "localhost:7233"
 
 DEFAULT_NAMESPACE = "default"
 """Namespace used when neither settings, environment nor profile say."""
-
-
-class TemporalConfigError(ValueError):
-    """The Temporal client configuration (profile file, ``TEMPORAL_*`` variables) cannot be used."""
 
 
 def connect_config(settings: Settings, *, env: Mapping[str, str] | None = None) -> ClientConnectConfig:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import getpass
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.failures import FailureType
@@ -38,19 +39,23 @@ from lanes.cli.render import (
     printable,
     table,
     translate_errors,
-    validation_message,
 )
 from lanes.connect import connect, endpoint_clients
-from lanes.job_outcome import JobOutcome, record_job_outcome
-from lanes.job_trace import job_root_span
-from lanes.jobs import (
+from lanes.dev_env import DEV_STATE_DIR, env_file, exports, read_dev_env, remove_dev_env, write_dev_env
+from lanes.errors import (
+    InvalidJobError,
     InvalidWorkflowIdError,
     JobIdInUseError,
     JobListError,
     JobNotWatchableError,
-    JobStatus,
-    JobSummary,
+    PolicyConfigError,
     WatchEndpointError,
+)
+from lanes.job_outcome import JobOutcome, record_job_outcome
+from lanes.job_status import JobStatus
+from lanes.job_trace import job_root_span
+from lanes.jobs import (
+    JobSummary,
     cancel_job,
     check_workflow_id,
     job_outcome,
@@ -62,11 +67,11 @@ from lanes.jobs import (
     wait_for_outcome,
     watch_job,
 )
-from lanes.settings import Settings
+from lanes.settings import Settings, load_settings
+from lanes.submission import build_task, client_policy, expected_decision
 from lanes.telemetry import end_process, setup_tracing, traces_exported
-from policy import CompiledPolicy, PolicyDecision, PolicyFileError, PolicyQuery, evaluate, load_policy
-from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
-from workflows.model_task_io import MAX_INPUT_CHARS, CancellationRecord, ExecutionOptions, ModelTaskInput
+from policy import PolicyFileError, load_policy
+from workflows.model_task_io import MAX_INPUT_CHARS, CancellationRecord
 
 app = typer.Typer(
     name="lanes",
@@ -90,6 +95,7 @@ SUBMIT_FLAGS = {
     "metadata": "--metadata",
     "approval": "--approval",
     "tenant": "--tenant",
+    "workflow_id": "--id",
 }
 """The flag of each ``ModelTaskInput`` field, so that a validation error names what the user typed."""
 
@@ -99,7 +105,7 @@ CLI_SERVICE_NAME = "lanes-cli"
 
 
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 @functools.cache
@@ -155,89 +161,13 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
     return result
 
 
-def expected_decision(
-    settings: Settings, task: ModelTaskInput, policy: CompiledPolicy | None = None
-) -> PolicyDecision:
-    """The decision the worker will make for ``task`` with the same policy: what the client can know.
-
-    Raises:
-        PolicyFileError: ``policy`` is not given and the configured policy file is invalid.
-    """
-    return evaluate(
-        policy if policy is not None else load_policy(settings.policy_path),
-        PolicyQuery(
-            job_type=task.job_type,
-            data_class=task.data_class,
-            approval=task.approval,
-            tenant=task.tenant,
-            input_chars=len(task.input),
-            payloads_encrypted=settings.encryption_configured,
-        ),
-    )
-
-
-def build_task(
-    settings: Settings,
-    *,
-    job_type: str,
-    data_class: str | None,
-    prompt: str,
-    model: str | None = None,
-    instructions: str | None = None,
-    max_output_tokens: int | None = None,
-    metadata: dict[str, str] | None = None,
-    approval: str | None = None,
-    tenant: str | None = None,
-) -> ModelTaskInput:
-    """Validate a submission before anything is started, so that bad input starts nothing.
-
-    Raises:
-        CliError: A field is invalid or the job type is unknown to the policy (exit 2), or the policy
-            file is invalid (exit 1, one line).
-    """
-    try:
-        policy = load_policy(settings.policy_path)
-    except PolicyFileError as exc:
-        raise CliError(policy_file_message(exc), code=EXIT_JOB_FAILED) from None
-    if job_type not in policy.job_type_names:
-        known = ", ".join(policy.job_type_names)
-        raise CliError(f"--job-type: unknown job type {job_type!r}; known: {known}")
-    if data_class is not None and data_class not in policy.class_names:
-        known = ", ".join(policy.class_names)
-        raise CliError(f"--data-class: unknown data class {data_class!r}; known: {known}")
-    try:
-        task = ModelTaskInput(
-            job_type=job_type,
-            data_class=data_class,
-            input=prompt,
-            model=model,
-            instructions=instructions,
-            max_output_tokens=max_output_tokens,
-            metadata=metadata or {},
-            approval=approval,
-            tenant=tenant,
-            # The workflow reads the stateless lane's queue from its input, never from the environment.
-            options=ExecutionOptions(stateless_task_queue=settings.stateless_task_queue),
-        )
-    except ValidationError as exc:
-        raise CliError("invalid job: " + validation_message(exc, flags=SUBMIT_FLAGS)) from None
-    # What the worker will decide, asked before anything is written to history: an unknown tenant, an
-    # input over the job type's limit, or a class that needs encryption this client cannot provide.
-    decision = expected_decision(settings, task, policy)
-    if decision.rule == DENIED_UNKNOWN_TENANT:
-        raise CliError(f"--tenant: {decision.reasons[0]}")
-    if decision.rule == DENIED_INPUT_TOO_LARGE:
-        limit = decision.limits.max_input_chars
-        raise CliError(
-            f"input: {len(prompt):,} characters, over job type {job_type!r}'s limit of {limit:,} "
-            "(limits.max_input_chars); shorten it or split the job"
-        )
-    if decision.rule == DENIED_ENCRYPTION_REQUIRED:
-        raise CliError(
-            f"--data-class: class {decision.data_class!r} requires encrypted payloads and no key is "
-            "configured; set LANES_ENCRYPTION_KEYS or LANES_ENCRYPTION_KEY_FILE (docs/encryption.md)"
-        )
-    return task
+def _flagged(exc: InvalidJobError) -> CliError:
+    """A refused submission as the CLI says it: each problem after the flag that sets its field."""
+    lines = [
+        f"{SUBMIT_FLAGS.get(field, '--' + field.replace('_', '-'))}: {what}" for field, what in exc.problems
+    ]
+    prefix = "invalid job: " if len(exc.problems) > 1 or str(exc).startswith("invalid job: ") else ""
+    return CliError(prefix + "; ".join(lines))
 
 
 def cancellation_rows(record: CancellationRecord) -> list[tuple[str, object]]:
@@ -323,28 +253,36 @@ def submit(
 ) -> None:
     """Start a model job; print its workflow id (or, with --wait, its outcome)."""
     settings = _settings()
-    task = build_task(
-        settings,
-        job_type=job_type,
-        data_class=data_class,
-        prompt=_read_input(input, input_file),
-        model=model,
-        instructions=instructions,
-        max_output_tokens=max_output_tokens,
-        metadata=_metadata(metadata or []),
-        approval=approval,
-        tenant=tenant,
-    )
+    try:
+        policy = client_policy(settings)
+    except PolicyConfigError as exc:
+        raise CliError(str(exc), code=EXIT_JOB_FAILED) from None
+    try:
+        task = build_task(
+            settings,
+            policy,
+            job_type=job_type,
+            data_class=data_class,
+            input=_read_input(input, input_file),
+            model=model,
+            instructions=instructions,
+            max_output_tokens=max_output_tokens,
+            metadata=_metadata(metadata or []),
+            approval=approval,
+            tenant=tenant,
+        )
+    except InvalidJobError as exc:
+        raise _flagged(exc) from None
     workflow_id = id if id is not None else f"lanes-{task.job_type}-{uuid.uuid4().hex[:12]}"
     try:
         check_workflow_id(workflow_id)
     except InvalidWorkflowIdError as exc:
-        raise CliError(f"--id: {exc}") from None
+        raise _flagged(exc) from None
 
     async def run() -> int:
         client = await _connect(settings)
         # The job's trace starts here; the workflow's spans become its descendants (lanes/job_trace.py).
-        expected = expected_decision(settings, task)
+        expected = expected_decision(settings, task, policy)
         with job_root_span("lanes submit", workflow_id=workflow_id, task=task, decision=expected) as span:
             try:
                 await start_job(
@@ -356,7 +294,7 @@ def submit(
                     if exc.running
                     else "choose another --id, or pass --new-run to start a new run under it"
                 )
-                raise CliError(f"--id: {exc}; {fix}") from None
+                raise CliError(f"--id: {exc.problems[0][1]}; {fix}") from None
             if wait:
                 if not json:
                     print(f"submitted {printable(workflow_id)}", file=sys.stderr)
@@ -412,7 +350,11 @@ def show_status(status: JobStatus) -> None:
 @app.command()
 @translate_errors("lanes status")
 def status(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
-    """Where a job is: phase, lane, rule, provider response and status, live progress."""
+    """Where a job is: phase, lane, rule, provider response and status, live progress.
+
+    Exits 1 when the workflow could not answer its status query (no worker polls its queue): what the
+    server knows is printed, with the query's error.
+    """
 
     async def run() -> JobStatus:
         return await job_status(await _connect(_settings()), workflow_id)
@@ -422,6 +364,8 @@ def status(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
         print_json(info)
     else:
         show_status(info)
+    if info.query_error:
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 @app.command()
@@ -687,9 +631,17 @@ def _webhook_profiles(policy_path: str | None) -> str:
     return f"profiles ending by webhook: {', '.join(names)}"
 
 
-@app.command()
+dev_app = typer.Typer(
+    help="The embedded stack for development: `lanes dev` runs it, `lanes dev env` prints its settings.",
+    no_args_is_help=False,
+)
+app.add_typer(dev_app, name="dev")
+
+
+@dev_app.callback(invoke_without_command=True)
 @translate_errors("lanes dev")
 def dev(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     emulator_port: Annotated[int, typer.Option(help="Responses emulator port")] = 8788,
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port")] = 8233,
@@ -697,7 +649,7 @@ def dev(
     duration: Annotated[float, typer.Option(help="simulated background duration, seconds")] = 5.0,
     state_dir: Annotated[
         Path, typer.Option(help="Temporal database, logs and key; new, empty or made by lanes")
-    ] = Path(".lanes/dev"),
+    ] = DEV_STATE_DIR,
     traces: Annotated[
         bool, typer.Option("--traces", help="start Arize Phoenix (lanes[phoenix]) and send every trace to it")
     ] = False,
@@ -712,7 +664,13 @@ def dev(
     ] = False,
     webhook_port: Annotated[int, typer.Option(help="webhook receiver port (with --webhooks)")] = 8789,
 ) -> None:
-    """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all."""
+    """Run the embedded stack (Temporal, emulator, worker) in the foreground; Ctrl-C stops it all.
+
+    Once it answers, its settings are in STATE_DIR/env (removed on stop): the CLI and LanesClient in
+    another shell of this directory use them with nothing exported; `lanes dev env` prints them.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from lanes.dev.phoenix import BACKGROUND_FILTER, PROJECT, PhoenixServer, phoenix_cli
     from lanes.dev.stack import EmbeddedStack, StackError
     from lanes.dev.state_dir import claim_state_dir
@@ -785,16 +743,26 @@ def dev(
                     print(f"webhooks    {receiver_url}  (the emulator signs one to it as each response ends)")
                     print(f"            {_webhook_profiles(s.policy_path)}")
                 print(f"logs        {state_dir}/")
-                exports = f"  export TEMPORAL_ADDRESS={s.temporal_address}\n"
+                session = dev_session_values(s)
+                env_path = env_file(state_dir)
+                write_dev_env(env_path, session)
+                parts.callback(remove_dev_env, env_path)
+                found = state_dir.resolve() == DEV_STATE_DIR.resolve()
+                hint = (
+                    f"  # in this directory nothing to export (the CLI reads {env_path}); elsewhere:\n"
+                    if found
+                    else ""
+                )
+                hint += f'  eval "$(lanes dev env --state-dir {shlex.quote(str(state_dir.resolve()))})"\n'
                 if phoenix is not None:
                     print(
                         f"Phoenix     {phoenix.url}  (project {PROJECT!r}; the worker sends its traces there)"
                     )
                     print(f"            background jobs: filter  {BACKGROUND_FILTER}")
                     print("            (Traces tab: root spans, e.g. `lanes submit`; Spans tab: every span)")
-                    exports += "".join(f"  export {k}={v}\n" for k, v in phoenix.otlp_environment().items())
+                    hint += "".join(f"  export {k}={v}\n" for k, v in phoenix.otlp_environment().items())
                 print(
-                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n{exports}"
+                    f"\nIn another shell (with .venv activated, or as .venv/bin/lanes):\n{hint}"
                     "  lanes submit --job-type public_research --input 'hello' --wait\n"
                     "Ctrl-C stops everything.",
                     flush=True,
@@ -809,6 +777,38 @@ def dev(
             ) from None
 
     asyncio.run(run())
+
+
+def dev_session_values(settings: Settings) -> dict[str, str]:
+    """What a client needs to use a dev stack: its address, queue, emulator, key file and blob store."""
+    values = {
+        "TEMPORAL_ADDRESS": settings.temporal_address or "",
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace or "default",
+        "LANES_TASK_QUEUE": settings.task_queue,
+        "OPENAI_BASE_URL": settings.openai_base_url or "",
+        "OPENAI_API_KEY": "emulator",
+    }
+    if settings.encryption_key_file is not None:
+        values["LANES_ENCRYPTION_KEY_FILE"] = str(settings.encryption_key_file.resolve())
+        values["LANES_BLOB_DIR"] = str(settings.blob_dir.resolve())
+    if settings.policy_path:
+        values["LANES_POLICY"] = str(Path(settings.policy_path).resolve())
+    return values
+
+
+@dev_app.command("env")
+@translate_errors("lanes dev env")
+def dev_env(
+    state_dir: Annotated[Path, typer.Option(help="the running stack's state directory")] = DEV_STATE_DIR,
+) -> None:
+    """Print the running dev stack's settings as shell exports: eval "$(lanes dev env)"."""
+    values = read_dev_env(env_file(state_dir))
+    if not values:
+        raise CliError(
+            f"no running `lanes dev` stack with state directory {state_dir}; start one with `lanes dev`, "
+            "or pass --state-dir"
+        )
+    sys.stdout.write(exports(values))
 
 
 @app.command()

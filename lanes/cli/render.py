@@ -20,11 +20,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from lanes.codec import KeyConfigError
-from lanes.connect import ProviderNotConfiguredError, TemporalUnreachableError
-from lanes.jobs import JobNotFoundError
-from lanes.telemetry import TelemetryConfigError
-from lanes.temporal_config import TemporalConfigError
+from lanes.errors import ConfigurationError, InvalidJobError, JobListError, JobNotFoundError
 from policy import PolicyFileError
 
 P = ParamSpec("P")
@@ -121,9 +117,10 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
     A closed pipe ends the command quietly.
 
     :class:`CliError` exits with its code; an invalid policy file exits 1 in one line (``lanes policy
-    check`` lists every problem); an unreachable server, a missing provider configuration,
-    an unknown workflow id, malformed encryption keys or an unknown ``OTEL_*`` exporter exit 2. A closed
-    stdout (``lanes ... | head``) ends the command quietly.
+    check`` lists every problem); every :class:`~lanes.errors.ConfigurationError` (an unreachable server,
+    a missing provider configuration, malformed keys, a payload this client cannot decrypt, ...), an
+    unknown workflow id and a refused submission or filter exit 2. A closed stdout (``lanes ... | head``)
+    ends the command quietly.
     """
 
     def decorate(func: Callable[P, None]) -> Callable[P, None]:
@@ -137,14 +134,7 @@ def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, 
             except PolicyFileError as exc:
                 print(f"{command}: {printable(policy_file_message(exc))}", file=sys.stderr)
                 raise typer.Exit(EXIT_JOB_FAILED) from None
-            except (
-                TemporalUnreachableError,
-                TemporalConfigError,
-                TelemetryConfigError,
-                ProviderNotConfiguredError,
-                JobNotFoundError,
-                KeyConfigError,
-            ) as exc:
+            except (ConfigurationError, JobNotFoundError, JobListError, InvalidJobError) as exc:
                 print(f"{command}: {printable(exc)}", file=sys.stderr)
                 raise typer.Exit(EXIT_USAGE) from None
             except BrokenPipeError:

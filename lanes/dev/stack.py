@@ -405,7 +405,11 @@ class EmbeddedStack:
                         update={"encryption_key_file": ensure_local_key(self.state_dir)}
                     )
                 settings = settings.model_copy(update={"blob_dir": (self.state_dir / "blobs").resolve()})
-                await parts.enter_async_context(CodecServer(codec_app(settings), port=self.codec_port))
+                # The UI's page may be opened under either loopback name; its origin is whichever was typed.
+                ui = self.dev_server.ui_port or 8233
+                origins = f"http://127.0.0.1:{ui},http://localhost:{ui}"
+                codec_settings = settings.model_copy(update={"codec_cors_origins": origins})
+                await parts.enter_async_context(CodecServer(codec_app(codec_settings), port=self.codec_port))
             await self.dev_server.start()
             parts.push_async_callback(self.dev_server.stop)
             emulator_server = await parts.enter_async_context(

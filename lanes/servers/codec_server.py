@@ -6,7 +6,8 @@ connection limit). It speaks the remote-codec protocol of the Temporal UI and CL
 * ``POST /encode`` and ``POST /decode`` take and return the JSON form of
   ``temporal.api.common.v1.Payloads`` (``{"payloads": [{"metadata": {"encoding": "<base64>"}, "data":
   "<base64>"}]}``); they match on the last path segment, so the server also works behind a prefix;
-* CORS for the configured UI origins (``LANES_CODEC_CORS_ORIGINS``, default ``http://localhost:8233``),
+* CORS for the configured UI origins (``LANES_CODEC_CORS_ORIGINS``, default both loopback names of
+  ``:8233``),
   by Starlette's ``CORSMiddleware``;
 * with a token (``LANES_CODEC_TOKEN`` or ``LANES_CODEC_TOKEN_FILE``), ``Authorization: Bearer <token>``
   on every ``POST`` (the CLI's ``--codec-auth``).
@@ -61,11 +62,11 @@ from lanes.codec import (
     ClaimCheckError,
     CodecError,
     ContextMismatchError,
-    KeyConfigError,
     PlaintextRefusedError,
     UnknownEncryptionKeyError,
     build_codec,
 )
+from lanes.errors import KeyConfigError
 from lanes.servers.uvicorn_server import DEFAULT_LIMITS, ServerLimits, UvicornServer, bind
 from lanes.settings import Settings
 

@@ -32,7 +32,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MARKER", "HealthFile", "HealthFileError", "healthy", "keep_alive", "main"]
+from lanes.errors import HealthFileError
+
+__all__ = ["MARKER", "HealthFile", "healthy", "keep_alive", "main"]
 
 TOUCH_INTERVAL_S = 10.0
 """How often the worker refreshes the file."""
@@ -44,10 +46,6 @@ ENV = "LANES_WORKER_HEALTH_FILE"
 
 MARKER = b"lanes worker health file: refreshed while a lanes worker runs, removed when it stops\n"
 """The whole content of a health file lanes made; the only content a worker takes over."""
-
-
-class HealthFileError(ValueError):
-    """``LANES_WORKER_HEALTH_FILE`` names something the worker will not use; the message says what."""
 
 
 def _refuse(path: Path, why: str) -> HealthFileError:

@@ -45,8 +45,9 @@ from opentelemetry.sdk.metrics.export import (
 from temporalio.contrib.opentelemetry import MetricsExporter, ReplaySafeMeterProvider
 from temporalio.runtime import MetricBuffer, MetricBufferDurationFormat, Runtime, TelemetryConfig
 
+from lanes.errors import TelemetryConfigError
 from lanes.settings import Settings
-from lanes.telemetry import TelemetryConfigError, register_for_shutdown, service_resource, tracing_disabled
+from lanes.telemetry import register_for_shutdown, service_resource, tracing_disabled
 
 if TYPE_CHECKING:
     from lanes.servers.uvicorn_server import ServerLimits

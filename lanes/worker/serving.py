@@ -27,28 +27,19 @@ from temporalio.worker import Worker
 from activities.endpoint_clients import EndpointClients
 from activities.policy import PolicyActivities
 from activities.responses import ResponsesActivities
-from lanes.codec import KeyConfigError, encrypts
-from lanes.connect import (
-    ProviderNotConfiguredError,
-    TemporalUnreachableError,
-    connect,
-    endpoint_clients,
-)
+from lanes.codec import encrypts
+from lanes.connect import connect, endpoint_clients
+from lanes.errors import ConfigurationError, WorkerConfigError
 from lanes.settings import Settings, configuration_message
-from lanes.setup import SearchAttributesMissingError, require_search_attributes
-from lanes.telemetry import TelemetryConfigError, configure_logging, setup_tracing, shutdown_telemetry
-from lanes.temporal_config import TemporalConfigError
-from lanes.worker.health import HealthFileError, keep_alive
+from lanes.setup import require_search_attributes
+from lanes.telemetry import configure_logging, setup_tracing, shutdown_telemetry
+from lanes.worker.health import keep_alive
 from lanes.worker.metrics import setup_metrics
 from policy import PolicyError, PolicySource
 from workflows.task_queues import poll_queue, stream_queue
 
 READY_LINE = "lanes worker ready"
 """Printed to stderr once polling starts; the embedded stack waits for it."""
-
-
-class WorkerConfigError(ValueError):
-    """The lanes a worker is asked to serve cannot be served as configured."""
 
 
 def _separate_stateless_queue(settings: Settings, task_queue: str) -> str | None:
@@ -254,20 +245,10 @@ async def run(settings: Settings) -> None:
         await stop.wait()
 
 
-CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
-    TemporalUnreachableError,
-    TemporalConfigError,
-    ProviderNotConfiguredError,
-    PolicyError,
-    ValidationError,
-    SearchAttributesMissingError,
-    WorkerConfigError,
-    TelemetryConfigError,
-    KeyConfigError,
-    HealthFileError,
-)
-"""Errors that mean "fix the configuration": one line naming what and how. Anything else is a bug and
-keeps its traceback."""
+CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (ConfigurationError, PolicyError, ValidationError)
+"""Errors that mean "fix the configuration": lanes' own (:class:`~lanes.errors.ConfigurationError`), the
+pure policy engine's, and a malformed setting (pydantic's, named by :func:`configuration_message`). One
+line naming what and how; anything else is a bug and keeps its traceback."""
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ from lanes.codec import (
     ClaimCheckError,
     CodecError,
     EncryptionCodec,
-    KeyConfigError,
     PlaintextRefusedError,
     UnknownEncryptionKeyError,
     build_codec,
@@ -32,6 +31,7 @@ from lanes.codec import (
     read_key_file,
 )
 from lanes.connect import plugins
+from lanes.errors import KeyConfigError
 from lanes.plugin import DATA_CONVERTER, LanesPlugin
 from lanes.settings import Settings
 from lanes.worker.benign_failures import EncodedAttributesFailureConverter

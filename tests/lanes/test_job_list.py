@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from lanes.jobs import JobListError, JobSummary, jobs_query, list_jobs, parse_since, start_job
+from lanes.errors import JobListError
+from lanes.jobs import JobSummary, jobs_query, list_jobs, parse_since, start_job
 from lanes.settings import Settings
 from tests.cli_runner import lanes
 from workflows.model_task import ModelTaskInput

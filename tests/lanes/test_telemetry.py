@@ -3,7 +3,8 @@ import logging
 import pytest
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from lanes.telemetry import PAYLOAD_LOGGERS, TelemetryConfigError, exporter_from_env, quiet_payload_loggers
+from lanes.errors import TelemetryConfigError
+from lanes.telemetry import PAYLOAD_LOGGERS, exporter_from_env, quiet_payload_loggers
 
 
 def test_exporter_defaults_to_none_and_honours_console(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,9 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 
 from lanes.connect import connect
+from lanes.errors import TemporalConfigError
 from lanes.settings import Settings
-from lanes.temporal_config import TemporalConfigError, connect_config
+from lanes.temporal_config import connect_config
 
 PROFILE_FILE = """
 [profile.default]

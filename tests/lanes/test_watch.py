@@ -20,15 +20,9 @@ from temporalio.client import Client
 
 from activities.endpoint_clients import EndpointClients
 from lanes.connect import endpoint_clients
+from lanes.errors import JobNotWatchableError, WatchEndpointError
 from lanes.job_outcome import JobOutcome
-from lanes.jobs import (
-    JobNotWatchableError,
-    WatchEndpointError,
-    start_job,
-    wait_for_outcome,
-    wait_for_status,
-    watch_job,
-)
+from lanes.jobs import start_job, wait_for_outcome, wait_for_status, watch_job
 from lanes.settings import Settings
 from policy import Lane, load_policy
 from responses_emulator import Emulator

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from lanes.dev.stack import StackError, WorkerProcess
+from lanes.errors import HealthFileError
 from lanes.settings import Settings
-from lanes.worker.health import MARKER, HealthFile, HealthFileError
+from lanes.worker.health import MARKER, HealthFile
 
 
 async def _run_worker(settings: Settings, tmp_path: Path, health: Path) -> str | None:

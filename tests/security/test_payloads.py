@@ -63,7 +63,6 @@ from lanes.codec import (
     CodecError,
     ContextMismatchError,
     EncryptionCodec,
-    KeyConfigError,
     PlaintextRefusedError,
     build_codec,
     configure_replayer,
@@ -74,6 +73,7 @@ from lanes.codec import (
     read_key_file,
 )
 from lanes.connect import connect, openai_client, plugins
+from lanes.errors import KeyConfigError
 from lanes.jobs import wait_for_phase
 from lanes.plugin import LanesPlugin
 from lanes.settings import Settings

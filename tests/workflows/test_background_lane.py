@@ -19,7 +19,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from lanes.connect import openai_client
 from lanes.dev.emulator_server import EmulatorServer
 from lanes.dev.stack import WorkerProcess
-from lanes.jobs import PendingActivity, job_status, wait_for_phase, wait_for_status
+from lanes.job_status import PendingActivity
+from lanes.jobs import job_status, wait_for_phase, wait_for_status
 from lanes.settings import Settings
 from lanes.worker.serving import serving
 from policy import default_policy_path

@@ -21,7 +21,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from activities.failures import FailureType
-from lanes.connect import ProviderNotConfiguredError, connect, endpoint_clients, openai_client
+from lanes.connect import connect, endpoint_clients, openai_client
+from lanes.errors import ProviderNotConfiguredError
 from lanes.jobs import start_job, wait_for_outcome
 from lanes.settings import Settings
 from lanes.worker.serving import serving

@@ -56,10 +56,12 @@ async def test_stateless_activity_runs_on_the_stateless_queue(client: Client, se
 
 
 def test_the_cli_puts_the_stateless_queue_in_the_job_input() -> None:
-    from lanes.cli.main import build_task
+    from lanes.submission import build_task, client_policy
 
     settings = Settings(
         stateless_task_queue="lanes-restricted", encryption_keys=SecretStr(new_key_entry("t"))
     )
-    task = build_task(settings, job_type="support_analysis", data_class="confidential", prompt="x")
+    task = build_task(
+        settings, client_policy(settings), job_type="support_analysis", data_class="confidential", input="x"
+    )
     assert task.options.stateless_task_queue == "lanes-restricted"

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 import pytest_asyncio
 
-from lanes.codec import KeyConfigError
+from lanes.errors import KeyConfigError
 from lanes.servers.codec_server import CodecServer, codec_app, serve_codec
 from lanes.settings import Settings
 

@@ -7,9 +7,9 @@ import pytest
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from pydantic import ValidationError
 
+from lanes.errors import TelemetryConfigError
 from lanes.provider_metrics import endpoint
 from lanes.settings import Settings
-from lanes.telemetry import TelemetryConfigError
 from lanes.worker.metrics import readers_from_env
 
 

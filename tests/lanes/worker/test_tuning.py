@@ -9,9 +9,10 @@ from temporalio.worker import PollerBehaviorSimpleMaximum
 
 import lanes.telemetry
 from lanes.connect import connect, openai_client
+from lanes.errors import WorkerConfigError
 from lanes.settings import Settings, configuration_message
 from lanes.worker import serving as worker_module
-from lanes.worker.serving import WorkerConfigError, build_workers
+from lanes.worker.serving import build_workers
 from lanes.worker.tuning import WorkerTuning
 from workflows.registry import WORKFLOWS
 from workflows.task_queues import poll_queue, stream_queue
