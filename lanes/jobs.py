@@ -237,7 +237,7 @@ async def job_status(client: Client, workflow_id: str) -> JobStatus:
     return JobStatus(**fields, pending_activities=pending)
 
 
-class CancelRequest(BaseModel):
+class CancelReceipt(BaseModel):
     """What :func:`cancel_job` did."""
 
     model_config = ConfigDict(frozen=True)
@@ -256,7 +256,7 @@ async def cancel_job(
     reason: str = "",
     requested_by: str = "client",
     workflow_cancel: bool = False,
-) -> CancelRequest:
+) -> CancelReceipt:
     """Ask a running job to stop: the ``cancel`` signal, or Temporal's workflow cancellation.
 
     A signal ends the job with a ``cancelled`` result recording who and why; a workflow cancellation
@@ -280,12 +280,12 @@ async def cancel_job(
         requested = description.status == WorkflowExecutionStatus.RUNNING
         span.set_attribute("lanes.cancel.requested", requested)
         if not requested:
-            return CancelRequest(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
+            return CancelReceipt(workflow_id=workflow_id, requested=False, execution_status=status, via=via)
         if workflow_cancel:
             await handle.cancel(reason=reason)
         else:
             await handle.signal(CANCEL_SIGNAL, CancelInput(reason=reason, requested_by=requested_by))
-    return CancelRequest(workflow_id=workflow_id, requested=True, execution_status=status, via=via)
+    return CancelReceipt(workflow_id=workflow_id, requested=True, execution_status=status, via=via)
 
 
 async def _outcome(handle: WorkflowHandle[Any, ModelTaskResult]) -> JobOutcome:
