@@ -5,7 +5,7 @@ from pathlib import Path
 
 from policy import Lane, PolicyQuery, default_policy_path, evaluate, load_policy, load_policy_text
 from policy.matrix import decision_matrix
-from policy.testing import dump_toml
+from tests.policy.strategies import dump_toml
 
 BG, ST, DN = "background", "stateless", "denied"
 

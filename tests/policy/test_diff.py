@@ -4,7 +4,7 @@ from typing import Any
 
 from policy import Lane, default_policy_path, load_policy, load_policy_text
 from policy.diff import diff_policies
-from policy.testing import dump_toml
+from tests.policy.strategies import dump_toml
 
 
 def _doc() -> dict[str, Any]:

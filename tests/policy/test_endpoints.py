@@ -25,7 +25,7 @@ from policy import (
 )
 from policy.matrix import decision_matrix
 from policy.models import base_url_address
-from policy.testing import dump_toml, policy_documents
+from tests.policy.strategies import dump_toml, policy_documents
 
 SRC = "p.toml"
 DEFAULT = default_policy_path().read_text()

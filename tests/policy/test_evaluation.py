@@ -17,7 +17,7 @@ from policy import (
     load_policy_text,
 )
 from policy.rules import RULES
-from policy.testing import dump_toml
+from tests.policy.strategies import dump_toml
 
 NOW = datetime(2026, 4, 24, 12, tzinfo=UTC)
 

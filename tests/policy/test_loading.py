@@ -12,7 +12,7 @@ from policy import (
     load_policy,
     load_policy_text,
 )
-from policy.testing import dump_toml
+from tests.policy.strategies import dump_toml
 
 SRC = "policy/default.toml"
 DEFAULT = default_policy_path().read_text()

@@ -1,4 +1,4 @@
-"""Properties of the engine over generated policies and queries (see ``policy.testing``)."""
+"""Properties of the engine over generated policies and queries (see ``tests.policy.strategies``)."""
 
 import random
 from datetime import datetime
@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policy import CompiledPolicy, Lane, PolicyDecision, PolicyQuery, evaluate, load_policy_text
-from policy.testing import datetimes_utc, dump_toml, policy_documents, queries, strictness
+from tests.policy.strategies import datetimes_utc, dump_toml, policy_documents, queries, strictness
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
