@@ -79,13 +79,18 @@ def _alive(pid_text: str) -> bool:
 
 
 def read_dev_env(path: Path, *, check_alive: bool = True) -> dict[str, str]:
-    """The values in the file at ``path``; empty if it is missing, malformed, too large or stale.
+    """The values in the file at ``path``; empty if missing, malformed, too large, stale or not trusted.
+
+    Trusted means owned by this user and writable by no one else: a file planted in a shared directory
+    must not redirect this user's jobs (and their prompts) to another server.
 
     Lines are ``KEY=value`` with the value shell-quoted, as :func:`write_dev_env` writes them. Only
     ``TEMPORAL_*``, ``LANES_*`` and ``OPENAI_*`` keys are taken: the file configures lanes, nothing else.
     """
     try:
-        if path.stat().st_size > _MAX_BYTES:
+        info = path.stat()
+        # Another user's file, or one others may write, could point this client at their server.
+        if info.st_uid != os.getuid() or info.st_mode & 0o022 or info.st_size > _MAX_BYTES:
             return {}
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

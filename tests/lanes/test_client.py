@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,30 @@ def test_every_error_lanes_defines_is_in_the_tree() -> None:
         if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == errors.__name__:
             assert issubclass(value, errors.LanesError), name
             assert name in (errors.__doc__ or ""), f"{name} is not drawn in lanes.errors' tree"
+
+
+def test_a_dev_env_file_is_read_only_when_it_is_ours_and_live(tmp_path: Path) -> None:
+    from lanes.dev_env import dev_defaults, env_file, read_dev_env, remove_dev_env, write_dev_env
+
+    state = tmp_path / ".lanes/dev"
+    state.mkdir(parents=True)
+    path = env_file(state)
+    write_dev_env(path, {"TEMPORAL_ADDRESS": "127.0.0.1:1", "OPENAI_BASE_URL": "http://127.0.0.1:2/v1 x"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_dev_env(path)["OPENAI_BASE_URL"] == "http://127.0.0.1:2/v1 x"  # quoting round-trips
+    assert dev_defaults({}, state_dir=state) == {
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "OPENAI_BASE_URL": "http://127.0.0.1:2/v1 x",
+    }
+    # What the environment sets wins; a shell configured for a server is never redirected.
+    assert "OPENAI_BASE_URL" not in dev_defaults({"OPENAI_BASE_URL": "mine"}, state_dir=state)
+    assert dev_defaults({"TEMPORAL_PROFILE": "prod"}, state_dir=state) == {}
+    path.chmod(0o666)
+    assert read_dev_env(path) == {}  # writable by others: ignored
+    path.chmod(0o600)
+    text = path.read_text().replace(f"LANES_DEV_PID={os.getpid()}", "LANES_DEV_PID=999999999")
+    path.write_text(text + "EVIL_VARIABLE=1\n")
+    assert read_dev_env(path) == {}  # its stack is gone: ignored
+    assert "EVIL_VARIABLE" not in read_dev_env(path, check_alive=False)
+    remove_dev_env(path)
+    assert path.exists()  # another process's file is left alone
