@@ -485,3 +485,15 @@ async def test_dev_with_webhooks_ends_a_poll_jobs_wait_by_webhook(tmp_path: Path
     assert result.by_webhook
     assert result.polls == 0
     assert process.returncode == 0
+
+
+async def test_status_exits_1_when_no_worker_answers_its_query(settings: Settings) -> None:
+    # No worker fixture: nothing polls this test's task queue, so the status query cannot be answered.
+    env = stack_env(settings)
+    code, out, err = await lanes("submit", "--job-type", "public_research", "--input", "x", env=env)
+    assert code == 0, err
+    code, out, err = await lanes("status", out.strip(), env=env)
+    assert code == 1, out + err
+    assert "execution_status  RUNNING" in out
+    assert "query_error" in out
+    assert "Traceback" not in err
