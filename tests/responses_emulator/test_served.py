@@ -92,7 +92,9 @@ async def test_stream_sees_cancel_and_ends(served: openai.AsyncOpenAI):
         events.append(event)
         if event.type == "response.queued":
             await served.responses.cancel(response_of(event).id)
-    assert events[-1].type == "response.queued"
+    # The cancel races the emulator's 0.1 s queue (real time): events already on their way may follow it,
+    # so the property is that the stream ends without completing and the response is cancelled.
+    assert "response.completed" not in {event.type for event in events}
     final = await served.responses.retrieve(response_of(events[0]).id)
     assert final.status == "cancelled"
 
