@@ -50,7 +50,7 @@ from lanes.jobs import (
 )
 from lanes.jobs import JobSummary as JobSummary
 from lanes.settings import Settings, load_settings
-from lanes.submission import build_task, client_policy, expected_decision
+from lanes.submission import build_task, client_policy
 from policy import CompiledPolicy
 from workflows.model_task_io import Phase, StatusResult
 
@@ -132,7 +132,7 @@ class LanesClient:
                 job still runs).
             lanes.errors.PolicyConfigError: The policy file is invalid.
         """
-        task = build_task(
+        task, decision = build_task(
             self.settings,
             self.policy,
             job_type=job_type,
@@ -146,7 +146,6 @@ class LanesClient:
             tenant=tenant,
         )
         job_id = workflow_id if workflow_id is not None else f"lanes-{job_type}-{uuid.uuid4().hex[:12]}"
-        decision = expected_decision(self.settings, task, self.policy)
         with job_root_span("lanes submit", workflow_id=job_id, task=task, decision=decision):
             await start_job(
                 self.temporal, task, workflow_id=job_id, task_queue=self.settings.task_queue, new_run=new_run

@@ -9,6 +9,8 @@ input (the workflow never reads the environment), so it is set here from the cli
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pydantic import ValidationError
 
 from lanes.errors import InvalidJobError, PolicyConfigError
@@ -16,6 +18,13 @@ from lanes.settings import Settings
 from policy import CompiledPolicy, PolicyDecision, PolicyFileError, PolicyQuery, evaluate, load_policy
 from policy.rules import DENIED_ENCRYPTION_REQUIRED, DENIED_INPUT_TOO_LARGE, DENIED_UNKNOWN_TENANT
 from workflows.model_task_io import ExecutionOptions, ModelTaskInput
+
+
+def policy_file_message(exc: PolicyFileError) -> str:
+    """An invalid policy file in one line: the file, its first problem, how many more, and the fix."""
+    first = exc.errors[0].removeprefix(f"{exc.source}: ") if exc.errors else "invalid"
+    more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+    return f"policy file {exc.source} is invalid: {first}{more}; run `lanes policy check {exc.source}`"
 
 
 def client_policy(settings: Settings) -> CompiledPolicy:
@@ -28,11 +37,7 @@ def client_policy(settings: Settings) -> CompiledPolicy:
     try:
         return load_policy(settings.policy_path)
     except PolicyFileError as exc:
-        first = exc.errors[0].removeprefix(f"{exc.source}: ") if exc.errors else "invalid"
-        more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
-        raise PolicyConfigError(
-            f"policy file {exc.source} is invalid: {first}{more}; run `lanes policy check {exc.source}`"
-        ) from exc
+        raise PolicyConfigError(policy_file_message(exc)) from exc
 
 
 def expected_decision(settings: Settings, task: ModelTaskInput, policy: CompiledPolicy) -> PolicyDecision:
@@ -50,6 +55,15 @@ def expected_decision(settings: Settings, task: ModelTaskInput, policy: Compiled
     )
 
 
+class Submission(NamedTuple):
+    """A job that passed the checks: its input, and the decision the worker will make for it."""
+
+    task: ModelTaskInput
+    decision: PolicyDecision
+    """Evaluated once here; the submit span records it (the worker decides again, and that decision is
+    the job's)."""
+
+
 def build_task(
     settings: Settings,
     policy: CompiledPolicy,
@@ -63,7 +77,7 @@ def build_task(
     metadata: dict[str, str] | None = None,
     approval: str | None = None,
     tenant: str | None = None,
-) -> ModelTaskInput:
+) -> Submission:
     """Validate a submission against the model and the policy; nothing is started.
 
     Raises:
@@ -117,4 +131,4 @@ def build_task(
             "LANES_ENCRYPTION_KEYS or LANES_ENCRYPTION_KEY_FILE (docs/encryption.md)",
             field="data_class",
         )
-    return task
+    return Submission(task, decision)

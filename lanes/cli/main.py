@@ -34,7 +34,6 @@ from lanes.cli.render import (
     EXIT_RUNNING,
     CliError,
     fields,
-    policy_file_message,
     print_json,
     printable,
     table,
@@ -68,7 +67,7 @@ from lanes.jobs import (
     watch_job,
 )
 from lanes.settings import Settings, load_settings
-from lanes.submission import build_task, client_policy, expected_decision
+from lanes.submission import build_task, client_policy, policy_file_message
 from lanes.telemetry import end_process, setup_tracing, traces_exported
 from policy import PolicyFileError, load_policy
 from workflows.model_task_io import MAX_INPUT_CHARS, CancellationRecord
@@ -258,7 +257,7 @@ def submit(
     except PolicyConfigError as exc:
         raise CliError(str(exc), code=EXIT_JOB_FAILED) from None
     try:
-        task = build_task(
+        task, expected = build_task(
             settings,
             policy,
             job_type=job_type,
@@ -282,7 +281,6 @@ def submit(
     async def run() -> int:
         client = await _connect(settings)
         # The job's trace starts here; the workflow's spans become its descendants (lanes/job_trace.py).
-        expected = expected_decision(settings, task, policy)
         with job_root_span("lanes submit", workflow_id=workflow_id, task=task, decision=expected) as span:
             try:
                 await start_job(

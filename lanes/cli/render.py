@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
 from lanes.errors import ConfigurationError, InvalidJobError, JobListError, JobNotFoundError
+from lanes.submission import policy_file_message
 from policy import PolicyFileError
 
 P = ParamSpec("P")
@@ -72,16 +73,6 @@ def print_json(value: BaseModel | dict[str, Any]) -> None:
     print(json.dumps(data, sort_keys=True, default=str))
 
 
-def validation_message(exc: ValidationError, *, flags: dict[str, str] | None = None) -> str:
-    """One line per invalid field: ``--flag: what is wrong``, without pydantic's ``Value error,`` prefix."""
-    lines = []
-    for item in exc.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "input"
-        name = (flags or {}).get(field, field)
-        lines.append(f"{name}: {str(item['msg']).removeprefix('Value error, ')}")
-    return "; ".join(lines)
-
-
 def fields(rows: Iterable[tuple[str, object]], *, file: Any = None) -> None:
     """Print ``name  value`` lines with aligned values (:func:`printable`); ``None`` prints as ``-``."""
     for name, value in rows:
@@ -102,13 +93,6 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     with console.capture() as captured:
         console.print(grid)
     return "\n".join(line.rstrip() for line in captured.get().splitlines())
-
-
-def policy_file_message(exc: PolicyFileError) -> str:
-    """An invalid policy file in one line: the file, its first problem, how many more, and the fix."""
-    first = exc.errors[0].removeprefix(f"{exc.source}: ") if exc.errors else "invalid"
-    more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
-    return f"policy file {exc.source} is invalid: {first}{more}; run `lanes policy check {exc.source}`"
 
 
 def translate_errors(command: str) -> Callable[[Callable[P, None]], Callable[P, None]]:

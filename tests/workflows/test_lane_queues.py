@@ -61,7 +61,7 @@ def test_the_cli_puts_the_stateless_queue_in_the_job_input() -> None:
     settings = Settings(
         stateless_task_queue="lanes-restricted", encryption_keys=SecretStr(new_key_entry("t"))
     )
-    task = build_task(
+    task, _ = build_task(
         settings, client_policy(settings), job_type="support_analysis", data_class="confidential", input="x"
     )
     assert task.options.stateless_task_queue == "lanes-restricted"
