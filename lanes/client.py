@@ -297,5 +297,7 @@ def _job_error(outcome: JobOutcome) -> JobError:
         return JobDeniedError(f"job {outcome.workflow_id!r} was denied by rule {rule}", outcome=outcome)
     if outcome.status == "cancelled":
         return JobCancelledError(f"job {outcome.workflow_id!r} was cancelled", outcome=outcome)
-    detail = outcome.error_message or outcome.incomplete_reason or outcome.status
+    # The provider's message stays in ``outcome.error_message``: an exception's text ends up in logs, and
+    # a provider may quote the request in it. The code names what went wrong.
+    detail = outcome.error_code or outcome.error_type or outcome.incomplete_reason or outcome.status
     return JobFailedError(f"job {outcome.workflow_id!r} {outcome.status}: {detail}", outcome=outcome)
