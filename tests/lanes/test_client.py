@@ -142,3 +142,17 @@ def test_a_dev_env_file_is_read_only_when_it_is_ours_and_live(tmp_path: Path) ->
     assert "EVIL_VARIABLE" not in read_dev_env(path, check_alive=False)
     remove_dev_env(path)
     assert path.exists()  # another process's file is left alone
+
+
+def test_a_failed_jobs_error_text_leaves_the_providers_message_in_the_outcome() -> None:
+    from lanes.client import _job_error
+    from lanes.job_outcome import JobOutcome
+
+    outcome = JobOutcome(
+        workflow_id="wf-1", status="failed", error_code="server_error", error_message="echo: secret prompt"
+    )
+    error = _job_error(outcome)
+    assert isinstance(error, lanes.JobFailedError)
+    assert "secret prompt" not in str(error)
+    assert "server_error" in str(error)
+    assert error.outcome.error_message == "echo: secret prompt"
