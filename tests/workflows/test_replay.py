@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.converter import PayloadCodec
 from temporalio.worker import Replayer
 
 from lanes.connect import plugins
 from lanes.jobs import wait_for_phase
 from lanes.settings import Settings
-from workflows.model_task import CancelInput, ModelTaskInput, ModelTaskWorkflow
+from tests.lanes.servers.webhooks.webhook_stack import NO_POLL_S, webhook_stack
+from workflows.model_task import (
+    AUDIT_PATCH,
+    FOLLOW_PATCH,
+    WEBHOOK_PATCH,
+    CancelInput,
+    ModelTaskInput,
+    ModelTaskWorkflow,
+)
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -94,6 +104,11 @@ async def run_path(client: Client, task_queue: str, name: str) -> str:
         await handle.result()
     except WorkflowFailureError:
         assert name == "denied"
+    return await saved_form(client, handle)
+
+
+async def saved_form(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
+    """A finished job's history as it is saved: JSON, with every payload decoded."""
     history = await handle.fetch_history()
     codec = client.data_converter.payload_codec
     if codec is not None:
@@ -149,8 +164,54 @@ async def test_saved_history_replays(path: Path) -> None:
     await replayer().replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
 
 
+async def test_fresh_webhook_history_replays(client: Client, settings: Settings, tmp_path: Path) -> None:
+    """The webhook path: a ``provider_finished`` signal ends the wait (``WEBHOOK_PATCH``'s branch)."""
+    async with webhook_stack(client, settings, tmp_path, poll_s=NO_POLL_S) as stack:
+        handle = await stack.start()
+        result = await handle.result()
+        assert result.by_webhook
+        history_json = await saved_form(client, handle)
+    if RECORD:
+        (HISTORIES / "webhook.json").write_text(history_json)
+    readable = settings.model_copy(update={"encryption_allow_plaintext": True})
+    await replayer(readable).replay_workflow(WorkflowHistory.from_json("replay-webhook", history_json))
+
+
 def test_every_path_has_a_saved_history() -> None:
-    assert {p.stem for p in HISTORIES.glob("*.json")} == set(PATHS)
+    assert {p.stem for p in HISTORIES.glob("*.json")} == {*PATHS, "webhook"}
+
+
+BEFORE_PATCH = {
+    AUDIT_PATCH: "before-audit-outcome-memo",
+    FOLLOW_PATCH: "before-follow-by-retry",
+    WEBHOOK_PATCH: "before-audit-outcome-memo",
+}
+"""Each patch and the folder of histories recorded by workflow code that did not have it yet. The audit
+patch was the first, so its folder predates the webhook signal too (a history from before the signal
+existed cannot hold one: it replays through ``WEBHOOK_PATCH``'s old branch)."""
+
+
+def test_every_patch_has_a_history_from_before_it() -> None:
+    """Running workflows may have started before any patch: each has histories that never call it."""
+    for patch, name in BEFORE_PATCH.items():
+        saved = sorted((HISTORIES / name).glob("*.json"))
+        assert saved, f"no histories from before {patch} in {name}/"
+        for path in saved:
+            assert patch not in patches_in(path.read_text()), path
+
+
+def patches_in(history_json: str) -> set[str]:
+    """Patch ids whose markers a saved history records."""
+    history = WorkflowHistory.from_json("patches", history_json)
+    found: set[str] = set()
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name != "core_patch":
+            continue
+        for payloads in marker.details.values():
+            for payload in payloads.payloads:
+                found.add(json.loads(payload.data)["id"])
+    return found
 
 
 def test_saved_histories_match_the_workflow_code() -> None:
