@@ -8,18 +8,41 @@ in logs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 if TYPE_CHECKING:
     from openai.types.responses import Response
 
-OutcomeStatus = Literal["completed", "incomplete", "failed", "cancelled"]
-"""The provider's terminal statuses."""
 
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "incomplete", "failed", "cancelled"})
-"""Statuses after which a response never changes again."""
+class Outcome(StrEnum):
+    """How a provider response, or a whole job, ended.
+
+    The one spelling of results, the ``lanes.outcome`` span attribute, the ``LanesOutcome`` search
+    attribute, the memo and the CLI.
+
+    The provider's terminal statuses are the first four (:data:`TERMINAL_STATUSES`); ``DENIED`` is
+    lanes' own: the policy refused the job, and no model was called.
+    """
+
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DENIED = "denied"
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(Outcome) - {Outcome.DENIED}
+"""The provider's statuses after which a response never changes again."""
+
+
+def provider_status(value: Outcome) -> Outcome:
+    """Refuse ``denied`` where only the provider's terminal statuses belong (a provider never denies)."""
+    if value not in TERMINAL_STATUSES:
+        raise ValueError(f"{value!r} is not a provider's terminal status")
+    return value
 
 
 class TokenUsage(BaseModel):
@@ -38,7 +61,7 @@ class ProviderOutcome(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     response_id: str | None
-    status: OutcomeStatus
+    status: Outcome
     output_text: str = ""
     incomplete_reason: str | None = None
     error_code: str | None = None
@@ -46,6 +69,8 @@ class ProviderOutcome(BaseModel):
     usage: TokenUsage | None = None
     completed_at: float | None = None
     """The provider's completion time (Unix seconds), for the completion-detection lag metric."""
+
+    _terminal = field_validator("status")(provider_status)
 
     @classmethod
     def from_response(cls, response: Response) -> ProviderOutcome:
@@ -60,7 +85,7 @@ class ProviderOutcome(BaseModel):
         usage = response.usage
         return cls(
             response_id=response.id,
-            status=status,
+            status=Outcome(status),
             output_text=response.output_text,
             incomplete_reason=response.incomplete_details.reason if response.incomplete_details else None,
             error_code=response.error.code if response.error else None,

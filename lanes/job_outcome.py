@@ -8,56 +8,88 @@ errors.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from opentelemetry.trace import Span, Status, StatusCode
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 
 from activities.decision_tags import DecisionTags
 from activities.failures import FailureType
+from activities.outcome import Outcome, TokenUsage
 from policy import Lane, PolicyDecision
 from workflows.job_span import ERROR_OUTCOMES, OUTCOME
-from workflows.model_task_io import ModelTaskResult
-
-OutcomeStatus = Literal["completed", "incomplete", "denied", "failed", "cancelled"]
-"""How a job ended."""
+from workflows.model_task_io import CancellationRecord, ModelTaskResult
 
 
-class JobOutcome(ModelTaskResult):
+class JobOutcome(BaseModel):
     """How a job ended, from its result or from its workflow's failure.
 
     ``completed`` and ``cancelled`` are successes (a cancellation is what someone asked for);
     ``incomplete`` (partial output), ``failed`` and ``denied`` are not. A denied job carries its policy
-    decision; a failed one its error code and message; a cancelled one its cancellation record. The
-    result's fields are inherited from :class:`~workflows.model_task.ModelTaskResult`; those a failure
-    may not carry (lane, rule, decision) are optional here.
+    decision; a failed one its error code and message; a cancelled one its cancellation record.
+
+    The workflow's own :class:`~workflows.model_task_io.ModelTaskResult` is held whole in ``result``
+    when there is one (it is required there: lane, rule and decision always exist once a job ran), and
+    the fields every ending has are this model's own, so that none of the result's are loosened: a job
+    denied, failed before its decision or cancelled by Temporal has no result, and says what it knows.
     """
 
     model_config = ConfigDict(frozen=True)
 
     workflow_id: str
-    status: OutcomeStatus  # type: ignore[assignment]
-    lane: Lane | None = None  # type: ignore[assignment]
-    rule: str | None = None  # type: ignore[assignment]
-    decision: PolicyDecision | None = None  # type: ignore[assignment]
+    status: Outcome
+    lane: Lane | None = None
+    rule: str | None = None
+    decision: PolicyDecision | None = None
+    response_id: str | None = None
+    cancellation: CancellationRecord | None = None
     error_type: str | None = None
     """The failure's type (e.g. ``ProviderFailed``, ``PolicyDenied``) when the workflow failed."""
+    error_code: str | None = None
+    error_message: str | None = None
     query_error: str | None = None
     """Why a workflow-cancelled job's lane and record could not be read (the query needs a worker)."""
+    result: ModelTaskResult | None = None
+    """What the workflow returned (or its ``ProviderFailed`` failure carried): output, usage, polls."""
 
     @property
     def succeeded(self) -> bool:
         """True for ``completed`` and ``cancelled``."""
-        return self.status in ("completed", "cancelled")
+        return self.status in (Outcome.COMPLETED, Outcome.CANCELLED)
+
+    @property
+    def output_text(self) -> str:
+        """The provider's output (partial for ``incomplete``), or ``""`` when the job produced none."""
+        return self.result.output_text if self.result else ""
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        """Token counts of the job's response, when the provider reported them."""
+        return self.result.usage if self.result else None
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        """Why the provider stopped early (``max_output_tokens``, ...), for an ``incomplete`` job."""
+        return self.result.incomplete_reason if self.result else None
 
     @classmethod
     def from_result(
         cls, workflow_id: str, result: ModelTaskResult, *, error_type: str | None = None
     ) -> JobOutcome:
         """The outcome a workflow's :class:`ModelTaskResult` describes."""
-        return cls(workflow_id=workflow_id, error_type=error_type, **result.model_dump())
+        return cls(
+            workflow_id=workflow_id,
+            status=result.status,
+            lane=result.lane,
+            rule=result.rule,
+            decision=result.decision,
+            response_id=result.response_id,
+            cancellation=result.cancellation,
+            error_type=error_type,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            result=result,
+        )
 
     @classmethod
     def from_failure(cls, workflow_id: str, failure: WorkflowFailureError) -> JobOutcome:
@@ -68,7 +100,7 @@ class JobOutcome(ModelTaskResult):
         anything else is ``failed`` with the failure's type and message.
         """
         if isinstance(failure.cause, CancelledError):
-            return cls(workflow_id=workflow_id, status="cancelled")
+            return cls(workflow_id=workflow_id, status=Outcome.CANCELLED)
         cause: BaseException | None = failure.cause
         while cause is not None and not isinstance(cause, ApplicationError):
             cause = cause.cause if isinstance(cause, FailureError) else None
@@ -78,7 +110,7 @@ class JobOutcome(ModelTaskResult):
                 decision = PolicyDecision.model_validate(details[0])
                 return cls(
                     workflow_id=workflow_id,
-                    status="denied",
+                    status=Outcome.DENIED,
                     lane=decision.lane,
                     rule=decision.rule,
                     decision=decision,
@@ -88,24 +120,24 @@ class JobOutcome(ModelTaskResult):
             if cause.type == FailureType.PROVIDER_FAILED and details:
                 result = ModelTaskResult.model_validate(details[0])
                 outcome = cls.from_result(workflow_id, result, error_type=cause.type)
-                if outcome.status != "failed" or outcome.error_message is None:
-                    update = {"status": "failed", "error_message": outcome.error_message or cause.message}
+                if outcome.status != Outcome.FAILED or outcome.error_message is None:
+                    message = outcome.error_message or cause.message
+                    update = {"status": Outcome.FAILED, "error_message": message}
                     outcome = outcome.model_copy(update=update)
                 return outcome
             return cls(
-                workflow_id=workflow_id, status="failed", error_type=cause.type, error_message=cause.message
+                workflow_id=workflow_id,
+                status=Outcome.FAILED,
+                error_type=cause.type,
+                error_message=cause.message,
             )
         unknown = failure.cause or failure
         return cls(
             workflow_id=workflow_id,
-            status="failed",
+            status=Outcome.FAILED,
             error_type=type(unknown).__name__,
             error_message=str(unknown),
         )
-
-
-OUTCOMES: tuple[OutcomeStatus, ...] = ("completed", "incomplete", "denied", "failed", "cancelled")
-"""Every value of ``LanesOutcome``."""
 
 
 def record_job_outcome(span: Span, outcome: JobOutcome) -> None:
@@ -116,6 +148,6 @@ def record_job_outcome(span: Span, outcome: JobOutcome) -> None:
         span.set_attribute("lanes.lane", str(outcome.lane))
     if outcome.rule:
         span.set_attribute("lanes.rule", outcome.rule)
-    span.set_attribute(OUTCOME, outcome.status)
+    span.set_attribute(OUTCOME, outcome.status.value)
     if outcome.status in ERROR_OUTCOMES:
         span.set_status(Status(StatusCode.ERROR, f"lanes job {outcome.status}"))

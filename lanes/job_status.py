@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.model_task_io import Phase, StatusResult
+from policy import Lane
+from workflows.model_task_io import CancellationRecord, Phase, StatusResult
 
 
 class PendingActivity(BaseModel):
@@ -34,19 +35,41 @@ class PendingActivity(BaseModel):
     """Identity (``pid@host``) of the worker that ran the last attempt or sent the last heartbeat."""
 
 
-class JobStatus(StatusResult):
+class JobStatus(BaseModel):
     """Where a job is: its execution status, the workflow's ``status`` query, and pending activities.
 
-    The query's fields are inherited from :class:`~workflows.model_task.StatusResult`; they are ``None``
-    when the query could not be answered (no worker), and ``query_error`` then says why.
-    ``provider_status`` is the freshest known: the await activity's heartbeat when it has one.
+    ``query`` is the workflow's own answer, whole, or ``None`` when it could not answer (no worker
+    polls its queue: ``query_error`` says why); what the server knows is here either way.
+    ``provider_status`` is the freshest known: the await activity's heartbeat when it has one, else the
+    query's.
     """
 
     model_config = ConfigDict(frozen=True)
 
     workflow_id: str
     execution_status: str
-    phase: Phase | None = None  # type: ignore[assignment]
-    job_type: str | None = None  # type: ignore[assignment]
-    pending_activities: list[PendingActivity] = Field(default_factory=list)
+    """Temporal's: ``RUNNING``, ``COMPLETED``, ``FAILED``, ``CANCELED``, ``TERMINATED``, ..."""
+    query: StatusResult | None = None
     query_error: str | None = None
+    provider_status: str | None = None
+    pending_activities: list[PendingActivity] = Field(default_factory=list)
+
+    @property
+    def phase(self) -> Phase | None:
+        """The workflow's phase, or ``None`` when its status query went unanswered."""
+        return self.query.phase if self.query else None
+
+    @property
+    def lane(self) -> Lane | None:
+        """The decided lane, once the policy has been evaluated."""
+        return self.query.lane if self.query else None
+
+    @property
+    def response_id(self) -> str | None:
+        """The provider's response id, once the create was answered."""
+        return self.query.response_id if self.query else None
+
+    @property
+    def cancellation(self) -> CancellationRecord | None:
+        """Who cancelled the job, when and why, once someone did."""
+        return self.query.cancellation if self.query else None

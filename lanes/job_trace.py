@@ -30,12 +30,10 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 
 from activities.decision_tags import DecisionTags
 from policy import PolicyDecision
+from workflows.model_task_io import TRACE_MEMO
 
 if TYPE_CHECKING:
     from workflows.model_task_io import ModelTaskInput
-
-TRACE_MEMO = "lanes_trace"
-"""Memo key of the job's trace: ``{"trace_id": 32 hex, "span_id": 16 hex}``."""
 
 WORKFLOW_ID = "temporalWorkflowID"
 """The attribute name Temporal's own spans use for the workflow id, so one filter finds all of a job's."""

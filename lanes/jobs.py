@@ -40,6 +40,7 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.endpoint_clients import EndpointClient, UnknownEndpointError
+from activities.outcome import Outcome
 from lanes.errors import (
     InvalidWorkflowIdError,
     JobIdInUseError,
@@ -49,14 +50,16 @@ from lanes.errors import (
     UndecodablePayloadError,
     WatchEndpointError,
 )
-from lanes.job_outcome import OUTCOMES, JobOutcome
+from lanes.job_outcome import JobOutcome
 from lanes.job_status import JobStatus, PendingActivity
 from lanes.job_trace import cancel_span, current_trace_memo, job_trace_link
 from policy import DEFAULT_ENDPOINT, Lane
 from workflows import search_attributes
 from workflows.model_task_io import (
     CANCEL_SIGNAL,
+    DECISION_MEMO,
     STATUS_QUERY,
+    TRACE_MEMO,
     WORKFLOW_TYPE,
     CancelInput,
     ModelTaskInput,
@@ -223,8 +226,9 @@ async def job_status(client: Client, workflow_id: str) -> JobStatus:
         "execution_status": description.status.name if description.status else "UNKNOWN",
     }
     try:
-        status = await handle.query(STATUS_QUERY, result_type=StatusResult, rpc_timeout=QUERY_TIMEOUT)
-        fields.update(StatusResult.model_validate(status).model_dump())
+        query = await handle.query(STATUS_QUERY, result_type=StatusResult, rpc_timeout=QUERY_TIMEOUT)
+        fields["query"] = StatusResult.model_validate(query)
+        fields["provider_status"] = fields["query"].provider_status
     except UndecodablePayloadError:
         raise  # this client lacks the key: the answer exists, a query without a worker would not help
     except Exception as exc:  # a query needs a worker; without one, the description still tells a lot
@@ -293,7 +297,7 @@ async def _outcome(handle: WorkflowHandle[Any, ModelTaskResult]) -> JobOutcome:
         result = await handle.result()
     except WorkflowFailureError as failure:
         outcome = JobOutcome.from_failure(handle.id, failure)
-        if outcome.status != "cancelled":
+        if outcome.status != Outcome.CANCELLED:
             return outcome
         # A Temporal cancellation has no result: the status query tells who cancelled, why and where.
         try:
@@ -511,8 +515,8 @@ def jobs_query(
             raise JobListError(f"job type: {job_type!r} is not a job type name (letters, digits, _ . : - /)")
         clauses.append(f"{search_attributes.JOB_TYPE.name} = '{job_type}'")
     if outcome is not None:
-        if outcome not in OUTCOMES:
-            raise JobListError(f"outcome: unknown outcome {outcome!r}; choose {', '.join(OUTCOMES)}")
+        if outcome not in set(Outcome):
+            raise JobListError(f"outcome: unknown outcome {outcome!r}; choose {', '.join(Outcome)}")
         clauses.append(f"{search_attributes.OUTCOME.name} = '{outcome}'")
     if started_after is not None:
         instant = started_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -557,8 +561,8 @@ async def _summary(execution: WorkflowExecution) -> JobSummary:
         memo = await execution.memo()
     except Exception:  # a memo this client cannot decode (another key): the search attributes still tell
         memo = {}
-    decision = _mapping(memo.get("lanes_decision"))
-    job_trace = _mapping(memo.get("lanes_trace"))
+    decision = _mapping(memo.get(DECISION_MEMO))
+    job_trace = _mapping(memo.get(TRACE_MEMO))
     return JobSummary(
         workflow_id=execution.id,
         run_id=execution.run_id,

@@ -17,21 +17,21 @@ instructions or output text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from activities.outcome import Outcome
+
 if TYPE_CHECKING:
     from workflows.model_task_io import CancellationRecord
 
-JobOutcome = Literal["completed", "incomplete", "failed", "cancelled", "denied"]
-"""``lanes.outcome``: how the job ended."""
-
 OUTCOME = "lanes.outcome"
+"""Span attribute: how the job ended (an :class:`~activities.outcome.Outcome`)."""
 CANCELLED_EVENT = "lanes.cancelled"
 
-ERROR_OUTCOMES = frozenset({"failed", "denied"})
+ERROR_OUTCOMES = frozenset({Outcome.FAILED, Outcome.DENIED})
 """Outcomes that set the root span's status to ERROR (an ``incomplete`` job is a partial success)."""
 
 
@@ -40,9 +40,9 @@ def root_span() -> Span:
     return trace.get_current_span()
 
 
-def record_outcome(span: Span, outcome: JobOutcome, cancellation: CancellationRecord | None) -> None:
+def record_outcome(span: Span, outcome: Outcome, cancellation: CancellationRecord | None) -> None:
     """Set ``lanes.outcome``, ERROR for failed and denied jobs, and the ``lanes.cancelled`` event."""
-    span.set_attribute(OUTCOME, outcome)
+    span.set_attribute(OUTCOME, outcome.value)
     if outcome in ERROR_OUTCOMES:
         span.set_status(Status(StatusCode.ERROR, f"lanes job {outcome}"))
     if cancellation is not None:

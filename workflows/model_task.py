@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.decision_tags import DecisionTags
     from activities.failures import FailureType
-    from activities.outcome import ProviderOutcome
+    from activities.outcome import Outcome, ProviderOutcome
     from activities.policy import PolicyActivities
     from activities.responses import (
         AwaitBackgroundInput,
@@ -66,9 +66,12 @@ with workflow.unsafe.imports_passed_through():
     from policy import Lane, PolicyDecision, PolicyQuery
     from workflows import activity_options, job_span, search_attributes, task_queues
     from workflows.model_task_io import (
+        DECISION_MEMO,
         MAX_INPUT_CHARS,
         MAX_INSTRUCTIONS_CHARS,
         MAX_USER_METADATA,
+        OUTCOME_MEMO,
+        TRACE_MEMO,
         CancelInput,
         CancellationRecord,
         ExecutionOptions,
@@ -178,34 +181,35 @@ class ModelTaskWorkflow:
             )
             await self._stop_and_cancel_at_provider()
             self._phase = "cancelled"
-            job_span.record_outcome(root, "cancelled", self._cancel)
-            self._audit("cancelled", root)
+            job_span.record_outcome(root, Outcome.CANCELLED, self._cancel)
+            self._audit(Outcome.CANCELLED, root)
             raise
         except FailureError as exc:
             denied = isinstance(exc, ApplicationError) and exc.type == FailureType.POLICY_DENIED
-            job_span.record_outcome(root, "denied" if denied else "failed", self._cancel)
-            self._audit("denied" if denied else "failed", root)
+            outcome = Outcome.DENIED if denied else Outcome.FAILED
+            job_span.record_outcome(root, outcome, self._cancel)
+            self._audit(outcome, root)
             raise
         self._ended = True
         job_span.record_outcome(root, result.status, result.cancellation)
         self._audit(result.status, root)
         return result
 
-    def _audit(self, outcome: job_span.JobOutcome, root: trace.Span) -> None:
+    def _audit(self, outcome: Outcome, root: trace.Span) -> None:
         """The outcome as a search attribute, and the decision (no text) and trace in the memo.
 
         Behind a patch: histories recorded before it replay without these two commands.
         """
         if not workflow.patched(AUDIT_PATCH):
             return
-        workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome)])
+        workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome.value)])
         context = root.get_span_context()
         decision = self._decision
-        memo: dict[str, Any] = {"lanes_outcome": outcome}
+        memo: dict[str, Any] = {OUTCOME_MEMO: outcome.value}
         if decision is not None:
-            memo["lanes_decision"] = DecisionTags.of(decision).model_dump()
+            memo[DECISION_MEMO] = DecisionTags.of(decision).model_dump()
         if context.is_valid:
-            memo["lanes_trace"] = {
+            memo[TRACE_MEMO] = {
                 "trace_id": f"{context.trace_id:032x}",
                 "span_id": f"{context.span_id:016x}",
             }
@@ -324,7 +328,7 @@ class ModelTaskWorkflow:
             result = await self._stateless(call, decision, heartbeat, input.options.stateless_task_queue)
         else:
             result = await self._background(call, decision, heartbeat)
-        if result.status == "failed":
+        if result.status == Outcome.FAILED:
             # The provider ran the job and failed it: the workflow fails too, so Temporal's "Failed"
             # filter, alerting and `lanes result` agree. The result rides in the failure's details.
             self._phase = "failed"
@@ -370,7 +374,7 @@ class ModelTaskWorkflow:
                 if cause is None or not self._may_rerun(decision, cause):
                     raise
             else:
-                cause = result.error_code if result.status == "failed" else None
+                cause = result.error_code if result.status == Outcome.FAILED else None
                 if cause is None or cause not in RERUN_ERROR_CODES or not self._may_rerun(decision, cause):
                     return result
             call = self._rerun(cause, call)
@@ -602,7 +606,7 @@ class ModelTaskWorkflow:
             raise
 
     def _finish(self, decision: PolicyDecision, outcome: ProviderOutcome) -> ModelTaskResult:
-        if outcome.status == "cancelled":
+        if outcome.status == Outcome.CANCELLED:
             self._phase = "cancelled"
         else:
             self._phase = "completed"
@@ -614,7 +618,7 @@ class ModelTaskWorkflow:
     def _result(self, decision: PolicyDecision, outcome: ProviderOutcome | None) -> ModelTaskResult:
         # Only the provider's outcome fields: subclasses add counters that the workflow sums itself.
         fields: dict[str, Any] = (
-            outcome.model_dump(include=OUTCOME_FIELDS) if outcome else {"status": "cancelled"}
+            outcome.model_dump(include=OUTCOME_FIELDS) if outcome else {"status": Outcome.CANCELLED}
         )
         return ModelTaskResult(
             **fields,

@@ -1,4 +1,4 @@
-"""What goes into and comes out of the model-task workflow: its input, result, signals and status query.
+"""The model-task workflow's contract: input, result, signals, status query, their names, the memo keys.
 
 These models live apart from the workflow so that the workflow's sandbox imports them once, passed
 through, instead of building every pydantic class again for each job it runs; and so that code that
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import FailureType
-from activities.outcome import ProviderOutcome, TokenUsage
+from activities.outcome import Outcome, ProviderOutcome, TokenUsage, provider_status
 from policy import Lane, PolicyDecision, ProviderEndpoint
 
 MAX_INPUT_CHARS = 400_000
@@ -162,7 +162,8 @@ class ModelTaskResult(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    status: Literal["completed", "incomplete", "failed", "cancelled"]
+    status: Outcome
+    """Never ``denied``: a denied job fails instead."""
     lane: Lane
     rule: str
     decision: PolicyDecision
@@ -185,6 +186,8 @@ class ModelTaskResult(BaseModel):
     by_webhook: bool = False
     """True when a provider webhook (``provider_finished``) ended the wait for the response, instead of
     the await activity's stream or polls."""
+
+    _not_denied = field_validator("status")(provider_status)
 
 
 def provider_failed_result(failure: BaseException | None) -> ModelTaskResult | None:
@@ -236,3 +239,13 @@ CANCEL_SIGNAL = "cancel"
 
 PROVIDER_FINISHED_SIGNAL = "provider_finished"
 """Name of the signal that takes a :class:`ProviderFinishedInput`."""
+
+OUTCOME_MEMO = "lanes_outcome"
+"""Memo key of how the job ended (an :class:`~activities.outcome.Outcome` value), set when it ends."""
+
+DECISION_MEMO = "lanes_decision"
+"""Memo key of the decision's tags (:class:`~activities.decision_tags.DecisionTags`: no text)."""
+
+TRACE_MEMO = "lanes_trace"
+"""Memo key of a trace's ``trace_id`` and ``span_id``: the submitting client's span while the job runs,
+the workflow's root span once it ends (:mod:`lanes.job_trace`)."""

@@ -183,8 +183,11 @@ def cancellation_rows(record: CancellationRecord) -> list[tuple[str, object]]:
     return rows
 
 
-def show_outcome(outcome: JobOutcome, *, as_json: bool) -> int:
-    """Print how a job ended; return its exit code (0 completed or cancelled, else 1)."""
+def show_outcome(outcome: JobOutcome, *, as_json: bool, with_output: bool = True) -> int:
+    """Print how a job ended; return its exit code (0 completed or cancelled, else 1).
+
+    ``with_output=False`` leaves the output text out (``lanes watch`` printed it as it streamed).
+    """
     code = EXIT_OK if outcome.succeeded else EXIT_JOB_FAILED
     if as_json:
         print_json(outcome)
@@ -211,7 +214,7 @@ def show_outcome(outcome: JobOutcome, *, as_json: bool) -> int:
     if outcome.query_error:
         rows.append(("query error", outcome.query_error))
     fields(rows, file=out)
-    if outcome.output_text:
+    if with_output and outcome.output_text:
         print()
         print(printable(outcome.output_text, multiline=True))
     return code
@@ -314,17 +317,18 @@ def show_status(status: JobStatus) -> None:
         ("workflow_id", status.workflow_id),
         ("execution_status", status.execution_status),
     ]
-    if status.query_error:
+    if status.query is None:
         rows.append(("query_error", status.query_error))
     else:
+        job = status.query
         rows += [
-            ("phase", status.phase),
-            ("job_type", status.job_type),
-            ("lane", status.lane),
-            ("rule", status.rule),
-            ("data_class", status.data_class),
-            ("policy_version", status.policy_version),
-            ("response_id", status.response_id),
+            ("phase", job.phase),
+            ("job_type", job.job_type),
+            ("lane", job.lane),
+            ("rule", job.rule),
+            ("data_class", job.data_class),
+            ("policy_version", job.policy_version),
+            ("response_id", job.response_id),
             ("provider_status", status.provider_status),
         ]
     if status.cancellation:
@@ -487,7 +491,7 @@ def watch(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
                         return show_outcome(item, as_json=True)
                     # The text is on screen already: end its line, then how the job ended.
                     print()
-                    return show_outcome(item.model_copy(update={"output_text": ""}), as_json=False)
+                    return show_outcome(item, as_json=False, with_output=False)
             except JobNotWatchableError as exc:
                 print(f"lanes watch: {printable(exc)}; its status instead:", file=sys.stderr)
                 if json:

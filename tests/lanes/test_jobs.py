@@ -81,7 +81,21 @@ def test_any_other_failure_reads_as_failed_with_its_type():
 
 
 def test_an_outcome_keeps_every_field_of_the_result():
-    # JobOutcome extends ModelTaskResult: a field added to the result (provider_deleted) cannot be dropped.
+    # JobOutcome holds the result whole: a field added to the result (provider_deleted) cannot be dropped,
+    # and the fields every ending has agree with the result's.
     result = _failed_result().model_copy(update={"provider_deleted": True, "polls": 7})
     outcome = JobOutcome.from_result("wf-1", result)
-    assert outcome.model_dump(include=set(type(result).model_fields)) == result.model_dump()
+    assert outcome.result == result
+    shared = set(JobOutcome.model_fields) & set(type(result).model_fields)
+    assert shared == {
+        "status",
+        "lane",
+        "rule",
+        "decision",
+        "response_id",
+        "cancellation",
+        "error_code",
+        "error_message",
+    }
+    assert outcome.model_dump(include=shared) == result.model_dump(include=shared)
+    assert (outcome.output_text, outcome.usage) == (result.output_text, result.usage)

@@ -51,14 +51,14 @@ async def test_submit_wait_json_runs_a_job_end_to_end(settings: Settings, worker
     assert result["lane"] == "background"
     assert result["rule"]
     assert result["response_id"].startswith("resp_")
-    assert result["output_text"]
+    assert result["result"]["output_text"]
 
     code, out, err = await lanes("status", result["workflow_id"], "--json", env=stack_env(settings))
     assert code == 0, err
     status = json.loads(out)
     assert status["execution_status"] == "COMPLETED"
-    assert status["phase"] == "completed"
-    assert status["response_id"] == result["response_id"]
+    assert status["query"]["phase"] == "completed"
+    assert status["query"]["response_id"] == result["response_id"]
 
     code, out, err = await lanes("cancel", result["workflow_id"], env=stack_env(settings))
     assert code == 0, err
