@@ -76,7 +76,7 @@ async def _page_text(browser: Browser, url: str, marker: str, screenshot: Path) 
         await page.close()
 
 
-@pytest.mark.long(30)
+@pytest.mark.long(20)
 async def test_the_ui_lanes_dev_prints_shows_the_decoded_input_under_both_loopback_names(
     tmp_path: Path,
 ) -> None:
