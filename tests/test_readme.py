@@ -1,18 +1,16 @@
 """The README's session and its client-code snippet, run as written beside a real ``lanes dev``.
 
-The stack runs in a fresh directory on free ports (the README's ports may be taken on a shared machine);
-the shell session's commands and the snippet then run in that directory with no ``TEMPORAL_*``,
-``LANES_*`` or ``OPENAI_*`` variable set: they find the stack through ``.lanes/dev/env``, as a newcomer's
-second shell does.
+The stack runs in a fresh directory on free ports (:mod:`tests.dev_session`: the README's ports may be
+taken on a shared machine); the shell session's commands and the snippet then run in that directory with
+no ``TEMPORAL_*``, ``LANES_*`` or ``OPENAI_*`` variable set: they find the stack through
+``.lanes/dev/env``, as a newcomer's second shell does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shlex
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,11 +18,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from lanes.dev.stack import free_port
 from lanes.dev_env import env_file, read_dev_env
+from tests.dev_session import LANES, clean_env, lanes_dev, run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-LANES = [sys.executable, "-m", "lanes"]
 
 
 def _block(after_heading: str, language: str) -> str:
@@ -35,45 +32,11 @@ def _block(after_heading: str, language: str) -> str:
     return match.group(1)
 
 
-def _clean_env() -> dict[str, str]:
-    """This process's environment without anything that would point a client somewhere."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LANES_", "OPENAI_"))}
-
-
-async def _run(command: list[str], cwd: Path, timeout_s: float = 120) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=cwd,
-        env=_clean_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout_s)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 @pytest.fixture
 async def dev_stack(tmp_path: Path) -> AsyncIterator[Path]:
-    """``lanes dev`` in ``tmp_path`` on free ports; yields the directory once its env file is written."""
-    log = (tmp_path / "lanes-dev.out").open("wb")
-    command = [*LANES, "dev", "--port", str(free_port()), "--emulator-port", str(free_port())]
-    command += ["--no-ui", "--duration", "15"]
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=tmp_path, env=_clean_env(), stdout=log, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        async with asyncio.timeout(180):
-            while not read_dev_env(env_file(tmp_path / ".lanes/dev")):
-                assert process.returncode is None, (tmp_path / "lanes-dev.out").read_text()
-                await asyncio.sleep(0.2)
-        yield tmp_path
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 60)
-        log.close()
-    assert not env_file(tmp_path / ".lanes/dev").exists(), "lanes dev left its env file behind"
+    """``lanes dev`` in ``tmp_path`` on free ports; yields the directory once it is ready."""
+    async with lanes_dev(tmp_path, "--no-ui", "--duration", "15") as session:
+        yield session.directory
 
 
 @pytest.mark.long(40)
@@ -84,24 +47,24 @@ async def test_the_readme_session_and_snippet_run_as_written(dev_stack: Path) ->
     for line in commands[2:]:
         words = shlex.split(line)
         assert words[0] == "lanes"
-        code, out, err = await _run([*LANES, *words[1:]], dev_stack)
+        code, out, err = await run([*LANES, *words[1:]], dev_stack)
         assert code == 0, f"{line}\n{err}"
         assert "Traceback" not in err
     (dev_stack / "survey.py").write_text(_block("### From client code", "python"))
-    code, out, err = await _run([sys.executable, "survey.py"], dev_stack)
+    code, out, err = await run([sys.executable, "survey.py"], dev_stack)
     assert code == 0, err
     first, second = out.strip().splitlines()
     assert re.fullmatch(r"lanes-public_research-[0-9a-f]{12} background", first)
     assert second == "cancelled running", out  # cancelled mid-job, while the provider worked on it
     # Run again: a fresh id each time, never JobIdInUseError.
-    code, out, err = await _run([sys.executable, "survey.py"], dev_stack)
+    code, out, err = await run([sys.executable, "survey.py"], dev_stack)
     assert code == 0, err
     assert out.split()[0] != first.split()[0]
 
 
 @pytest.mark.long(20)
 async def test_a_shell_without_the_key_gets_one_line_and_the_ui_origin_is_allowed(dev_stack: Path) -> None:
-    code, job_id, err = await _run(
+    code, job_id, err = await run(
         [*LANES, "submit", "--job-type", "public_research", "--input", "hi"], dev_stack
     )
     assert code == 0, err
@@ -112,7 +75,7 @@ async def test_a_shell_without_the_key_gets_one_line_and_the_ui_origin_is_allowe
     for command in (["status"], ["result", "--wait"]):
         process = await asyncio.create_subprocess_exec(
             *LANES, *command, job_id.strip(),
-            cwd=elsewhere, env={**_clean_env(), "TEMPORAL_ADDRESS": address},
+            cwd=elsewhere, env={**clean_env(), "TEMPORAL_ADDRESS": address},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         _, raw_err = await asyncio.wait_for(process.communicate(), 60)
