@@ -778,7 +778,10 @@ def dev(
 
 
 def dev_session_values(settings: Settings) -> dict[str, str]:
-    """What a client needs to use a dev stack: its address, queue, emulator, key file and blob store."""
+    """What a client needs to use a dev stack: its address, queue, emulator, key file and blob store.
+
+    With the codec server, its URL and the UI origins it allows, which `lanes doctor` checks.
+    """
     values = {
         "TEMPORAL_ADDRESS": settings.temporal_address or "",
         "TEMPORAL_NAMESPACE": settings.temporal_namespace or "default",
@@ -789,6 +792,9 @@ def dev_session_values(settings: Settings) -> dict[str, str]:
     if settings.encryption_key_file is not None:
         values["LANES_ENCRYPTION_KEY_FILE"] = str(settings.encryption_key_file.resolve())
         values["LANES_BLOB_DIR"] = str(settings.blob_dir.resolve())
+    if settings.codec_url is not None:
+        values["LANES_CODEC_URL"] = settings.codec_url
+        values["LANES_CODEC_CORS_ORIGINS"] = settings.codec_cors_origins
     if settings.policy_path:
         values["LANES_POLICY"] = str(Path(settings.policy_path).resolve())
     return values
