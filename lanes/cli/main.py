@@ -41,6 +41,7 @@ from lanes.cli.render import (
 )
 from lanes.connect import connect, endpoint_clients
 from lanes.dev_env import DEV_STATE_DIR, env_file, exports, read_dev_env, remove_dev_env, write_dev_env
+from lanes.doctor import DoctorCheck, run_checks
 from lanes.errors import (
     InvalidJobError,
     InvalidWorkflowIdError,
@@ -577,6 +578,38 @@ def setup() -> None:
         return await run_setup(await _connect(_settings()))
 
     raise typer.Exit(asyncio.run(run()))
+
+
+def show_checks(checks: list[DoctorCheck]) -> None:
+    """Print doctor's checks as a table, each failure's fix on the line under it."""
+    rows = [["check", "result", "detail"]]
+    for check in checks:
+        result = "skip" if check.skipped else "ok" if check.ok else "FAIL"
+        rows.append([check.name, result, check.detail])
+        if check.fix and not check.ok:
+            rows.append(["", "", f"fix: {check.fix}"])
+    print(table(rows))
+
+
+@app.command()
+@translate_errors("lanes doctor")
+def doctor(json: JsonFlag = False) -> None:
+    """Check each part lanes needs, and say how to fix what fails; exit 1 if any check fails.
+
+    Temporal (address, namespace), lanes' search attributes, a worker polling each task queue, the
+    provider (and its key), the encryption key, and the codec server's CORS for the UI's origins.
+    Every check is bounded by a few seconds; nothing is written anywhere.
+    """
+    checks = asyncio.run(run_checks(_settings()))
+    failed = [check for check in checks if not check.ok]
+    if json:
+        print_json({"ok": not failed, "checks": [check.model_dump(mode="json") for check in checks]})
+    else:
+        show_checks(checks)
+        if failed:
+            print(f"lanes doctor: {len(failed)} of {len(checks)} checks failed", file=sys.stderr)
+    if failed:
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 def _check_port(port: int, flag: str, what: str) -> None:
