@@ -397,6 +397,12 @@ async def _codec_server(settings: Settings) -> DoctorCheck:
     url = settings.codec_url.rstrip("/")
     shown = _shown_url(url)
     origins = [origin.strip() for origin in settings.codec_cors_origins.split(",") if origin.strip()]
+    if not origins:
+        return _fail(
+            CODEC_SERVER,
+            "LANES_CODEC_CORS_ORIGINS names no origin: the UI's origin cannot be checked",
+            "set LANES_CODEC_CORS_ORIGINS to the Temporal UI's origins, e.g. http://localhost:8233",
+        )
     refused: list[str] = []
     async with httpx2.AsyncClient(timeout=NETWORK_TIMEOUT_S) as http:
         for origin in origins:

@@ -182,6 +182,11 @@ async def test_a_codec_server_that_refuses_one_of_the_uis_origins_or_is_down_fai
     assert row.fix is not None
     assert "lanes codec-server" in row.fix
 
+    no_origin = down.model_copy(update={"codec_cors_origins": " "})
+    row = by_name(await run_checks(no_origin))[CODEC_SERVER]
+    assert not row.ok
+    assert row.detail.startswith("LANES_CODEC_CORS_ORIGINS names no origin")
+
 
 async def test_unreachable_temporal_is_a_failed_row_with_a_fix_and_exit_1(settings: Settings) -> None:
     address = f"127.0.0.1:{free_port()}"
