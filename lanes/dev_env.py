@@ -1,10 +1,11 @@
 """The settings of a running ``lanes dev`` stack, found by the CLI and :class:`lanes.LanesClient` alone.
 
 ``lanes dev`` writes ``.lanes/dev/env`` (mode 0600, in its state directory) once its stack answers, and
-removes it when it stops: the Temporal address, the emulator's URL, the absolute path of the dev key file
-and the stack's process id. A second shell in the same directory then needs nothing exported: the CLI and
-``LanesClient.connect()`` read the file for every variable the environment does not set. A file whose
-process is gone is ignored, so a killed stack never points a client at a dead address.
+removes it when it stops: the Temporal address, the emulator's URL, the absolute path of the dev key file,
+the codec server's URL and the UI origins it allows, and the stack's process id. A second shell in the
+same directory then needs nothing exported: the CLI and ``LanesClient.connect()`` read the file for every
+variable the environment does not set. A file whose process is gone is ignored, so a killed stack never
+points a client at a dead address.
 
     eval "$(lanes dev env)"     # the same values as exports, for other tools (temporal, scripts)
 

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     )
     """Comma-separated browser origins (the Temporal UI's) allowed to call the codec server."""
 
+    codec_url: str | None = Field(default=None, validation_alias=AliasChoices("LANES_CODEC_URL", "codec_url"))
+    """Where the codec server the Temporal UI decodes with answers (``http://127.0.0.1:8081``), so that
+    ``lanes doctor`` can check it allows the UI's origins (``LANES_CODEC_CORS_ORIGINS``); ``lanes dev``
+    records its own. ``None``: no codec server to check. The codec server itself does not read it."""
+
     codec_token_file: Path | None = Field(
         default=None, validation_alias=AliasChoices("LANES_CODEC_TOKEN_FILE", "codec_token_file")
     )

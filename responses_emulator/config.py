@@ -63,6 +63,9 @@ class EmulatorConfig(BaseModel):
         webhook_max_attempts: Delivery attempts per event before the emulator gives up (OpenAI keeps
             trying for 72 hours; a test wants an end).
         webhook_retry_s: Real delay before the second attempt; each later one waits twice as long.
+        api_key: The one API key the emulator accepts: a ``/v1`` request without ``Authorization:
+            Bearer <api_key>`` is answered 401 ``invalid_api_key``, as the real API answers a wrong key
+            (so a client's handling of a refused key can be tested). ``None`` accepts any key, or none.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,6 +91,7 @@ class EmulatorConfig(BaseModel):
     webhook_secret: str | None = None
     webhook_max_attempts: int = Field(default=5, ge=1, le=100)
     webhook_retry_s: float = Field(default=1.0, ge=0)
+    api_key: str | None = Field(default=None, min_length=1)
 
     @field_validator("webhook_secret")
     @classmethod

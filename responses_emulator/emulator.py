@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import math
 import random
@@ -447,6 +448,7 @@ class Emulator:
             await asyncio.sleep(delay_s)
         if header_faults.http_status is not None:
             raise EmulatorError(header_faults.http_status)
+        self._check_key(request)
         self._random_fault(call)
 
         parts = call.path.strip("/").split("/")
@@ -462,6 +464,15 @@ class Emulator:
         if len(parts) == 4 and parts[3] == "cancel" and method == "POST":
             return await self._cancel(call, parts[2], header_faults)
         raise EmulatorError(404, f"Invalid URL ({call.method} {call.path})")
+
+    def _check_key(self, request: httpx2.Request) -> None:
+        """Refuse a request without the configured key (``EmulatorConfig.api_key``), as the API does."""
+        key = self.config.api_key
+        if key is None:
+            return
+        sent = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(sent, f"Bearer {key}".encode()):
+            raise EmulatorError(401)
 
     def _random_fault(self, call: _Call) -> None:
         config = self.config

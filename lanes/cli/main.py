@@ -41,6 +41,7 @@ from lanes.cli.render import (
 )
 from lanes.connect import connect, endpoint_clients
 from lanes.dev_env import DEV_STATE_DIR, env_file, exports, read_dev_env, remove_dev_env, write_dev_env
+from lanes.doctor import DoctorCheck, run_checks
 from lanes.errors import (
     InvalidJobError,
     InvalidWorkflowIdError,
@@ -583,6 +584,38 @@ def setup() -> None:
     raise typer.Exit(asyncio.run(run()))
 
 
+def show_checks(checks: list[DoctorCheck]) -> None:
+    """Print doctor's checks as a table, each failure's fix on the line under it."""
+    rows = [["check", "result", "detail"]]
+    for check in checks:
+        result = "skip" if check.skipped else "ok" if check.ok else "FAIL"
+        rows.append([check.name, result, check.detail])
+        if check.fix and not check.ok:
+            rows.append(["", "", f"fix: {check.fix}"])
+    print(table(rows))
+
+
+@app.command()
+@translate_errors("lanes doctor")
+def doctor(json: JsonFlag = False) -> None:
+    """Check each part lanes needs, and say how to fix what fails; exit 1 if any check fails.
+
+    Temporal (address, namespace), lanes' search attributes, a worker polling each task queue, the
+    provider (and its key), the encryption key, and the codec server's CORS for the UI's origins.
+    Every check is bounded by a few seconds; nothing is written anywhere.
+    """
+    checks = asyncio.run(run_checks(_settings()))
+    failed = [check for check in checks if not check.ok]
+    if json:
+        print_json({"ok": not failed, "checks": [check.model_dump(mode="json") for check in checks]})
+    else:
+        show_checks(checks)
+        if failed:
+            print(f"lanes doctor: {len(failed)} of {len(checks)} checks failed", file=sys.stderr)
+    if failed:
+        raise typer.Exit(EXIT_JOB_FAILED)
+
+
 def _check_port(port: int, flag: str, what: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -782,7 +815,10 @@ def dev(
 
 
 def dev_session_values(settings: Settings) -> dict[str, str]:
-    """What a client needs to use a dev stack: its address, queue, emulator, key file and blob store."""
+    """What a client needs to use a dev stack: its address, queue, emulator, key file and blob store.
+
+    With the codec server, its URL and the UI origins it allows, which `lanes doctor` checks.
+    """
     values = {
         "TEMPORAL_ADDRESS": settings.temporal_address or "",
         "TEMPORAL_NAMESPACE": settings.temporal_namespace or "default",
@@ -793,6 +829,9 @@ def dev_session_values(settings: Settings) -> dict[str, str]:
     if settings.encryption_key_file is not None:
         values["LANES_ENCRYPTION_KEY_FILE"] = str(settings.encryption_key_file.resolve())
         values["LANES_BLOB_DIR"] = str(settings.blob_dir.resolve())
+    if settings.codec_url is not None:
+        values["LANES_CODEC_URL"] = settings.codec_url
+        values["LANES_CODEC_CORS_ORIGINS"] = settings.codec_cors_origins
     if settings.policy_path:
         values["LANES_POLICY"] = str(Path(settings.policy_path).resolve())
     return values

@@ -1,8 +1,9 @@
 """Exit codes, errors and output shared by every ``lanes`` command.
 
 One convention for all commands: exit 0 on success, 1 when the job failed, was denied or ended
-incomplete (or a policy file is invalid), 2 on bad input (the message names the field and the fix),
-3 while a job still runs. ``--json`` prints exactly one JSON object on stdout; errors go to stderr.
+incomplete (or a policy file is invalid, or a ``lanes doctor`` check failed), 2 on bad input (the message
+names the field and the fix), 3 while a job still runs. ``--json`` prints exactly one JSON object on
+stdout; errors go to stderr.
 """
 
 from __future__ import annotations

@@ -408,8 +408,11 @@ class EmbeddedStack:
                 # The UI's page may be opened under either loopback name; its origin is whichever was typed.
                 ui = self.dev_server.ui_port or 8233
                 origins = f"http://127.0.0.1:{ui},http://localhost:{ui}"
-                codec_settings = settings.model_copy(update={"codec_cors_origins": origins})
-                await parts.enter_async_context(CodecServer(codec_app(codec_settings), port=self.codec_port))
+                # Kept in the stack's settings, so that `lanes doctor` beside it checks this server.
+                settings = settings.model_copy(
+                    update={"codec_cors_origins": origins, "codec_url": self.codec_url}
+                )
+                await parts.enter_async_context(CodecServer(codec_app(settings), port=self.codec_port))
             await self.dev_server.start()
             parts.push_async_callback(self.dev_server.stop)
             emulator_server = await parts.enter_async_context(

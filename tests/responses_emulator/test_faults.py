@@ -149,6 +149,22 @@ async def test_random_fault_rates_and_latency():
         await sdk.close()
 
 
+async def test_a_configured_api_key_refuses_every_other_key_with_401():
+    async with EmulatorServer(Emulator(EmulatorConfig(api_key="sk-right"))) as server:
+        wrong = openai.AsyncOpenAI(api_key="sk-wrong", base_url=server.base_url, max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await wrong.responses.create(model="gpt-5-mini", input="x", background=True)
+        assert caught.value.code == "invalid_api_key"
+        async with httpx2.AsyncClient(base_url=server.base_url) as http:
+            assert (await http.get("/models")).status_code == 401  # before routing, as the API does
+        right = openai.AsyncOpenAI(api_key="sk-right", base_url=server.base_url, max_retries=0)
+        created = await right.responses.create(model="gpt-5-mini", input="x", background=True)
+        assert created.status == "queued"
+        assert [entry.status_code for entry in server.emulator.ledger.entries()] == [401, 401, 200]
+        await wrong.close()
+        await right.close()
+
+
 async def test_malformed_fault_is_a_loud_400(server: EmulatorServer):
     async with httpx2.AsyncClient(base_url=server.base_url) as http:
         answer = await http.get("/responses/resp_x", headers={"X-Emulator-Fault": "http:200"})
