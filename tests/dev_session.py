@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from lanes.dev.stack import free_port
 from lanes.dev_env import env_file, read_dev_env
 
@@ -84,3 +86,12 @@ async def lanes_dev(directory: Path, *options: str) -> AsyncIterator[DevSession]
                 process.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(process.wait(), 60)
     assert not env_path.exists(), "lanes dev left its env file behind"
+
+
+@pytest.fixture
+async def dev_stack(tmp_path: Path) -> AsyncIterator[Path]:
+    """``lanes dev`` in ``tmp_path`` on free ports (no UI); yields the directory once it is ready.
+    A test module imports it (``from tests.dev_session import dev_stack``) to use it.
+    """
+    async with lanes_dev(tmp_path, "--no-ui", "--duration", "15") as session:
+        yield session.directory

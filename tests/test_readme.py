@@ -12,16 +12,17 @@ import asyncio
 import re
 import shlex
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from lanes.dev_env import env_file, read_dev_env
-from tests.dev_session import LANES, clean_env, lanes_dev, run
+from tests.dev_session import LANES, clean_env, dev_stack, run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+
+__all__ = ["dev_stack"]  # the fixture, shared with other tests of a real `lanes dev`
 
 
 def _block(after_heading: str, language: str) -> str:
@@ -30,13 +31,6 @@ def _block(after_heading: str, language: str) -> str:
     match = re.compile(rf"```{language}\n(.*?)```", re.S).search(text, start)
     assert match is not None, f"no ```{language} block after {after_heading!r}"
     return match.group(1)
-
-
-@pytest.fixture
-async def dev_stack(tmp_path: Path) -> AsyncIterator[Path]:
-    """``lanes dev`` in ``tmp_path`` on free ports; yields the directory once it is ready."""
-    async with lanes_dev(tmp_path, "--no-ui", "--duration", "15") as session:
-        yield session.directory
 
 
 @pytest.mark.long(40)

@@ -36,7 +36,7 @@ from lanes.servers.codec_server import CodecServer, codec_app
 from lanes.settings import Settings
 from responses_emulator import Emulator, EmulatorConfig
 from tests.cli_runner import lanes
-from tests.test_readme import dev_stack
+from tests.dev_session import dev_stack
 
 __all__ = ["dev_stack"]  # the fixture: a real `lanes dev` in a fresh directory, found by its env file
 
