@@ -134,6 +134,19 @@ def check_workflow_id(workflow_id: str) -> str:
     return workflow_id
 
 
+def job_summary(task: ModelTaskInput) -> str:
+    """The job as the Temporal UI's workflow list shows it: job type, declared class and tenant, no text.
+
+    The lane is the workflow's to decide: its current details say which lane, rule and policy version.
+    """
+    parts = [f"lanes {task.job_type}"]
+    if task.data_class:
+        parts.append(f"data class {task.data_class}")
+    if task.tenant:
+        parts.append(f"tenant {task.tenant}")
+    return ", ".join(parts)
+
+
 async def start_job(
     client: Client, task: ModelTaskInput, *, workflow_id: str, task_queue: str, new_run: bool = False
 ) -> WorkflowHandle[Any, ModelTaskResult]:
@@ -160,6 +173,7 @@ async def start_job(
             # The trace the job starts in (when the caller traces), so that a cancel can link to it
             # while the job runs; the workflow replaces it with its root span's when it ends.
             memo=current_trace_memo() or None,
+            static_summary=job_summary(task),
         )
     except WorkflowAlreadyStartedError:
         running = new_run

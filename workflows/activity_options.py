@@ -7,6 +7,8 @@ retry behaviour of its step. Provider errors that cannot succeed on retry are ra
 Each step's options are a :class:`temporalio.workflow.ActivityConfig` that the workflow spreads into
 ``start_activity_method``, so a reviewer reads all of them here rather than at five call sites. Steps
 whose bounds depend on the job (its heartbeat timeout, its job type's maximum duration) are functions.
+Each carries a ``summary``, which the Temporal UI shows for the activity: what the step does, in words,
+never anything of the job's text.
 """
 
 from datetime import timedelta
@@ -46,12 +48,14 @@ AWAIT_RETRY_WINDOW = timedelta(seconds=300)
 end must not lose a finished result)."""
 
 EVALUATE_POLICY: ActivityConfig = {
+    "summary": "decide the lane: evaluate the policy for the job type and data class",
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": POLICY_RETRY,
 }
 """``evaluate_policy``: local file read and a pure function; 30 s is generous."""
 
 CANCEL_BACKGROUND: ActivityConfig = {
+    "summary": "cancel the response at the provider, then re-read it until it settles",
     "start_to_close_timeout": timedelta(seconds=90),
     "heartbeat_timeout": timedelta(seconds=30),
     "retry_policy": PROVIDER_RETRY,
@@ -60,6 +64,7 @@ CANCEL_BACKGROUND: ActivityConfig = {
 
 
 DELETE_BACKGROUND: ActivityConfig = {
+    "summary": "delete the provider's stored copy (the data class's delete_after_harvest)",
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": PROVIDER_RETRY,
 }
@@ -74,6 +79,7 @@ def start_background(heartbeat: timedelta) -> ActivityConfig:
     its next retry is cancelled at once.
     """
     return {
+        "summary": "create the background response (background=true, store=true)",
         "start_to_close_timeout": timedelta(seconds=60),
         "heartbeat_timeout": heartbeat,
         "retry_policy": PROVIDER_RETRY,
@@ -84,6 +90,7 @@ def start_background(heartbeat: timedelta) -> ActivityConfig:
 def await_background(heartbeat: timedelta, max_duration_s: float) -> ActivityConfig:
     """``await_background_response``: as long as the job type allows, heartbeating its cursor."""
     return {
+        "summary": "follow the background response to its end",
         "start_to_close_timeout": timedelta(seconds=max_duration_s),
         "schedule_to_close_timeout": timedelta(seconds=max_duration_s) + AWAIT_RETRY_WINDOW,
         "heartbeat_timeout": heartbeat,
@@ -105,6 +112,7 @@ def check_background(max_duration_s: float, cap_s: float, task_queue: str) -> Ac
     window) runs out. No heartbeat: an attempt is a single request bounded by its start-to-close timeout.
     """
     return {
+        "summary": "poll the background response (one GET per attempt; retries pace the polls)",
         # One GET with a 10 s timeout: a worker killed mid-poll delays the next poll by at most this.
         "start_to_close_timeout": timedelta(seconds=15),
         "schedule_to_close_timeout": timedelta(seconds=max_duration_s) + AWAIT_RETRY_WINDOW,
@@ -131,6 +139,7 @@ def follow_stream(
     """
     return {
         **await_background(heartbeat, max_duration_s),
+        "summary": "follow the background response's stream to its end",
         "task_queue": task_queue,
         "schedule_to_start_timeout": slot_wait,
     }
@@ -144,6 +153,7 @@ def create_stateless(
     ``task_queue`` is the stateless lane's own queue from the job's input (``None``: the workflow's).
     """
     config: ActivityConfig = {
+        "summary": "one synchronous call on the stateless lane (store=false)",
         "start_to_close_timeout": timedelta(seconds=max_duration_s) + STATELESS_GRACE,
         "heartbeat_timeout": heartbeat,
         "retry_policy": PROVIDER_RETRY,

@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from policy import Lane, PolicyDecision, PolicyQuery
     from workflows import activity_options, job_span, search_attributes, task_queues
+    from workflows.job_details import decision_details
     from workflows.model_task_io import (
         DECISION_MEMO,
         MAX_INPUT_CHARS,
@@ -289,6 +290,7 @@ class ModelTaskWorkflow:
                 search_attributes.POLICY_DIGEST.value_set(decision.policy_digest),
             ]
         )
+        workflow.set_current_details(decision_details(decision))
         tags = DecisionTags.of(decision)
         # A short span that records the decision in the workflow's trace. It holds no await: a span open
         # across awaits is closed from another context when a running workflow is evicted, which makes

@@ -22,10 +22,21 @@ from temporalio.converter import DefaultFailureConverter, PayloadConverter
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from activities.failures import FailureType
+
 
 def is_benign(error: BaseException) -> bool:
     """Whether ``error`` is an application error its raiser marked benign (an expected outcome)."""
     return isinstance(error, ApplicationError) and error.category == ApplicationErrorCategory.BENIGN
+
+
+def is_policy_denial(error: BaseException) -> bool:
+    """Whether ``error`` is a job's ``PolicyDenied`` failure: the policy's answer, not a fault of code.
+
+    Its message and details carry the decision; a stack trace of workflow code would only make a denied
+    job read as a crash in the Temporal UI and in ``temporal workflow show``.
+    """
+    return isinstance(error, ApplicationError) and error.type == FailureType.POLICY_DENIED
 
 
 class _StripBenignTraceback(ActivityInboundInterceptor):
@@ -52,13 +63,13 @@ class BenignFailureInterceptor(Interceptor):
 
 
 class FailureConverter(DefaultFailureConverter):
-    """Temporal's default failure converter, without a stack trace for benign application errors."""
+    """Temporal's default failure converter, without a stack trace for benign errors and policy denials."""
 
     def to_failure(
         self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
     ) -> None:
         """See base class."""
-        if is_benign(exception):
+        if is_benign(exception) or is_policy_denial(exception):
             exception.__traceback__ = None
         super().to_failure(exception, payload_converter, failure)
 
