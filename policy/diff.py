@@ -1,9 +1,17 @@
-"""What a policy change does to decisions: the review aid behind ``lanes policy diff``.
+"""What a policy change does: the review aid behind ``lanes policy diff``.
 
-A digest tells a reviewer *that* the rules changed; the diff tells them *which jobs move to which lane*:
-every (job type, data class) cell whose lane or rule changes, every cell whose calls move to another
-provider endpoint (the data goes somewhere else even if the lane stays), and the job types and data
-classes added or removed. A change of wording or layout shows up as a new digest with no changes.
+A digest tells a reviewer *that* the rules changed; the diff tells them *what* changed, in two views:
+
+- every setting that differs (``policy.setting_changes``), each classified **loosens**, **tightens**
+  or **neutral** with its key, old and new value: a class that stops encrypting, an approval that
+  opens a lane, a tenant override that goes away, a raised limit;
+- what that does to decisions: every (job type, data class) cell whose lane or rule changes, every cell
+  whose calls move to another provider endpoint (the data goes somewhere else even if the lane stays),
+  and the job types and data classes added or removed.
+
+A change of wording or layout shows up as a new digest with no changes. A new digest under the same
+``policy_version`` is flagged: decisions record the version, and two rule sets under one name make the
+audit trail ambiguous.
 """
 
 from __future__ import annotations
@@ -13,10 +21,15 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from policy.compiled import CompiledPolicy
+from policy.direction import Direction
 from policy.matrix import decision_matrix
 from policy.models import Lane
+from policy.setting_changes import SettingChange, setting_changes
 
-__all__ = ["CellChange", "PolicyDiff", "diff_policies"]
+__all__ = ["CellChange", "Direction", "PolicyDiff", "SettingChange", "diff_policies"]
+
+LANE_LOOSENESS = {Lane.DENIED: 0, Lane.STATELESS: 1, Lane.BACKGROUND: 2}
+"""Lanes from tightest to loosest: background keeps state at the provider, denied calls nothing."""
 
 
 class CellChange(BaseModel):
@@ -33,6 +46,16 @@ class CellChange(BaseModel):
     old_endpoint: str | None = None
     """The endpoint the cell's calls went to (``None``: denied, no call)."""
     new_endpoint: str | None = None
+
+    @property
+    def direction(self) -> Direction:
+        """A looser lane, or calls sent to another endpoint, loosen; a rule's name alone is neutral."""
+        old, new = LANE_LOOSENESS[self.old_lane], LANE_LOOSENESS[self.new_lane]
+        if new != old:
+            return Direction.LOOSENS if new > old else Direction.TIGHTENS
+        if self.old_endpoint != self.new_endpoint and self.new_endpoint is not None:
+            return Direction.LOOSENS
+        return Direction.NEUTRAL
 
 
 class PolicyDiff(BaseModel):
@@ -52,6 +75,29 @@ class PolicyDiff(BaseModel):
     rule_changes: list[CellChange]
     endpoint_changes: list[CellChange] = []
     """Cells with the same lane and rule whose calls go to another provider endpoint."""
+    setting_changes: list[SettingChange] = []
+    """Every setting that differs, loosening first (``policy.setting_changes``)."""
+
+    @property
+    def cell_changes(self) -> list[CellChange]:
+        """Every changed cell: lane, rule and endpoint changes."""
+        return [*self.lane_changes, *self.rule_changes, *self.endpoint_changes]
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no setting and no decision differs (the digests may still: wording, layout)."""
+        return not (self.setting_changes or self.cell_changes or self.has_lane_changes)
+
+    @property
+    def loosens(self) -> bool:
+        """Whether any setting or cell change loosens, or a job type comes (it may now run)."""
+        changes: list[SettingChange | CellChange] = [*self.setting_changes, *self.cell_changes]
+        return bool(self.added_job_types) or any(c.direction == Direction.LOOSENS for c in changes)
+
+    @property
+    def version_unchanged(self) -> bool:
+        """The rules changed (another digest) under the same ``policy_version``."""
+        return self.old_digest != self.new_digest and self.old_version == self.new_version
 
     @property
     def has_lane_changes(self) -> bool:
@@ -121,4 +167,5 @@ def diff_policies(old: CompiledPolicy, new: CompiledPolicy, *, now: datetime | N
         lane_changes=lane_changes,
         rule_changes=rule_changes,
         endpoint_changes=endpoint_changes,
+        setting_changes=setting_changes(old.document, new.document),
     )

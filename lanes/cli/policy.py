@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -248,14 +249,43 @@ def _cell(lane: str, endpoint: str | None) -> str:
     return f"{lane}@{endpoint}" if endpoint else lane
 
 
+class DiffFormat(StrEnum):
+    """How ``lanes policy diff`` prints: for a terminal, for a pull-request comment, for a program."""
+
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+class FailOn(StrEnum):
+    """Which changes make ``lanes policy diff`` exit 1, so CI can gate a policy change."""
+
+    LOOSENING = "loosening"
+    ANY = "any"
+
+
 @app.command()
 @translate_errors("lanes policy diff")
 def diff(
     old: Annotated[str, typer.Argument(help="the policy in force")],
     new: Annotated[str, typer.Argument(help="the proposed policy")],
-    json: Annotated[bool, typer.Option("--json", help="print the diff as JSON")] = False,
+    format: Annotated[
+        DiffFormat, typer.Option("--format", help="text, markdown (a PR comment) or json (one object)")
+    ] = DiffFormat.TEXT,
+    json: Annotated[bool, typer.Option("--json", help="the same as --format json")] = False,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            "--fail-on", help="exit 1 when a change loosens data control (loosening) or at all (any)"
+        ),
+    ] = None,
 ) -> None:
-    """Show which job type x data class cells change lane between two policies."""
+    """Every setting and decision that differs between two policies, loosening changes first.
+
+    Each setting change is classified loosens, tightens or neutral with its key, old and new value;
+    then the job type x data class cells whose lane, rule or endpoint changes. A new digest under an
+    unchanged policy_version is a warning.
+    """
     for label, path in (("OLD", old), ("NEW", new)):
         if not Path(path).is_file():
             raise CliError(
@@ -272,17 +302,47 @@ def diff(
     if failed:
         raise typer.Exit(EXIT_JOB_FAILED)
     result = diff_policies(policies[0], policies[1], now=datetime.now(UTC))
-    if json:
-        _print_json(result.model_dump(mode="json"))
+    shown = DiffFormat.JSON if json else format
+    if shown == DiffFormat.JSON:
+        _print_json(
+            {
+                **result.model_dump(mode="json"),
+                "loosens": result.loosens,
+                "is_empty": result.is_empty,
+                "version_unchanged": result.version_unchanged,
+                "cell_directions": {
+                    f"{c.job_type}/{c.data_class}": c.direction.value for c in result.cell_changes
+                },
+            }
+        )
     else:
-        print(_describe_diff(result))
+        print(_describe_diff(result, markdown=shown == DiffFormat.MARKDOWN))
+    if (fail_on == FailOn.LOOSENING and result.loosens) or (fail_on == FailOn.ANY and not result.is_empty):
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
-def _describe_diff(diff: PolicyDiff) -> str:
+def _describe_diff(diff: PolicyDiff, *, markdown: bool = False) -> str:
+    """The diff for a reader: a terminal's text, or Markdown for a pull-request comment."""
+
+    def code(value: object) -> str:
+        text = printable(value if isinstance(value, str) else json.dumps(value, default=str))
+        return f"`{text}`" if markdown else text
+
+    heading = "### " if markdown else ""
+    item = "- " if markdown else "  "
     lines = [
-        f"old: {diff.old_version} {diff.old_digest}",
-        f"new: {diff.new_version} {diff.new_digest}",
+        f"{heading}Policy diff" if markdown else "",
+        f"{item}old: {code(diff.old_version)} {code(diff.old_digest)}",
+        f"{item}new: {code(diff.new_version)} {code(diff.new_digest)}",
     ]
+    lines = [line for line in lines if line]
+    if diff.version_unchanged:
+        lines.append(
+            f"{'**WARNING**' if markdown else 'WARNING'}: the rules changed (new digest) but policy_version "
+            "did not: decisions under both would record the same version; raise it"
+        )
+    verdict = "loosens data control" if diff.loosens else "does not loosen data control"
+    lines.append(f"{'**' if markdown else ''}this change {verdict}{'**' if markdown else ''}")
     for label, names in (
         ("job types added", diff.added_job_types),
         ("job types removed", diff.removed_job_types),
@@ -290,27 +350,36 @@ def _describe_diff(diff: PolicyDiff) -> str:
         ("data classes removed", diff.removed_data_classes),
     ):
         if names:
-            lines.append(f"{label}: {', '.join(names)}")
-    if diff.lane_changes:
-        lines.append("lane changes:")
+            lines.append(f"{label}: {', '.join(code(n) for n in names)}")
+    if diff.setting_changes:
+        lines.append(f"{heading}settings ({len(diff.setting_changes)}):")
         lines += [
-            f"  {c.job_type} x {c.data_class}: {c.old_lane.value} -> {c.new_lane.value} "
-            f"({c.old_rule} -> {c.new_rule})"
+            f"{item}{c.direction.value.upper()} {code(c.key)}: {code(c.old)} -> {code(c.new)} ({c.why})"
+            for c in diff.setting_changes
+        ]
+    else:
+        lines.append("no setting changes")
+    if diff.lane_changes:
+        lines.append(f"{heading}lane changes:")
+        lines += [
+            f"{item}{c.direction.value.upper()} {code(c.job_type)} x {code(c.data_class)}: "
+            f"{c.old_lane.value} -> {c.new_lane.value} ({code(c.old_rule)} -> {code(c.new_rule)})"
             for c in diff.lane_changes
         ]
     else:
         lines.append("no lane changes")
     if diff.rule_changes:
-        lines.append("rule changes (same lane):")
+        lines.append(f"{heading}rule changes (same lane):")
         lines += [
-            f"  {c.job_type} x {c.data_class}: {c.new_lane.value} ({c.old_rule} -> {c.new_rule})"
+            f"{item}{code(c.job_type)} x {code(c.data_class)}: {c.new_lane.value} "
+            f"({code(c.old_rule)} -> {code(c.new_rule)})"
             for c in diff.rule_changes
         ]
     if diff.endpoint_changes:
-        lines.append("endpoint changes (same lane and rule; the calls go elsewhere):")
+        lines.append(f"{heading}endpoint changes (same lane and rule; the calls go elsewhere):")
         lines += [
-            f"  {c.job_type} x {c.data_class}: {c.new_lane.value}@{c.old_endpoint} -> "
-            f"{c.new_lane.value}@{c.new_endpoint} ({c.new_rule})"
+            f"{item}{c.direction.value.upper()} {code(c.job_type)} x {code(c.data_class)}: "
+            f"{c.new_lane.value}@{c.old_endpoint} -> {c.new_lane.value}@{c.new_endpoint} ({code(c.new_rule)})"
             for c in diff.endpoint_changes
         ]
     return "\n".join(lines)

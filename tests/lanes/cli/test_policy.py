@@ -209,3 +209,53 @@ def test_diff_lists_cells_whose_calls_move_to_another_endpoint(
     assert "no lane changes" in out
     assert "endpoint changes (same lane and rule; the calls go elsewhere):" in out
     assert "quick_summary x public: stateless@openai -> stateless@internal (stateless.preferred)" in out
+
+
+def _loose(tmp_path: Path) -> Path:
+    text = default_policy_path().read_text()
+    loose = text.replace("require_encryption = true", "require_encryption = false").replace(
+        "delete_after_harvest = true", "delete_after_harvest = false"
+    )
+    assert loose != text
+    path = tmp_path / "loose.toml"
+    path.write_text(loose)
+    return path
+
+
+def test_diff_of_a_loosening_policy_names_every_setting_and_fails_on_loosening(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = _loose(tmp_path)
+    assert _run("diff", str(default_policy_path()), str(path)) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the rules changed (new digest) but policy_version did not" in out
+    assert "this change loosens data control" in out
+    assert "LOOSENS data_classes.restricted.require_encryption: true -> false" in out
+    assert "LOOSENS data_classes.restricted.delete_after_harvest: true -> false" in out
+    assert _run("diff", str(default_policy_path()), str(path), "--fail-on", "loosening") == 1
+    assert _run("diff", str(default_policy_path()), str(path), "--fail-on", "any") == 1
+    capsys.readouterr()
+    assert _run("diff", str(default_policy_path()), str(path), "--format", "markdown") == 0
+    markdown = capsys.readouterr().out
+    assert "- LOOSENS `data_classes.regulated.require_encryption`: `true` -> `false`" in markdown
+    assert _run("diff", str(default_policy_path()), str(path), "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["loosens"] is True
+    assert data["version_unchanged"] is True
+    assert {c["key"] for c in data["setting_changes"]} >= {"data_classes.regulated.delete_after_harvest"}
+
+
+def test_diff_fails_on_nothing_when_only_the_wording_changed(tmp_path: Path):
+    text = default_policy_path().read_text()
+    path = tmp_path / "reworded.toml"
+    path.write_text(
+        text.replace('description = "Published or public-source material."', 'description = "Public."')
+    )
+    assert _run("diff", str(default_policy_path()), str(path), "--fail-on", "any") == 0
+    assert _run("diff", str(default_policy_path()), str(path), "--fail-on", "loosening") == 0
+
+
+def test_diff_refuses_an_unknown_format_or_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    policy = str(default_policy_path())
+    assert _run("diff", policy, policy, "--format", "yaml") == 2
+    assert _run("diff", policy, policy, "--fail-on", "sometimes") == 2
