@@ -20,7 +20,7 @@ Usage::
 
 from policy.compiled import CompiledPolicy
 from policy.errors import PolicyError, PolicyFileError, UnknownJobTypeError
-from policy.evaluation import evaluate
+from policy.evaluation import evaluate, unused_approval
 from policy.loading import default_policy_path, load_policy, load_policy_text
 from policy.models import (
     DEFAULT_ENDPOINT,
@@ -57,4 +57,5 @@ __all__ = [
     "evaluate",
     "load_policy",
     "load_policy_text",
+    "unused_approval",
 ]

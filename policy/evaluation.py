@@ -28,7 +28,7 @@ from policy.errors import UnknownJobTypeError
 from policy.index import ClassView, JobView, PolicyIndex, View
 from policy.models import Answer, Lane, PolicyDecision, PolicyQuery
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "unused_approval"]
 
 
 def _approval_check(
@@ -280,3 +280,20 @@ def _decision(values: dict[str, Any]) -> PolicyDecision:
     ``test_evaluation`` checks the result equals a validated model.
     """
     return PolicyDecision.model_construct(**values)
+
+
+def unused_approval(approval: str | None, decision: PolicyDecision) -> str | None:
+    """Why an approval reference given with a query changed nothing, or ``None`` (used, or none given).
+
+    An approval given for a cell that needs none (its class allows stored state and its job type asks
+    for no review, or its class denies stored state whatever is approved) is ignored: a caller who
+    believed it mattered should hear so, not find out in an audit.
+    """
+    if approval is None or decision.stored_state_acceptable.source == f"approvals.{approval}":
+        return None
+    if decision.rule in (rules.STATELESS_APPROVAL_INVALID, rules.STATELESS_APPROVAL_MISSING):
+        return None  # needed and refused: the decision's own reasons say why
+    return (
+        f"approval {approval!r} was ignored: job type {decision.job_type!r} with data class "
+        f"{decision.data_class!r} needs none (stored state: {decision.stored_state_acceptable.source})"
+    )

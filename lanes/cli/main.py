@@ -70,7 +70,7 @@ from lanes.jobs import (
 from lanes.settings import Settings, load_settings
 from lanes.submission import build_task, client_policy, policy_file_message
 from lanes.telemetry import end_process, setup_tracing, traces_exported
-from policy import PolicyFileError, load_policy
+from policy import PolicyFileError, load_policy, unused_approval
 from workflows.model_task_io import MAX_INPUT_CHARS, CancellationRecord
 
 app = typer.Typer(
@@ -276,6 +276,9 @@ def submit(
         )
     except InvalidJobError as exc:
         raise _flagged(exc) from None
+    ignored = unused_approval(approval, expected)
+    if ignored is not None:
+        print(f"lanes submit: note: --approval: {printable(ignored)}", file=sys.stderr)
     workflow_id = id if id is not None else f"lanes-{task.job_type}-{uuid.uuid4().hex[:12]}"
     try:
         check_workflow_id(workflow_id)

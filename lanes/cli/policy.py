@@ -31,8 +31,10 @@ from policy import (
     UnknownJobTypeError,
     evaluate,
     load_policy,
+    unused_approval,
 )
 from policy.diff import PolicyDiff, diff_policies
+from policy.expectations import check_expectations, load_expectations
 from policy.matrix import decision_matrix
 from policy.rules import DENIED_UNKNOWN_DATA_CLASS, DENIED_UNKNOWN_TENANT
 
@@ -145,6 +147,9 @@ def explain(
         _print_json(decision.model_dump(mode="json"))
     else:
         print(_describe(loaded, decision))
+    ignored = unused_approval(approval, decision)
+    if ignored is not None:
+        print(f"lanes policy explain: note: --approval: {printable(ignored)}", file=sys.stderr)
     if decision.rule in (DENIED_UNKNOWN_DATA_CLASS, DENIED_UNKNOWN_TENANT):
         # The decision is shown (it is what a worker would decide), but the question was bad input.
         flag = "--tenant" if decision.rule == DENIED_UNKNOWN_TENANT else "--data-class"
@@ -247,6 +252,69 @@ def check(
 def _cell(lane: str, endpoint: str | None) -> str:
     """A matrix cell: the lane, and where its calls go (``stateless@internal``)."""
     return f"{lane}@{endpoint}" if endpoint else lane
+
+
+@app.command("test")
+@translate_errors("lanes policy test")
+def run_tests(
+    policy_file: Annotated[str, typer.Argument(metavar="POLICY", help="policy TOML file")],
+    tests_file: Annotated[
+        str, typer.Argument(metavar="TESTS", help="expectations TOML file ([[cases]] with query and expect)")
+    ],
+    json: Annotated[bool, typer.Option("--json", help="print the results as one JSON object")] = False,
+) -> None:
+    """Check the decisions a security team expects: every case's lane, and its rule, profile, endpoint.
+
+    Exit 0 when every case holds, 1 when one does not (each failure prints the case, what was
+    expected, what the policy decided, and its reasons), 2 when the expectations file is malformed.
+    """
+    for label, path in (("POLICY", policy_file), ("TESTS", tests_file)):
+        if not Path(path).is_file():
+            raise CliError(f"{label}: no file at {path}; pass the path of an existing TOML file")
+    try:
+        expectations = load_expectations(tests_file)
+    except PolicyFileError as exc:
+        raise CliError("TESTS: " + "; ".join(exc.errors)) from None
+    try:
+        policy = load_policy(policy_file)
+    except PolicyFileError as exc:
+        _report(exc)
+        raise typer.Exit(EXIT_JOB_FAILED) from None
+    results = check_expectations(policy, expectations, now=datetime.now(UTC))
+    failed = [r for r in results if not r.passed]
+    if json:
+        _print_json(
+            {
+                "policy_version": policy.version,
+                "policy_digest": policy.digest,
+                "passed": len(results) - len(failed),
+                "failed": [
+                    {
+                        "name": r.case.name,
+                        "query": r.case.query.model_dump(mode="json"),
+                        "mismatches": r.mismatches,
+                        "decision": r.decision.model_dump(mode="json"),
+                    }
+                    for r in failed
+                ],
+            }
+        )
+    else:
+        for result in failed:
+            query = ", ".join(
+                f"{k}={v}" for k, v in result.case.query.model_dump(exclude_defaults=True).items()
+            )
+            print(f"FAIL {printable(result.case.name)}")
+            print(f"  query:    {printable(query)}")
+            for mismatch in result.mismatches:
+                print(f"  {printable(mismatch)}")
+            decision = result.decision
+            print(f"  decided:  {decision.lane.value} by {decision.rule} (policy {decision.policy_version})")
+            for reason in decision.reasons:
+                print(f"  reason:   {printable(reason)}")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed ({policy.version} {policy.digest})")
+    if failed:
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 class DiffFormat(StrEnum):

@@ -259,3 +259,73 @@ def test_diff_refuses_an_unknown_format_or_gate(tmp_path: Path, capsys: pytest.C
     policy = str(default_policy_path())
     assert _run("diff", policy, policy, "--format", "yaml") == 2
     assert _run("diff", policy, policy, "--fail-on", "sometimes") == 2
+
+
+def test_the_default_policy_meets_its_shipped_expectations(capsys: pytest.CaptureFixture[str]):
+    from policy.expectations import DEFAULT_EXPECTATIONS
+
+    assert _run("test", str(default_policy_path()), str(DEFAULT_EXPECTATIONS)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("22 passed, 0 failed (")
+
+
+def test_a_failed_expectation_prints_the_case_expected_actual_and_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    import tomllib
+
+    from tests.policy.strategies import dump_toml
+
+    doc = tomllib.loads(default_policy_path().read_text())
+    doc["data_classes"]["confidential"]["stored_state"] = "allow"
+    opened = dump_toml(doc)
+    policy = tmp_path / "opened.toml"
+    policy.write_text(opened)
+    tests = tmp_path / "tests.toml"
+    tests.write_text(
+        "[[cases]]\n"
+        'name = "confidential tickets stay stateless"\n'
+        'query = { job_type = "support_analysis", data_class = "confidential" }\n'
+        'expect = { lane = "stateless", rule = "stateless.approval-missing" }\n'
+    )
+    assert _run("test", str(policy), str(tests)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL confidential tickets stay stateless" in out
+    assert "query:    job_type=support_analysis, data_class=confidential" in out
+    assert "lane: expected stateless, got background" in out
+    assert "decided:  background by background.allowed" in out
+    assert "reason:" in out
+    assert "0 passed, 1 failed" in out
+    assert _run("test", str(policy), str(tests), "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["failed"][0]["decision"]["lane"] == "background"
+
+
+def test_a_malformed_expectations_file_names_the_case_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    tests = tmp_path / "tests.toml"
+    tests.write_text(
+        '[[cases]]\nname = "typo"\nquery = { job_type = "public_research", data_clas = "public" }\n'
+        'expect = { lane = "sideways" }\n'
+    )
+    assert _run("test", str(default_policy_path()), str(tests)) == 2
+    err = capsys.readouterr().err
+    assert "cases.0.query.data_clas" in err
+    assert "cases.0.expect.lane" in err
+    assert "Traceback" not in err
+    assert _run("test", str(default_policy_path()), str(tmp_path / "missing.toml")) == 2
+
+
+def test_an_approval_for_a_cell_that_needs_none_is_noted_not_silently_ignored(
+    capsys: pytest.CaptureFixture[str],
+):
+    assert (
+        _run("explain", "--job-type", "public_research", "--data-class", "public", "--approval", "SEC-1") == 0
+    )
+    err = capsys.readouterr().err
+    assert "note: --approval: approval 'SEC-1' was ignored" in err
+    assert "needs none (stored state: data_classes.public.stored_state)" in err
+    # Needed and refused: the decision's own reasons say why; no note.
+    assert _run("explain", "--job-type", "regulated_review", "--approval", "SEC-1") == 0
+    assert "note:" not in capsys.readouterr().err
