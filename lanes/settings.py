@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lanes.dev_env import dev_defaults
 from lanes.errors import SettingsError
 from lanes.worker.tuning import ENV_PREFIX, WorkerTuning
+from policy.signatures import PolicyTrust
 
 DEFAULT_TASK_QUEUE = "lanes"
 """The task queue workers poll and clients start workflows on when ``LANES_TASK_QUEUE`` is unset."""
@@ -63,6 +64,20 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("LANES_POLICY", "policy_path")
     )
     """Policy file; ``None`` selects the default policy shipped in ``policy/default.toml``."""
+
+    policy_trusted_keys: str | None = Field(
+        default=None, validation_alias=AliasChoices("LANES_POLICY_TRUSTED_KEYS", "policy_trusted_keys")
+    )
+    """Comma-separated Ed25519 public keys (base64, as ``lanes policy keygen`` prints them): when set,
+    the worker accepts only a policy signed by enough of them (``policy.signatures``)."""
+
+    policy_required_signatures: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("LANES_POLICY_REQUIRED_SIGNATURES", "policy_required_signatures"),
+    )
+    """How many distinct trusted keys must have signed the policy (with ``LANES_POLICY_TRUSTED_KEYS``)."""
 
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
@@ -180,6 +195,22 @@ class Settings(BaseSettings):
     )
     """Let the codec server's ``/encode`` move large payloads to the blob store, as workers do. Off by
     default: a caller of ``/encode`` then never writes a file on the server."""
+
+    def policy_trust(self) -> PolicyTrust | None:
+        """The keys the worker trusts to sign policies, or ``None`` when signatures are not required.
+
+        Raises:
+            SettingsError: ``LANES_POLICY_TRUSTED_KEYS`` holds a malformed key, or
+                ``LANES_POLICY_REQUIRED_SIGNATURES`` asks for more signatures than there are keys.
+        """
+        if not self.policy_trusted_keys:
+            return None
+        try:
+            return PolicyTrust.parse(self.policy_trusted_keys, self.policy_required_signatures)
+        except ValueError as exc:
+            raise SettingsError(
+                f"LANES_POLICY_TRUSTED_KEYS / LANES_POLICY_REQUIRED_SIGNATURES: {exc}"
+            ) from None
 
     @property
     def encryption_configured(self) -> bool:

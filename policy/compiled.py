@@ -51,6 +51,7 @@ class CompiledPolicy:
         background_off: ``None``, or where an emergency kill switch outside the file came from (see
             ``PolicySource``): every decision then loses the background lane
             (``stateless.kill-switch-override``). Not part of the digest: the rules are unchanged.
+        signed_by: Key ids of trusted signatures that verified (``with_signatures``); empty otherwise.
     """
 
     document: Policy
@@ -58,6 +59,7 @@ class CompiledPolicy:
     digest: str
     index: PolicyIndex
     background_off: str | None
+    signed_by: tuple[str, ...]
 
     def __init__(self, document: Policy, *, source: str = "<memory>") -> None:
         """Cross-check, digest and index a validated policy document.
@@ -82,6 +84,7 @@ class CompiledPolicy:
         object.__setattr__(self, "digest", policy_digest(document))
         object.__setattr__(self, "index", build_index(document))
         object.__setattr__(self, "background_off", None)
+        object.__setattr__(self, "signed_by", ())
 
     def without_background(self, origin: str) -> CompiledPolicy:
         """Return this policy with the background lane switched off from outside the file.
@@ -94,9 +97,21 @@ class CompiledPolicy:
             A copy sharing document, digest and index (nothing is recompiled), with ``background_off``.
         """
         other = object.__new__(CompiledPolicy)
-        for name in ("document", "source", "digest", "index"):
+        for name in ("document", "source", "digest", "index", "signed_by"):
             object.__setattr__(other, name, getattr(self, name))
         object.__setattr__(other, "background_off", origin)
+        return other
+
+    def with_signatures(self, key_ids: tuple[str, ...]) -> CompiledPolicy:
+        """Return this policy recording the trusted keys whose signatures over its digest verified.
+
+        Set by ``PolicySource`` after ``policy.signatures`` verified them; every decision then carries
+        them (``PolicyDecision.policy_signed_by``). Not part of the digest: the rules are unchanged.
+        """
+        other = object.__new__(CompiledPolicy)
+        for name in ("document", "source", "digest", "index", "background_off"):
+            object.__setattr__(other, name, getattr(self, name))
+        object.__setattr__(other, "signed_by", key_ids)
         return other
 
     def __repr__(self) -> str:

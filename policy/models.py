@@ -215,6 +215,9 @@ class PolicyDecision(BaseModel):
     rule: str
     policy_version: str
     policy_digest: str
+    policy_signed_by: list[str] = Field(default_factory=list)
+    """Key ids of the trusted reviewers whose signatures over the digest the worker verified
+    (``policy.signatures``); empty when the worker requires none."""
     job_type: str
     declared_data_class: str | None
     data_class: str

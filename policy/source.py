@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from policy.compiled import CompiledPolicy
 from policy.errors import PolicyFileError
 from policy.loading import default_policy_path, load_policy
+from policy.signatures import SIGNATURE_SUFFIX, PolicyTrust
 
 __all__ = ["KILL_SWITCH_ENV", "KILL_SWITCH_SUFFIX", "PolicySource", "PolicySourceStatus"]
 
@@ -48,7 +49,7 @@ KILL_SWITCH_SUFFIX = ".background-disabled"
 """A file named ``<policy file><suffix>`` (any content, even empty) turns background off."""
 _ENABLED_VALUES = frozenset({"", "true", "1", "yes", "on"})
 
-_Stamp = tuple[int, int, int]
+_Stamp = tuple[int, ...]
 
 
 class PolicySourceStatus(BaseModel):
@@ -56,7 +57,8 @@ class PolicySourceStatus(BaseModel):
 
     ``version``/``digest`` are those of the policy in force (``None`` before the first load);
     ``refused_error`` is set while the file on disk is refused (its key paths or syntax error, not its
-    values), since ``refused_since``; ``kill_switch`` says where an emergency kill switch came from.
+    values, or its missing signatures), since ``refused_since``; ``kill_switch`` says where an
+    emergency kill switch came from.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -67,6 +69,8 @@ class PolicySourceStatus(BaseModel):
     refused_error: str | None
     refused_since: datetime | None
     kill_switch: str | None
+    signed_by: list[str] = []
+    """Trusted key ids whose signatures over the policy in force verified (when signatures are required)."""
 
 
 _WHOLE_FILE_ERRORS = (
@@ -84,7 +88,9 @@ def _summary(exc: PolicyFileError) -> str:
     parts: list[str] = []
     for line in exc.errors:
         text = line.removeprefix(prefix)
-        if text.startswith(_WHOLE_FILE_ERRORS):
+        if text.startswith("signatures:"):
+            parts.append(text)  # key ids, digests and reasons: nothing of the file's content
+        elif text.startswith(_WHOLE_FILE_ERRORS):
             parts.append(text.split("; ")[0])  # line/column, the OS error or the bound: no file content
         else:
             parts.append(text.split(": ")[0])  # the key path
@@ -110,16 +116,20 @@ class PolicySource:
         path: str | os.PathLike[str] | None = None,
         *,
         meter_provider: metrics.MeterProvider | None = None,
+        trust: PolicyTrust | None = None,
     ) -> None:
         """Watch ``path`` (default: the shipped policy); nothing is read until ``current()``.
 
         Args:
             path: The policy file.
+            trust: Accept only a policy with enough valid signatures from these keys
+                (``policy.signatures``); a policy without them is refused like an invalid file.
             meter_provider: Where ``lanes.policy.refused_decisions`` is counted; the global one
                 (a no-op without an SDK) when ``None``.
         """
         self._path: str | os.PathLike[str] = path if path is not None else default_policy_path()
         self._sentinel = os.fspath(self._path) + KILL_SWITCH_SUFFIX
+        self._trust = trust
         self._policy: CompiledPolicy | None = None
         self._stamp: _Stamp | None = None
         self._refused_error: str | None = None
@@ -157,6 +167,7 @@ class PolicySource:
                 refused_error=self._refused_error,
                 refused_since=self._refused_since,
                 kill_switch=self._kill_switch,
+                signed_by=list(policy.signed_by) if policy is not None else [],
             )
 
     def current(self) -> CompiledPolicy:
@@ -182,6 +193,16 @@ class PolicySource:
                 logger.warning("background lane switched off by the emergency kill switch: %s", origin)
                 self._override = (policy, origin, policy.without_background(origin))
             return self._override[2]
+
+    def _signature_stamp(self) -> tuple[int, ...]:
+        """The signature file's state, so that signing a refused policy takes effect at the next call."""
+        if self._trust is None:
+            return ()
+        try:
+            st = os.stat(os.fspath(self._path) + SIGNATURE_SUFFIX)
+        except OSError:
+            return (-1,)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _kill_switch_origin(self) -> str | None:
         value = os.environ.get(KILL_SWITCH_ENV)
@@ -213,7 +234,7 @@ class PolicySource:
         unreadable = ""
         try:
             st = os.stat(self._path)
-            stamp: _Stamp | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+            stamp: _Stamp | None = (st.st_mtime_ns, st.st_size, st.st_ino, *self._signature_stamp())
         except OSError as exc:
             stamp = None
             unreadable = exc.strerror or type(exc).__name__
@@ -225,6 +246,8 @@ class PolicySource:
             return self._policy
         try:
             policy = load_policy(self._path)
+            if self._trust is not None:
+                policy = policy.with_signatures(self._trust.signed_by(policy, self._path))
         except Exception as exc:
             # load_policy turns every failure into PolicyFileError; anything else is a bug, and still
             # a file that cannot be used: it must not take every decision down with it.

@@ -12,6 +12,7 @@ Exit codes: 0 success, 1 invalid policy file, 2 usage error (a missing file, an 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +38,16 @@ from policy.diff import PolicyDiff, diff_policies
 from policy.expectations import check_expectations, load_expectations
 from policy.matrix import decision_matrix
 from policy.rules import DENIED_UNKNOWN_DATA_CLASS, DENIED_UNKNOWN_TENANT
+from policy.signatures import (
+    SIGNATURE_SUFFIX,
+    SignatureFile,
+    check_signatures,
+    generate_key,
+    key_id,
+    public_key_text,
+    read_signatures,
+    sign_digest,
+)
 
 __all__ = ["POLICY_ENV", "app"]
 
@@ -86,7 +97,7 @@ def status(
 
     Exits 1 when the file on disk is refused (a running worker keeps its last good policy, loudly).
     """
-    source = PolicySource(_policy_path(policy))
+    source = PolicySource(_policy_path(policy), trust=Settings().policy_trust())
     try:
         source.current()
     except PolicyFileError as exc:
@@ -104,6 +115,7 @@ def status(
                     ("version", state.version or "-"),
                     ("digest", state.digest or "-"),
                     ("kill switch", state.kill_switch or "off"),
+                    ("signed by", ", ".join(state.signed_by) or "-"),
                 ]
             )
         )
@@ -226,9 +238,20 @@ def check(
         job: {c: d.endpoint.name if d.endpoint else None for c, d in row.items()}
         for job, row in decisions.items()
     }
+    try:
+        signatures = check_signatures(policy, file, Settings().policy_trust())
+    except PolicyFileError as exc:
+        _report(exc)
+        raise typer.Exit(EXIT_JOB_FAILED) from None
     if json:
         _print_json(
-            {"digest": policy.digest, "version": policy.version, "matrix": matrix, "endpoints": endpoints}
+            {
+                "digest": policy.digest,
+                "version": policy.version,
+                "matrix": matrix,
+                "endpoints": endpoints,
+                "signatures": [c.model_dump() for c in signatures],
+            }
         )
         return
     rows = [("job type", *policy.class_names)]
@@ -245,6 +268,10 @@ def check(
             f"zdr_eligible={str(spec.zdr_eligible).lower()}, "
             f"supports_background={str(spec.supports_background).lower()})"
         )
+    for item in signatures:
+        print(f"signature {item.key_id}: {'verified' if item.valid else 'NOT VALID: ' + item.reason}")
+    if not signatures:
+        print(f"signatures: none ({file}{SIGNATURE_SUFFIX})")
     print()
     print(table(rows))
 
@@ -252,6 +279,62 @@ def check(
 def _cell(lane: str, endpoint: str | None) -> str:
     """A matrix cell: the lane, and where its calls go (``stateless@internal``)."""
     return f"{lane}@{endpoint}" if endpoint else lane
+
+
+@app.command()
+@translate_errors("lanes policy keygen")
+def keygen(
+    key: Annotated[str, typer.Option("--key", help="where to write the private key (created 0600)")],
+) -> None:
+    """Make an Ed25519 key pair for signing policies; print the public key for LANES_POLICY_TRUSTED_KEYS."""
+    path = Path(key)
+    if path.exists():
+        raise CliError(f"--key: {key} exists; choose a new path (a key is never overwritten)")
+    pem, public = generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise CliError(f"--key: cannot create {key}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    print(f"key id:     {key_id(public)}")
+    print(f"public key: {public_key_text(public)}")
+    print(f"private key written to {key} (0600); trust it with LANES_POLICY_TRUSTED_KEYS=<public key>")
+
+
+@app.command()
+@translate_errors("lanes policy sign")
+def sign(
+    file: Annotated[str, typer.Argument(help="policy TOML file")],
+    key: Annotated[str, typer.Option("--key", help="private key file from `lanes policy keygen`")],
+) -> None:
+    """Add a detached signature over the policy's digest to FILE.sig (review first: you sign the rules)."""
+    if not Path(file).is_file():
+        raise CliError(f"FILE: no policy file at {file}; pass the path of an existing policy TOML file")
+    try:
+        pem = Path(key).read_bytes()
+    except OSError as exc:
+        raise CliError(f"--key: cannot read {key}: {exc.strerror or exc}") from None
+    try:
+        policy = load_policy(file)
+    except PolicyFileError as exc:
+        _report(exc)
+        raise typer.Exit(EXIT_JOB_FAILED) from None
+    try:
+        signature = sign_digest(policy.digest, pem)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"--key: {key}: {str(exc).splitlines()[0]}") from None
+    try:
+        existing = read_signatures(file)
+    except PolicyFileError as exc:
+        raise CliError("; ".join(exc.errors) + "; fix or remove it, then sign again") from None
+    kept = [s for s in existing.signatures if s.key_id != signature.key_id]
+    document = SignatureFile(signatures=[*kept, signature])
+    target = Path(file + SIGNATURE_SUFFIX)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(document.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    temporary.replace(target)
+    print(f"signed {policy.version} {policy.digest} with key {signature.key_id} -> {target}")
 
 
 @app.command("test")

@@ -79,7 +79,7 @@ def build_main_worker(
         A worker, not yet running.
     """
     queue = task_queue or settings.task_queue
-    policy_source = PolicySource(settings.policy_path)
+    policy_source = PolicySource(settings.policy_path, trust=settings.policy_trust())
     policy_source.current()  # a malformed policy stops the worker now, with the file's errors
     clients = _clients(provider)
     responses = ResponsesActivities(clients)

@@ -329,3 +329,32 @@ def test_an_approval_for_a_cell_that_needs_none_is_noted_not_silently_ignored(
     # Needed and refused: the decision's own reasons say why; no note.
     assert _run("explain", "--job-type", "regulated_review", "--approval", "SEC-1") == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_keygen_sign_and_check_show_which_signatures_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(default_policy_path().read_text())
+    key = tmp_path / "reviewer.pem"
+    assert _run("keygen", "--key", str(key)) == 0
+    out = capsys.readouterr().out
+    public = out.split("public key: ")[1].split()[0]
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert _run("keygen", "--key", str(key)) == 2  # never overwritten
+    capsys.readouterr()
+    assert _run("sign", str(policy), "--key", str(key)) == 0
+    assert "signed 2026-04-24.2" in capsys.readouterr().out
+    monkeypatch.setenv("LANES_POLICY_TRUSTED_KEYS", public)
+    assert _run("check", str(policy)) == 0
+    assert "verified" in capsys.readouterr().out
+    assert _run("status", "--policy", str(policy)) == 0
+    assert "signed by" in capsys.readouterr().out
+    policy.write_text(policy.read_text().replace("zdr_only = false", "zdr_only = true"))
+    assert _run("check", str(policy), "--json") == 0
+    [signature] = json.loads(capsys.readouterr().out)["signatures"]
+    assert signature["valid"] is False
+    assert "signs another digest" in signature["reason"]
+    assert _run("status", "--policy", str(policy)) == 1  # refused: edited after signing
+    assert "1 required signatures" in capsys.readouterr().err
+    assert _run("sign", str(policy), "--key", str(tmp_path / "missing.pem")) == 2
