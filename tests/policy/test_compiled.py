@@ -82,7 +82,7 @@ def test_the_compiled_policy_is_frozen_and_the_document_holds_no_hidden_state():
     assert Policy.__private_attributes__ == {}
     assert policy.document.__pydantic_private__ is None
     fields = {f.name for f in dataclasses.fields(policy)}
-    assert fields == {"document", "source", "digest", "index", "background_off"}
+    assert fields == {"document", "source", "digest", "index", "background_off", "signed_by"}
     assert repr(policy) == (
         f"CompiledPolicy(source={policy.source!r}, version={policy.version!r}, digest={policy.digest!r})"
     )

@@ -65,9 +65,10 @@ def test_decision_carries_policy_identity_and_no_prompt_text():
     d = _decide(policy, job_type="support_analysis", input_chars=123)
     assert (d.policy_version, d.policy_digest) == (policy.version, policy.digest)
     assert set(PolicyDecision.model_fields) == {
-        "lane", "rule", "policy_version", "policy_digest", "job_type", "declared_data_class", "data_class",
-        "long_running", "needs_retrieval", "stored_state_acceptable", "approval", "tenant", "profile",
-        "limits", "reasons", "require_encryption", "delete_after_harvest", "endpoint",
+        "lane", "rule", "policy_version", "policy_digest", "policy_signed_by", "job_type",
+        "declared_data_class", "data_class", "long_running", "needs_retrieval", "stored_state_acceptable",
+        "approval", "tenant", "profile", "limits", "reasons", "require_encryption",
+        "delete_after_harvest", "endpoint",
     }  # fmt: skip
 
 

@@ -98,7 +98,8 @@ def test_check_prints_digest_version_and_matrix(capsys: pytest.CaptureFixture[st
 def test_check_json(capsys: pytest.CaptureFixture[str]):
     assert _run("check", str(default_policy_path()), "--json") == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"digest", "version", "matrix", "endpoints"}
+    assert set(data) == {"digest", "version", "matrix", "endpoints", "signatures"}
+    assert data["signatures"] == []  # the shipped policy carries no .sig file
     assert data["endpoints"]["coding_analysis"]["restricted"] is None
     assert data["endpoints"]["public_research"]["restricted"] == "openai"
     assert data["matrix"]["public_research"] == {
