@@ -134,7 +134,7 @@ def check_workflow_id(workflow_id: str) -> str:
     return workflow_id
 
 
-def job_summary(task: ModelTaskInput) -> str:
+def workflow_summary(task: ModelTaskInput) -> str:
     """The job as the Temporal UI's workflow list shows it: job type, declared class and tenant, no text.
 
     The lane is the workflow's to decide: its current details say which lane, rule and policy version.
@@ -173,7 +173,7 @@ async def start_job(
             # The trace the job starts in (when the caller traces), so that a cancel can link to it
             # while the job runs; the workflow replaces it with its root span's when it ends.
             memo=current_trace_memo() or None,
-            static_summary=job_summary(task),
+            static_summary=workflow_summary(task),
         )
     except WorkflowAlreadyStartedError:
         running = new_run

@@ -19,7 +19,7 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import final
 
 from policy.checks import policy_problems
@@ -96,11 +96,7 @@ class CompiledPolicy:
         Returns:
             A copy sharing document, digest and index (nothing is recompiled), with ``background_off``.
         """
-        other = object.__new__(CompiledPolicy)
-        for name in ("document", "source", "digest", "index", "signed_by"):
-            object.__setattr__(other, name, getattr(self, name))
-        object.__setattr__(other, "background_off", origin)
-        return other
+        return self._with(background_off=origin)
 
     def with_signatures(self, key_ids: tuple[str, ...]) -> CompiledPolicy:
         """Return this policy recording the trusted keys whose signatures over its digest verified.
@@ -108,10 +104,13 @@ class CompiledPolicy:
         Set by ``PolicySource`` after ``policy.signatures`` verified them; every decision then carries
         them (``PolicyDecision.policy_signed_by``). Not part of the digest: the rules are unchanged.
         """
+        return self._with(signed_by=key_ids)
+
+    def _with(self, **changes: object) -> CompiledPolicy:
+        """A copy sharing document, digest and index (nothing is recompiled), with ``changes`` set."""
         other = object.__new__(CompiledPolicy)
-        for name in ("document", "source", "digest", "index", "background_off"):
-            object.__setattr__(other, name, getattr(self, name))
-        object.__setattr__(other, "signed_by", key_ids)
+        for field in fields(self):
+            object.__setattr__(other, field.name, changes.get(field.name, getattr(self, field.name)))
         return other
 
     def __repr__(self) -> str:

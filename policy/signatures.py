@@ -53,6 +53,9 @@ __all__ = [
 SIGNATURE_SUFFIX = ".sig"
 """The detached signature file is the policy file's path plus this."""
 
+ANOTHER_DIGEST = "signs another digest (the policy changed after it was signed)"
+"""Why a signature over an earlier (or any other) digest does not count."""
+
 DOMAIN = b"lanes-policy-digest\x00"
 """Prefix of every signed message, so a lanes policy signature can never be replayed as another's."""
 
@@ -187,8 +190,7 @@ class PolicyTrust:
                 checks.append(SignatureCheck(key_id=item.key_id, valid=False, reason="untrusted key"))
                 continue
             if item.digest != policy.digest:
-                reason = "signs another digest (the policy changed after it was signed)"
-                checks.append(SignatureCheck(key_id=item.key_id, valid=False, reason=reason))
+                checks.append(SignatureCheck(key_id=item.key_id, valid=False, reason=ANOTHER_DIGEST))
                 continue
             try:
                 public.verify(base64.b64decode(item.signature, validate=True), DOMAIN + item.digest.encode())
@@ -236,7 +238,7 @@ def check_signatures(
             valid=False,
             reason="no trusted keys configured (LANES_POLICY_TRUSTED_KEYS)"
             if s.digest == policy.digest
-            else "signs another digest (the policy changed after it was signed)",
+            else ANOTHER_DIGEST,
         )
         for s in signatures.signatures
     ]
