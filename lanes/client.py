@@ -49,7 +49,7 @@ from lanes.jobs import (
     watch_job,
 )
 from lanes.jobs import JobSummary as JobSummary
-from lanes.settings import Settings, load_settings
+from lanes.settings import Settings, client_environ, load_settings
 from lanes.submission import build_task, client_policy
 from policy import CompiledPolicy
 from workflows.model_task_io import Phase, StatusResult
@@ -178,7 +178,7 @@ class LanesClient:
         """Follow the job's text live (``lanes watch``); see :meth:`Job.watch`."""
         if self._endpoints is None:
             self._endpoints = await self._closing.enter_async_context(
-                endpoint_clients(self.settings, self.policy)
+                endpoint_clients(self.settings, self.policy, environ=client_environ())
             )
         async for item in watch_job(self.temporal, workflow_id, self._endpoints):
             yield item

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -36,9 +36,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from lanes.codec import KEY_FILE_ENV, KEYS_ENV, build_codec, load_keys
 from lanes.errors import KeyConfigError, TemporalConfigError
-from lanes.settings import Settings
+from lanes.settings import Settings, client_environ
 from lanes.setup import REFUSALS, SETUP_COMMAND, missing_search_attributes
 from lanes.temporal_config import DEFAULT_NAMESPACE, connect_config
+from policy import DEFAULT_ENDPOINT, PolicyFileError, load_policy
 from workflows import search_attributes
 from workflows.task_queues import poll_queue, stream_queue
 
@@ -320,30 +321,96 @@ async def _provider(settings: Settings) -> DoctorCheck:
             "no provider configured: neither OPENAI_API_KEY nor OPENAI_BASE_URL is set",
             "set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL to an emulator (`lanes dev` starts one)",
         )
-    base = (settings.openai_base_url or OPENAI_API_URL).rstrip("/")
-    shown = _shown_url(base)
-    where = "OPENAI_BASE_URL" if settings.openai_base_url else "the network or proxy (HTTPS_PROXY)"
     # The worker sends a placeholder key to a base URL without one (lanes.connect.openai_client).
-    headers = {"Authorization": f"Bearer {key or 'emulator'}"}
+    return await _probe(
+        PROVIDER,
+        settings.openai_base_url,
+        key or "emulator",
+        key_var="OPENAI_API_KEY",
+        url_var="OPENAI_BASE_URL",
+    )
+
+
+async def _probe(name: str, base_url: str | None, key: str, *, key_var: str, url_var: str) -> DoctorCheck:
+    """``GET {base_url}/models`` with ``key``: the check of one provider endpoint.
+
+    Args:
+        name: The row's name.
+        base_url: Where the endpoint is; ``None`` is OpenAI itself.
+        key: The endpoint's key; never printed.
+        key_var: The variable the key came from, named in the fix when the endpoint refuses it.
+        url_var: What sets ``base_url``, named in the fix when nothing answers there.
+    """
+    base = (base_url or OPENAI_API_URL).rstrip("/")
+    shown = _shown_url(base)
+    where = url_var if base_url else "the network or proxy (HTTPS_PROXY)"
+    headers = {"Authorization": f"Bearer {key}"}
     async with httpx2.AsyncClient(timeout=NETWORK_TIMEOUT_S) as http:
         try:
             reply = await http.get(f"{base}/models", headers=headers)
         except httpx2.TimeoutException:
-            return _fail(PROVIDER, f"no answer from {shown} within {NETWORK_TIMEOUT_S:g} s", f"check {where}")
+            return _fail(name, f"no answer from {shown} within {NETWORK_TIMEOUT_S:g} s", f"check {where}")
         except httpx2.TransportError as exc:
             fix = (
-                "start the emulator (`lanes dev` or `lanes emulator`), or correct OPENAI_BASE_URL"
-                if settings.openai_base_url
+                f"start the emulator (`lanes dev` or `lanes emulator`), or correct {url_var}"
+                if base_url and url_var == "OPENAI_BASE_URL"
                 else f"check {where}"
             )
-            return _fail(PROVIDER, f"nothing answers at {shown}: {type(exc).__name__}", fix)
+            return _fail(name, f"nothing answers at {shown}: {type(exc).__name__}", fix)
     if reply.status_code == 401:
         return _fail(
-            PROVIDER,
+            name,
             f"{shown} answers, but refuses the API key (401)",
-            "set OPENAI_API_KEY to a valid key for this endpoint",
+            f"set {key_var} to a valid key for this endpoint",
         )
-    return _ok(PROVIDER, f"{shown} answers (GET /models: HTTP {reply.status_code})")
+    return _ok(name, f"{shown} answers (GET /models: HTTP {reply.status_code})")
+
+
+async def _endpoints(settings: Settings, environ: Mapping[str, str]) -> list[DoctorCheck]:
+    """One row for each endpoint of the policy besides the default (``provider <name>``).
+
+    A worker builds a client for every endpoint at start and stops when a key is missing
+    (:func:`lanes.connect.endpoint_clients`), so each is checked as the worker will meet it: its key
+    variable set, its URL (``base_url``, else ``OPENAI_BASE_URL``, else OpenAI) answering, the key taken.
+    """
+    try:
+        policy = load_policy(settings.policy_path)
+    except PolicyFileError as exc:
+        first = exc.errors[0] if exc.errors else str(exc)
+        return [
+            _fail(f"{PROVIDER} endpoints", f"the policy does not load: {first}", "run `lanes policy check`")
+        ]
+    rows: list[Awaitable[DoctorCheck]] = []
+    for name, spec in sorted(policy.document.endpoints.items()):
+        if name == DEFAULT_ENDPOINT and spec.api_key_env == "OPENAI_API_KEY" and spec.base_url is None:
+            continue  # the ``provider`` row
+        row = f"{PROVIDER} {name}"
+        key = environ.get(spec.api_key_env, "")
+        if spec.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key is not None:
+            key = settings.openai_api_key.get_secret_value()
+        if not key:
+            rows.append(
+                _failed(
+                    row,
+                    f"endpoint {name!r} needs its key in {spec.api_key_env}, which is not set",
+                    f"set {spec.api_key_env}, or change endpoints.{name}.api_key_env",
+                )
+            )
+            continue
+        base = spec.base_url or settings.openai_base_url
+        url_var = f"endpoints.{name}.base_url" if spec.base_url else "OPENAI_BASE_URL"
+        rows.append(
+            _guarded(
+                row,
+                _probe(row, base, key, key_var=spec.api_key_env, url_var=url_var),
+                fix=f"check endpoints.{name} and {spec.api_key_env}",
+            )
+        )
+    return list(await asyncio.gather(*rows))
+
+
+async def _failed(name: str, detail: str, fix: str) -> DoctorCheck:
+    return _fail(name, detail, fix)
 
 
 # ----------------------------------------------------------------------------------------- encryption
@@ -451,22 +518,27 @@ _LOCAL_CHECKS: tuple[tuple[str, _Check, str], ...] = (
 """The checks that need no Temporal: name, check, and the fix when it fails unexpectedly."""
 
 
-async def run_checks(settings: Settings) -> list[DoctorCheck]:
+async def run_checks(settings: Settings, *, environ: Mapping[str, str] | None = None) -> list[DoctorCheck]:
     """Check every part these settings point at; one row each, in a fixed order.
 
     Temporal, its search attributes and the workers polling the job queues (the stateless queue's too
-    when ``LANES_STATELESS_TASK_QUEUE`` names one), the provider, the encryption key, and the codec
-    server. The parts are asked at once, so the whole run takes about as long as its slowest check (at
-    most :data:`CHECK_TIMEOUT_S` for each).
+    when ``LANES_STATELESS_TASK_QUEUE`` names one), the provider and every other endpoint of the
+    policy (``provider <name>``), the encryption key, and the codec server. The parts are asked at
+    once, so the whole run takes about as long as its slowest check (at most :data:`CHECK_TIMEOUT_S`
+    for each).
 
     Args:
         settings: What a client of this environment uses (:func:`lanes.settings.load_settings`).
+        environ: Where the other endpoints' keys are read (default: this environment, then a running
+            ``lanes dev`` stack's, :func:`lanes.settings.client_environ`).
 
     Returns:
         The checks; a failed one has ``ok`` false and a ``fix``. Never raises for a check's failure.
     """
-    temporal, local = await asyncio.gather(
+    temporal, local, endpoints = await asyncio.gather(
         _temporal_checks(settings),
         asyncio.gather(*(_guarded(name, check(settings), fix=fix) for name, check, fix in _LOCAL_CHECKS)),
+        _endpoints(settings, client_environ() if environ is None else environ),
     )
-    return [*temporal, *local]
+    provider, *others = local
+    return [*temporal, provider, *endpoints, *others]

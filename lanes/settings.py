@@ -8,6 +8,7 @@ is configured by its standard ``OTEL_*`` variables, which the OpenTelemetry SDK 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -259,6 +260,17 @@ def configuration_message(exc: ValidationError) -> str:
         name = env_name(exc.title, loc[0]) if loc else exc.title
         parts.append(f"{name}: {error['msg']}" if loc else str(error["msg"]))
     return "; ".join(parts)
+
+
+def client_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus a running ``lanes dev`` stack's values for what it leaves unset.
+
+    What :func:`load_settings` reads, for the variables that are not settings: the key variables that a
+    policy's endpoints name (``endpoints.<name>.api_key_env``), which ``lanes watch`` needs to build the
+    provider clients beside a dev stack (:func:`lanes.connect.endpoint_clients`).
+    """
+    env = os.environ if environ is None else environ
+    return {**env, **dev_defaults(env)}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,7 +15,16 @@ import re
 from collections.abc import Sequence
 
 from policy.index import ClassView, View, build_view
-from policy.models import LANE_STRICTNESS, STORED_STATE_STRICTNESS, Lane, Policy, base_url_address
+from policy.models import (
+    DEFAULT_ENDPOINT,
+    IMPLICIT_DEFAULT_ENDPOINT,
+    LANE_STRICTNESS,
+    STORED_STATE_STRICTNESS,
+    EndpointSpec,
+    Lane,
+    Policy,
+    base_url_address,
+)
 
 __all__ = ["policy_problems"]
 
@@ -138,6 +147,10 @@ def _profile_problems(policy: Policy) -> list[str]:
     return problems
 
 
+_IMPLICIT_DEFAULT = EndpointSpec.model_validate(IMPLICIT_DEFAULT_ENDPOINT)
+"""The default endpoint as the loader adds it when a policy does not declare it."""
+
+
 def _zdr_endpoint_problems(policy: Policy, view: View) -> dict[str, str]:
     """A zdr class may only reach a model through an endpoint a Zero Data Retention agreement covers.
 
@@ -159,12 +172,29 @@ def _zdr_endpoint_problems(policy: Policy, view: View) -> dict[str, str]:
     )
 
     def problem(key: str, profile_name: str, endpoint: str, classes: list[str]) -> None:
+        undeclared = endpoint == DEFAULT_ENDPOINT and policy.endpoints[endpoint] == _IMPLICIT_DEFAULT
+        state = (
+            "which the policy does not declare (an undeclared endpoint is never taken as ZDR-eligible)"
+            if undeclared
+            else "which is not zdr_eligible"
+        )
+        declare = (
+            f"declare [endpoints.{endpoint}] with zdr_eligible = true"
+            if undeclared
+            else f"set endpoints.{endpoint}.zdr_eligible = true"
+        )
+        route = (
+            f" (for the job type: profiles.stateless; for the class alone: data_classes.{classes[0]}"
+            ".stateless_profile)"
+            if key.startswith("job_types.")
+            else ""
+        )
         problems.setdefault(
             key,
-            f"{key}: profile {profile_name!r} is on endpoint {endpoint!r}, which is not zdr_eligible, "
+            f"{key}: profile {profile_name!r} is on endpoint {endpoint!r}, {state}, "
             f"but zdr class{'es' if len(classes) > 1 else ''} {', '.join(repr(c) for c in classes)} "
-            f"{'are' if len(classes) > 1 else 'is'} routed to it{where}; {fix}, or set "
-            f"endpoints.{endpoint}.zdr_eligible = true if a Zero Data Retention agreement covers it",
+            f"{'are' if len(classes) > 1 else 'is'} routed to it{where}; {fix}{route}, or {declare} "
+            "if a Zero Data Retention agreement covers it",
         )
 
     zdr = [c for c in view.classes if c.zdr and c.model_calls]

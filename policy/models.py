@@ -301,13 +301,15 @@ IMPLICIT_DEFAULT_ENDPOINT: dict[str, Any] = {
     "description": "OpenAI as configured by OPENAI_API_KEY and OPENAI_BASE_URL.",
     "base_url": None,
     "api_key_env": "OPENAI_API_KEY",
-    "zdr_eligible": True,
+    "zdr_eligible": False,
     "supports_background": True,
 }
-"""The endpoint ``DEFAULT_ENDPOINT`` when a policy does not declare it: today's OpenAI settings. It is
-taken as ZDR-eligible, as every policy written before endpoints existed assumed (the operator answers
-for the OpenAI project behind the key); declare ``[endpoints.openai]`` with ``zdr_eligible = false`` to
-have the loader refuse zdr classes on it. Left out of the digest when undeclared or declared as is."""
+"""The endpoint ``DEFAULT_ENDPOINT`` when a policy does not declare it: OpenAI as the worker is
+configured. It is never taken as ZDR-eligible: whether a provider project has Zero Data Retention is a
+contract fact, so a policy that sends a zdr class to OpenAI declares the endpoint that has it
+(``zdr_eligible = true``, as ``[endpoints.openai-zdr]`` of the default policy does) and the loader
+refuses the policy otherwise. Left out of the digest when undeclared or declared as is, so a policy
+without zdr classes keeps the digest it had before endpoints existed."""
 
 
 class ProfileSpec(ProviderProfile):

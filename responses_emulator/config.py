@@ -66,6 +66,11 @@ class EmulatorConfig(BaseModel):
         api_key: The one API key the emulator accepts: a ``/v1`` request without ``Authorization:
             Bearer <api_key>`` is answered 401 ``invalid_api_key``, as the real API answers a wrong key
             (so a client's handling of a refused key can be tested). ``None`` accepts any key, or none.
+        zdr_api_keys: Keys of projects under Zero Data Retention, accepted besides ``api_key``. A create
+            sent with one is processed as OpenAI processes a ZDR project's: ``store`` "will always be
+            treated as false", so the response is not retrievable; a background response is still kept
+            for polling, as OpenAI keeps it "for legacy reasons" (which breaks ZDR). The ledger marks
+            each such request ``zdr_project``, so a test can prove which project saw a job's data.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -92,6 +97,7 @@ class EmulatorConfig(BaseModel):
     webhook_max_attempts: int = Field(default=5, ge=1, le=100)
     webhook_retry_s: float = Field(default=1.0, ge=0)
     api_key: str | None = Field(default=None, min_length=1)
+    zdr_api_keys: tuple[str, ...] = ()
 
     @field_validator("webhook_secret")
     @classmethod

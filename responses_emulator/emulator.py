@@ -147,6 +147,7 @@ class _Call:
     starting_after: int | None = None
     fault: str | None = None
     stateful: list[str] = field(default_factory=list)
+    zdr_project: bool = False
 
     def entry(self, status_code: int) -> LedgerEntry:
         return LedgerEntry(
@@ -164,6 +165,7 @@ class _Call:
             starting_after=self.starting_after,
             fault=self.fault,
             stateful=self.stateful,
+            zdr_project=self.zdr_project,
             at=self.at,
         )
 
@@ -448,7 +450,7 @@ class Emulator:
             await asyncio.sleep(delay_s)
         if header_faults.http_status is not None:
             raise EmulatorError(header_faults.http_status)
-        self._check_key(request)
+        self._check_key(request, call)
         self._random_fault(call)
 
         parts = call.path.strip("/").split("/")
@@ -465,12 +467,18 @@ class Emulator:
             return await self._cancel(call, parts[2], header_faults)
         raise EmulatorError(404, f"Invalid URL ({call.method} {call.path})")
 
-    def _check_key(self, request: httpx2.Request) -> None:
-        """Refuse a request without the configured key (``EmulatorConfig.api_key``), as the API does."""
-        key = self.config.api_key
-        if key is None:
-            return
+    def _check_key(self, request: httpx2.Request, call: _Call) -> None:
+        """Refuse a request without a key the emulator takes, as the API does; note a ZDR project's.
+
+        Taken: ``EmulatorConfig.api_key`` (any key when it is ``None``) and every ``zdr_api_keys``.
+        """
         sent = request.headers.get("authorization", "").encode()
+        # Compared with every key, not only until the first match: the time taken says nothing of which.
+        zdr = [hmac.compare_digest(sent, f"Bearer {key}".encode()) for key in self.config.zdr_api_keys]
+        call.zdr_project = any(zdr)
+        key = self.config.api_key
+        if key is None or call.zdr_project:
+            return
         if not hmac.compare_digest(sent, f"Bearer {key}".encode()):
             raise EmulatorError(401)
 
@@ -552,6 +560,10 @@ class Emulator:
                 "Background sampling requires store=true; stateless requests are rejected.",
                 param="store",
             )
+
+        if call.zdr_project:
+            # "store ... will always be treated as false" for a ZDR project, even when the request asks.
+            store = False
 
         metadata_faults = parse_faults(metadata.get("emulator_fault"))
         response_faults = Faults(

@@ -30,6 +30,8 @@ class LedgerEntry(BaseModel):
         fault: The fault injected into this request, if any (e.g. ``http:429``, ``drop_stream_after:5``).
         stateful: The create fields present that need stored provider state (``previous_response_id``,
             ``conversation``): names only, never values.
+        zdr_project: The request carried a key of a Zero Data Retention project
+            (``EmulatorConfig.zdr_api_keys``); never the key itself.
         at: Emulator clock time of the request.
     """
 
@@ -49,6 +51,7 @@ class LedgerEntry(BaseModel):
     starting_after: int | None = None
     fault: str | None = None
     stateful: list[str] = Field(default_factory=list)
+    zdr_project: bool = False
     at: float
 
 

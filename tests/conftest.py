@@ -24,12 +24,14 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from lanes.codec import new_key_entry
-from lanes.connect import connect, openai_client
+from lanes.connect import connect, endpoint_clients
+from lanes.dev.emulator_keys import emulator_keys
 from lanes.dev.emulator_server import EmulatorServer
 from lanes.dev.stack import DevServer
 from lanes.settings import Settings
 from lanes.telemetry import setup_tracing
 from lanes.worker.serving import serving
+from policy import load_policy
 from responses_emulator import Emulator, EmulatorConfig
 from tests.scheduling import long_first
 
@@ -37,6 +39,13 @@ from tests.scheduling import long_first
 # reaches a running activity only in a heartbeat's answer, and at the SDK's default throttle (8 s for the
 # default 10 s heartbeat timeout) each cancellation test would wait that long for nothing.
 os.environ.setdefault("LANES_WORKER_HEARTBEAT_THROTTLE_S", "0.5")
+
+EMULATOR_KEYS = emulator_keys(load_policy())
+"""As on the embedded stack: each endpoint of the default policy that the emulator stands in for (the ZDR
+project, ``OPENAI_ZDR_API_KEY``) has a placeholder key of its own, set for this process and every worker
+it starts, and the session's emulator counts the ZDR project's requests (``LedgerEntry.zdr_project``).
+Set, never defaulted: a real key in the developer's shell must not reach the emulator."""
+os.environ.update(EMULATOR_KEYS.environment)
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -63,7 +72,7 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 @pytest.fixture(scope="session")
 def emulator() -> Emulator:
     """One emulator for the session: short background jobs unless a test's metadata asks otherwise."""
-    return Emulator(EmulatorConfig(duration_s=1.0, queued_s=0.2))
+    return Emulator(EmulatorConfig(duration_s=1.0, queued_s=0.2, zdr_api_keys=EMULATOR_KEYS.zdr))
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -99,7 +108,8 @@ async def client(settings: Settings) -> Client:
 @pytest_asyncio.fixture
 async def worker(client: Client, settings: Settings) -> AsyncIterator[str]:
     """A real lanes worker in this process on the test's task queue; yields the task queue."""
-    async with openai_client(settings) as provider, serving(client, settings, provider):
+    policy = load_policy(settings.policy_path)
+    async with endpoint_clients(settings, policy) as provider, serving(client, settings, provider):
         yield settings.task_queue
 
 

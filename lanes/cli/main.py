@@ -67,7 +67,7 @@ from lanes.jobs import (
     wait_for_outcome,
     watch_job,
 )
-from lanes.settings import Settings, load_settings
+from lanes.settings import Settings, client_environ, load_settings
 from lanes.submission import build_task, client_policy, policy_file_message
 from lanes.telemetry import end_process, setup_tracing, traces_exported
 from policy import PolicyFileError, load_policy, unused_approval
@@ -483,7 +483,7 @@ def watch(workflow_id: WorkflowId, json: JsonFlag = False) -> None:
             policy = load_policy(settings.policy_path)
         except PolicyFileError as exc:
             raise CliError(f"LANES_POLICY: {policy_file_message(exc)}", code=EXIT_JOB_FAILED) from None
-        async with endpoint_clients(settings, policy) as clients:
+        async with endpoint_clients(settings, policy, environ=client_environ()) as clients:
             try:
                 async for item in watch_job(client, workflow_id, clients):
                     if isinstance(item, str):
@@ -822,12 +822,16 @@ def dev_session_values(settings: Settings) -> dict[str, str]:
 
     With the codec server, its URL and the UI origins it allows, which `lanes doctor` checks.
     """
+    from lanes.dev.emulator_keys import DEFAULT_EMULATOR_KEY, emulator_keys
+
     values = {
         "TEMPORAL_ADDRESS": settings.temporal_address or "",
         "TEMPORAL_NAMESPACE": settings.temporal_namespace or "default",
         "LANES_TASK_QUEUE": settings.task_queue,
         "OPENAI_BASE_URL": settings.openai_base_url or "",
-        "OPENAI_API_KEY": "emulator",
+        "OPENAI_API_KEY": DEFAULT_EMULATOR_KEY,
+        # The other endpoints the emulator stands in for (the ZDR project's key, say), for `lanes watch`.
+        **emulator_keys(load_policy(settings.policy_path)).environment,
     }
     if settings.encryption_key_file is not None:
         values["LANES_ENCRYPTION_KEY_FILE"] = str(settings.encryption_key_file.resolve())

@@ -3,8 +3,8 @@
 It starts a Temporal dev server, the Responses emulator and a worker process, submits jobs that the
 default policy sends to each lane (plus one background job cancelled mid-flight), prints for each the
 lane, the rule, the provider response id and the outcome, then checks the emulator's ledger for the one
-invariant that matters most (no stored request from a job whose lane is not background) and stops every
-process it started.
+invariants that matter most (no stored request from a job whose lane is not background; restricted data
+only ever sent to the policy's ZDR project) and stops every process it started.
 """
 
 from __future__ import annotations
@@ -178,15 +178,26 @@ async def _demo(state_dir: Path, phoenix: PhoenixServer | None) -> int:
     stored = [e for e in entries if e.store]
     leaked = [e for e in stored if e.metadata.get("lanes_workflow_id") not in background_ids]
     cancels = [e for e in entries if e.path.endswith("/cancel")]
+    # Restricted data goes only to the policy's ZDR project (endpoints.openai-zdr): the emulator knows
+    # the project by the key each request carried (lanes.dev.emulator_keys).
+    restricted = {
+        row["workflow_id"] for row, job in zip(rows, JOBS, strict=True) if job.task.data_class == "restricted"
+    }
+    to_zdr = [e for e in entries if e.metadata.get("lanes_workflow_id") in restricted]
+    off_zdr = [e for e in to_zdr if not e.zdr_project]
     print()
     print(
         f"emulator ledger: {len(entries)} requests, {len(stored)} with store=true, "
-        f"{len(cancels)} cancel calls"
+        f"{len(cancels)} cancel calls, {sum(e.zdr_project for e in entries)} to the ZDR project"
     )
     print(f"stored requests from jobs outside the background lane: {len(leaked)}")
+    print(f"restricted-data requests outside the ZDR project: {len(off_zdr)}")
     expected = ["completed", "completed", "completed", "completed", "denied", "cancelled"]
-    ok = not leaked and all(
-        str(row["outcome"]).startswith(want) for row, want in zip(rows, expected, strict=True)
+    ok = (
+        not leaked
+        and bool(to_zdr)
+        and not off_zdr
+        and all(str(row["outcome"]).startswith(want) for row, want in zip(rows, expected, strict=True))
     )
     print("demo " + ("passed" if ok else "FAILED: outcomes differ from the script"))
     return 0 if ok else 1

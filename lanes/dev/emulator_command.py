@@ -99,6 +99,23 @@ def _parameters() -> list[inspect.Parameter]:
                 )
             )
             continue
+        if name == "zdr_api_keys":
+            parameters.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default="",
+                    annotation=Annotated[
+                        str,
+                        typer.Option(
+                            "--zdr-api-keys",
+                            help="comma-separated keys of Zero Data Retention projects (store is treated "
+                            "as false; the ledger marks their requests zdr_project)",
+                        ),
+                    ],
+                )
+            )
+            continue
         option: dict[str, Any] = {"help": helps.get(name, "")}
         flags = [flag_name(name)]
         if annotation is bool:
@@ -125,6 +142,8 @@ def config_from_options(values: dict[str, Any]) -> EmulatorConfig:
         fields.pop("models", None)
     else:
         fields["models"] = tuple(m.strip() for m in str(fields["models"]).split(",") if m.strip())
+    keys = str(fields.get("zdr_api_keys") or "").split(",")
+    fields["zdr_api_keys"] = tuple(key.strip() for key in keys if key.strip())
     try:
         return EmulatorConfig(**fields)
     except ValidationError as exc:

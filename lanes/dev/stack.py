@@ -27,11 +27,13 @@ from types import TracebackType
 from temporalio.client import Client
 
 from lanes.codec import ensure_local_key
+from lanes.dev.emulator_keys import emulator_keys
 from lanes.dev.emulator_server import EmulatorServer
 from lanes.dev.state_dir import claim_state_dir
 from lanes.servers.codec_server import CodecServer, codec_app
 from lanes.settings import Settings
 from lanes.worker.serving import READY_LINE
+from policy import load_policy
 from responses_emulator import Emulator, EmulatorConfig
 from workflows import search_attributes
 
@@ -361,7 +363,10 @@ class EmbeddedStack:
     ) -> None:
         self.state_dir = state_dir
         self._made_by = made_by
-        self._worker_env = worker_env
+        # Every endpoint the emulator stands in for gets a key of its own (lanes.dev.emulator_keys); a
+        # malformed policy stops the stack here, with the file's errors, before anything starts.
+        self.emulator_keys = emulator_keys(load_policy(policy_path))
+        self._worker_env = {**self.emulator_keys.environment, **(worker_env or {})}
         self.encrypt = encrypt
         self.codec_port = codec_port or free_port()
         self.codec_url: str | None = f"http://127.0.0.1:{self.codec_port}" if encrypt else None
@@ -372,7 +377,9 @@ class EmbeddedStack:
             ui_port=ui_port,
             ui_codec_endpoint=self.codec_url,
         )
-        self.emulator = Emulator(emulator_config)
+        config = emulator_config or EmulatorConfig()
+        zdr = (*config.zdr_api_keys, *self.emulator_keys.zdr)
+        self.emulator = Emulator(config.model_copy(update={"zdr_api_keys": zdr}))
         self._emulator_port = emulator_port or 0
         self._parts = contextlib.AsyncExitStack()
         self._task_queue = task_queue

@@ -21,6 +21,7 @@ from temporalio.envconfig import ClientConfigProfile
 
 from lanes.settings import Settings
 from lanes.worker.tuning import ENV_PREFIX, WorkerTuning
+from policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -72,7 +73,12 @@ def otel_env() -> set[str]:
     }
 
 
-KNOWN = settings_env() | otel_env() | set(TEMPORAL_ENV) | TEMPORAL_FILE_ENV | PLATFORM_ENV
+def policy_env() -> set[str]:
+    """The key variables the shipped policy's endpoints name (``endpoints.<name>.api_key_env``)."""
+    return {spec.api_key_env for spec in load_policy().document.endpoints.values()}
+
+
+KNOWN = settings_env() | otel_env() | policy_env() | set(TEMPORAL_ENV) | TEMPORAL_FILE_ENV | PLATFORM_ENV
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:

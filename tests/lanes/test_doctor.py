@@ -69,7 +69,7 @@ async def test_every_check_passes_against_the_stack_a_worker_and_a_codec_server(
 ) -> None:
     checks = await checks_once_the_worker_polls(settings.model_copy(update={"codec_url": codec_server.url}))
     assert [check.name for check in checks] == [
-        TEMPORAL, SEARCH_ATTRIBUTES, WORKER, PROVIDER, ENCRYPTION, CODEC_SERVER,
+        TEMPORAL, SEARCH_ATTRIBUTES, WORKER, PROVIDER, f"{PROVIDER} openai-zdr", ENCRYPTION, CODEC_SERVER,
     ]  # fmt: skip
     assert all(check.ok and not check.skipped and check.fix is None for check in checks), checks
     rows = by_name(checks)
@@ -132,6 +132,28 @@ async def test_a_refused_api_key_is_named_as_the_fault_and_never_printed(setting
     assert "OPENAI_API_KEY" in row.fix
     assert "sk-doctor-wrong-key" not in json.dumps([check.model_dump() for check in checks])
     assert by_name(right)[PROVIDER].ok
+
+
+async def test_every_endpoint_of_the_policy_is_checked_with_its_own_key(settings: Settings) -> None:
+    # The default policy's ZDR project (endpoints.openai-zdr) has a key variable of its own: a worker
+    # without it would stop at start, so doctor names it; a refused one is named too, never printed.
+    zdr = f"{PROVIDER} openai-zdr"
+    missing = by_name(await run_checks(settings, environ={}))[zdr]
+    assert not missing.ok
+    assert "OPENAI_ZDR_API_KEY, which is not set" in missing.detail
+    assert missing.fix == "set OPENAI_ZDR_API_KEY, or change endpoints.openai-zdr.api_key_env"
+    keys = EmulatorConfig(api_key="emulator", zdr_api_keys=("sk-zdr-right",))
+    async with EmulatorServer(Emulator(keys)) as strict:
+        pointed = settings.model_copy(update={"openai_base_url": strict.base_url})
+        wrong = await run_checks(pointed, environ={"OPENAI_ZDR_API_KEY": "sk-zdr-wrong"})
+        right = await run_checks(pointed, environ={"OPENAI_ZDR_API_KEY": "sk-zdr-right"})
+    row = by_name(wrong)[zdr]
+    assert not row.ok
+    assert "refuses the API key (401)" in row.detail
+    assert row.fix == "set OPENAI_ZDR_API_KEY to a valid key for this endpoint"
+    assert by_name(wrong)[PROVIDER].ok  # the default endpoint's key is a different one
+    assert "sk-zdr-wrong" not in json.dumps([check.model_dump() for check in wrong])
+    assert by_name(right)[zdr].ok
 
 
 async def test_encryption_fails_without_a_key_with_a_bad_key_and_with_an_unsafe_key_file(
@@ -211,7 +233,7 @@ async def test_unreachable_temporal_is_a_failed_row_with_a_fix_and_exit_1(settin
     code, out, err = await lanes("doctor", env=env, timeout_s=60)
     assert code == 1
     assert "Traceback" not in err
-    assert err == "lanes doctor: 3 of 6 checks failed\n"
+    assert err == "lanes doctor: 3 of 7 checks failed\n"
     lines = out.splitlines()
     assert lines[0].split() == ["check", "result", "detail"]
     temporal = next(i for i, line in enumerate(lines) if line.startswith("temporal "))
@@ -253,9 +275,12 @@ async def test_beside_lanes_dev_every_check_passes_with_nothing_exported(dev_sta
     code, out, err = await _doctor(dev_stack)
     assert code == 0, out + err
     assert err == ""
-    assert [line.split()[0] for line in out.splitlines()[1:]] == [
-        "temporal", "search", "worker", "provider", "encryption", "codec",
+    assert [" ".join(line.split()[:2]) for line in out.splitlines()[1:]] == [
+        "temporal ok", "search attributes", "worker ok", "provider ok", "provider openai-zdr",
+        "encryption ok", "codec server",
     ]  # fmt: skip
+    # The ZDR project's key came from the stack's env file: nothing OPENAI_* was exported.
+    assert rows["provider openai-zdr"]["ok"]
     assert "FAIL" not in out
 
 

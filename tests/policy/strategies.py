@@ -67,7 +67,18 @@ def _profiles(draw: st.DrawFn) -> dict[str, Any]:
             "model": "m2",
         },
         "st": {"background": False, "store": False},
+        "st-zdr": {"background": False, "store": False, "endpoint": ZDR_ENDPOINT},
     }
+
+
+ZDR_ENDPOINT = "openai-zdr"
+"""The declared ZDR configuration of every drawn policy: zdr classes are routed to it by class
+(``stateless_profile = "st-zdr"``), as the default policy routes restricted data, because an undeclared
+endpoint is never taken as ZDR-eligible."""
+
+_ENDPOINTS = {
+    ZDR_ENDPOINT: {"api_key_env": "OPENAI_ZDR_API_KEY", "zdr_eligible": True, "supports_background": False}
+}
 
 
 def _limits(draw: st.DrawFn) -> dict[str, Any]:
@@ -95,6 +106,9 @@ def policy_documents(draw: st.DrawFn, *, max_classes: int = 5, max_jobs: int = 4
     classes: list[str] = draw(st.lists(_NAME, min_size=n, max_size=n, unique=True))
     stored = sorted(draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
     zdr_from = draw(st.one_of(st.just(n), st.integers(0, n)))
+    # Classes from here up are routed to the ZDR endpoint (every zdr class, maybe some below it too); a
+    # tenant may make only those zdr.
+    routed_from = draw(st.integers(0, zdr_from))
     calls_from = draw(st.one_of(st.just(n), st.integers(0, n)))
     # Explicit for every class or for none, so explicit values and defaults never mix into a scale
     # that loosens; either way they only get stricter along the order.
@@ -111,6 +125,8 @@ def policy_documents(draw: st.DrawFn, *, max_classes: int = 5, max_jobs: int = 4
             entry["zdr"] = zdr
         if i >= calls_from or draw(st.booleans()):
             entry["model_calls"] = i < calls_from
+        if i >= routed_from:
+            entry["stateless_profile"] = "st-zdr"
         data_classes[name] = entry
 
     m = draw(st.integers(1, max_jobs))
@@ -156,6 +172,7 @@ def policy_documents(draw: st.DrawFn, *, max_classes: int = 5, max_jobs: int = 4
         "data_class_order": classes,
         "data_classes": data_classes,
         "organisation": base_org,
+        "endpoints": _ENDPOINTS,
         "profiles": _profiles(draw),
         "job_types": jobs,
     }
@@ -202,7 +219,9 @@ def _tenant(draw: st.DrawFn, doc: Mapping[str, Any]) -> dict[str, Any]:
         n = len(classes)
         start = draw(st.integers(0, n - 1))
         level = draw(st.integers(0, 2))
-        zdr_from = draw(st.one_of(st.just(n), st.integers(start, n)))
+        routed = [i for i, c in enumerate(classes) if "stateless_profile" in doc["data_classes"][c]]
+        first_routed = routed[0] if routed else n
+        zdr_from = draw(st.one_of(st.just(n), st.integers(max(start, first_routed), n)))
         calls_from = draw(st.one_of(st.just(n), st.integers(start, n)))
         # Set on every class from ``start`` up, so the merged scale still only gets stricter.
         tighten_encryption, tighten_deletion = draw(st.booleans()), draw(st.booleans())

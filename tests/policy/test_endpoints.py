@@ -23,6 +23,7 @@ from policy import (
     load_policy,
     load_policy_text,
 )
+from policy.digest import canonical_json
 from policy.matrix import decision_matrix
 from policy.models import base_url_address
 from tests.policy.strategies import dump_toml, policy_documents
@@ -55,6 +56,19 @@ model = "local-model"
 
 ZDR_CLASS = "zdr = true\nmodel_calls = true"
 ROUTED = '\nstateless_profile = "internal-stateless"'
+RESTRICTED_ROUTE = (
+    "# Only ever sent to the ZDR project (endpoints.openai-zdr), whichever job type runs it.\n"
+    'stateless_profile = "openai-zdr-stateless"\n'
+)
+
+
+def _legacy(text: str = DEFAULT) -> str:
+    """The default policy as written before it declared endpoints: every profile on the implicit one."""
+    start, end = text.index("# --- provider endpoints"), text.index("# --- provider profiles")
+    text = text[:start] + text[end:]
+    assert RESTRICTED_ROUTE in text
+    assert 'endpoint = "openai-zdr"\n' in text
+    return text.replace('endpoint = "openai-zdr"\n', "").replace(RESTRICTED_ROUTE, "")
 
 
 def _errors(text: str) -> list[str]:
@@ -69,37 +83,89 @@ def _with(extra: str, text: str = DEFAULT) -> str:
     return text + "\n" + extra
 
 
-def test_policies_without_endpoints_keep_their_digest_and_decisions():
-    # The default policy says nothing about endpoints: its digest is the one recorded before endpoints
-    # existed (decisions in saved histories carry it), and its calls all go to the default endpoint.
+def test_the_default_policy_declares_its_endpoints_and_sends_zdr_data_only_to_the_zdr_project():
     policy = load_policy()
-    assert policy.digest == "sha256:0e3dcb9742ae21e7bd4e21651d5088ee88749fde098f94f1e3706f76a175014b"
-    for row in decision_matrix(policy).values():
-        for d in row.values():
+    endpoints = {
+        name: (e.api_key_env, e.base_url, e.zdr_eligible, e.supports_background)
+        for name, e in policy.document.endpoints.items()
+    }
+    assert endpoints == {
+        "openai": ("OPENAI_API_KEY", None, False, True),
+        "openai-zdr": ("OPENAI_ZDR_API_KEY", None, True, False),
+    }
+    zdr = {c.name for c in policy.index.base.classes if c.zdr}
+    assert zdr == {"restricted"}
+    for job, row in decision_matrix(policy).items():
+        for cls, d in row.items():
             if d.lane is Lane.DENIED:
                 assert d.endpoint is None
-            else:
+                continue
+            assert d.endpoint is not None, (job, cls)
+            assert d.profile is not None, (job, cls)
+            assert d.endpoint.name == d.profile.endpoint
+            assert d.endpoint.zdr_eligible is (d.endpoint.name == "openai-zdr")
+            # The URL is the worker's setting: the worker's policy activity fills in the host.
+            assert (d.endpoint.host, d.endpoint.port) == (None, None)
+            if cls in zdr:
+                assert d.endpoint.name == "openai-zdr", (job, cls)
+            if d.lane is Lane.BACKGROUND:
+                assert d.endpoint.name == "openai", (job, cls)
+
+
+def test_an_undeclared_endpoint_is_never_taken_as_zdr_eligible():
+    # The default policy as it was before it declared its endpoints: restricted data went to the implicit
+    # openai endpoint on the assumption that its project had Zero Data Retention. Refused, naming the keys.
+    errors = _errors(_legacy())
+    assert len(errors) == 7
+    assert (
+        "p.toml: job_types.public_research.profiles.stateless: profile 'openai-stateless' is on endpoint "
+        "'openai', which the policy does not declare (an undeclared endpoint is never taken as "
+        "ZDR-eligible), but zdr class 'restricted' is routed to it; use a profile on an endpoint with "
+        "zdr_eligible = true (for the job type: profiles.stateless; for the class alone: "
+        "data_classes.restricted.stateless_profile), or declare [endpoints.openai] with zdr_eligible = "
+        "true if a Zero Data Retention agreement covers it"
+    ) in errors
+    # coding_analysis denies restricted data (fallback = "deny"): nothing of it reaches a model.
+    assert not any("coding_analysis" in e for e in errors)
+
+
+NO_ZDR_CLASS = "zdr = false\nmodel_calls = true"
+
+
+def test_policies_without_endpoints_keep_their_digest():
+    # A policy without zdr classes needs no endpoint: nothing about endpoints enters its canonical JSON,
+    # so its digest is the one computed before endpoints existed (decisions in saved histories carry it).
+    policy = load_policy_text(_legacy().replace(ZDR_CLASS, NO_ZDR_CLASS), source=SRC)
+    assert '"endpoint' not in canonical_json(policy.document)
+    assert policy.digest == LEGACY_DIGEST
+    for row in decision_matrix(policy).values():
+        for d in row.values():
+            if d.lane is not Lane.DENIED:
                 assert d.endpoint is not None
-                assert d.profile is not None
-                assert (d.endpoint.name, d.profile.endpoint) == (DEFAULT_ENDPOINT, DEFAULT_ENDPOINT)
-                # The URL is the worker's setting: the worker's policy activity fills in the host.
-                assert (d.endpoint.host, d.endpoint.port, d.endpoint.zdr_eligible) == (None, None, True)
+                assert (d.endpoint.name, d.endpoint.zdr_eligible) == (DEFAULT_ENDPOINT, False)
+
+
+LEGACY_DIGEST = "sha256:68040be4cdd63729904992b50e6d2f142a71b2ecc7939241d4fce177ba2c64e7"
+"""The digest of that policy as the code before endpoints computed it."""
 
 
 def test_declaring_the_default_endpoint_as_it_is_leaves_the_digest_unchanged():
+    legacy = _legacy().replace(ZDR_CLASS, NO_ZDR_CLASS)
     explicit = _with(
         """
 [endpoints.openai]
 description = "OpenAI as configured by OPENAI_API_KEY and OPENAI_BASE_URL."
 api_key_env = "OPENAI_API_KEY"
-zdr_eligible = true
+zdr_eligible = false
 supports_background = true
-"""
+""",
+        legacy,
     ).replace("[profiles.openai-stateless]\n", '[profiles.openai-stateless]\nendpoint = "openai"\n')
-    assert load_policy_text(explicit, source=SRC).digest == load_policy().digest
+    digest = load_policy_text(legacy, source=SRC).digest
+    assert load_policy_text(explicit, source=SRC).digest == digest
     # Any real change of the endpoint is a change of the rules.
     changed = explicit.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "OPENAI_KEY_2"')
-    assert load_policy_text(changed, source=SRC).digest != load_policy().digest
+    assert load_policy_text(changed, source=SRC).digest != digest
 
 
 def test_old_decisions_without_an_endpoint_still_decode_and_name_the_default():
@@ -115,21 +181,23 @@ def test_old_decisions_without_an_endpoint_still_decode_and_name_the_default():
 
 
 def test_a_zdr_class_on_an_endpoint_that_is_not_zdr_eligible_is_refused():
-    errors = _errors(_with(OPENAI_NOT_ZDR))
-    # Every job type whose stateless lane carries restricted data is named, with its profile and the fix.
-    assert len(errors) == 7
+    # The default policy without its route for restricted data: the job types' openai profiles carry it.
+    errors = _errors(DEFAULT.replace(RESTRICTED_ROUTE, ""))
+    # Every job type whose stateless lane carries restricted data is named, with its profile and the fix;
+    # sensitive_customer's own stateless profile is on the ZDR project already.
+    assert len(errors) == 6
     assert (
         "p.toml: job_types.public_research.profiles.stateless: profile 'openai-stateless' is on endpoint "
         "'openai', which is not zdr_eligible, but zdr class 'restricted' is routed to it; use a profile "
-        "on an endpoint with zdr_eligible = true, or set endpoints.openai.zdr_eligible = true if a Zero "
-        "Data Retention agreement covers it"
+        "on a zdr_eligible endpoint (openai-zdr) (for the job type: profiles.stateless; for the class "
+        "alone: data_classes.restricted.stateless_profile), or set endpoints.openai.zdr_eligible = true "
+        "if a Zero Data Retention agreement covers it"
     ) in errors
-    # coding_analysis denies restricted data (fallback = "deny"): nothing of it reaches a model.
-    assert not any("coding_analysis" in e for e in errors)
+    assert not any("coding_analysis" in e or "sensitive_customer" in e for e in errors)
 
 
 def test_routing_the_zdr_class_to_an_eligible_endpoint_loads():
-    text = _with(OPENAI_NOT_ZDR + INTERNAL).replace(ZDR_CLASS, ZDR_CLASS + ROUTED)
+    text = _with(OPENAI_NOT_ZDR + INTERNAL, _legacy()).replace(ZDR_CLASS, ZDR_CLASS + ROUTED)
     policy = load_policy_text(text, source=SRC)
     d = evaluate(policy, PolicyQuery(job_type="support_analysis", data_class="restricted"))
     assert (d.lane, d.rule) == (Lane.STATELESS, "stateless.zdr-class")
@@ -150,15 +218,15 @@ def test_routing_the_zdr_class_to_an_eligible_endpoint_loads():
 
 
 def test_a_class_routed_to_a_non_eligible_endpoint_is_refused_at_the_class():
-    text = _with(INTERNAL.replace("zdr_eligible = true", "zdr_eligible = false")).replace(
+    text = _with(INTERNAL.replace("zdr_eligible = true", "zdr_eligible = false"), _legacy()).replace(
         ZDR_CLASS, ZDR_CLASS + ROUTED
     )
     errors = _errors(text)
     assert errors == [
         "p.toml: data_classes.restricted.stateless_profile: profile 'internal-stateless' is on endpoint "
         "'internal', which is not zdr_eligible, but zdr class 'restricted' is routed to it; use a "
-        "profile on a zdr_eligible endpoint (openai), or set endpoints.internal.zdr_eligible = true if a "
-        "Zero Data Retention agreement covers it"
+        "profile on an endpoint with zdr_eligible = true, or set endpoints.internal.zdr_eligible = true "
+        "if a Zero Data Retention agreement covers it"
     ]
 
 
@@ -169,7 +237,8 @@ def test_a_tenant_that_makes_a_class_zdr_is_checked_too():
         OPENAI_NOT_ZDR
         + INTERNAL
         + '\n[tenants.acme.data_classes.confidential]\nstored_state = "deny"\nzdr = true\n'
-        + '[tenants.acme.data_classes.regulated]\nstored_state = "deny"\nzdr = true\n'
+        + '[tenants.acme.data_classes.regulated]\nstored_state = "deny"\nzdr = true\n',
+        _legacy(),
     ).replace(ZDR_CLASS, ZDR_CLASS + ROUTED)
     errors = _errors(text)
     assert errors
@@ -212,7 +281,8 @@ endpoint = "nowhere"
     ) in errors
     assert any(e.startswith("p.toml: endpoints.vendor.api_key_env: 'VENDOR KEY' is not") for e in errors)
     assert (
-        "p.toml: profiles.lost.endpoint: 'nowhere' is not an endpoint; known: openai, vendor; add an "
+        "p.toml: profiles.lost.endpoint: 'nowhere' is not an endpoint; known: openai, openai-zdr, vendor; "
+        "add an "
         "[endpoints.nowhere] table or name a known one"
     ) in errors
 

@@ -165,6 +165,24 @@ async def test_a_configured_api_key_refuses_every_other_key_with_401():
         await right.close()
 
 
+async def test_a_zdr_projects_key_is_taken_and_its_store_is_always_treated_as_false():
+    config = EmulatorConfig(api_key="sk-standard", zdr_api_keys=("sk-zdr",))
+    async with EmulatorServer(Emulator(config)) as server:
+        zdr = openai.AsyncOpenAI(api_key="sk-zdr", base_url=server.base_url, max_retries=0)
+        standard = openai.AsyncOpenAI(api_key="sk-standard", base_url=server.base_url, max_retries=0)
+        # "store ... will always be treated as false" for a ZDR project: asked to store, it does not.
+        kept = await zdr.responses.create(model="gpt-5-mini", input="x", store=True)
+        assert kept.to_dict()["store"] is False  # the SDK's model has no attribute for the field
+        with pytest.raises(openai.NotFoundError):
+            await zdr.responses.retrieve(kept.id)
+        stored = await standard.responses.create(model="gpt-5-mini", input="x", store=True)
+        assert (await standard.responses.retrieve(stored.id)).to_dict()["store"] is True
+        creates = [(e.zdr_project, e.store, e.status_code) for e in server.emulator.ledger.entries()]
+        assert creates == [(True, True, 200), (True, None, 404), (False, True, 200), (False, None, 200)]
+        await zdr.close()
+        await standard.close()
+
+
 async def test_malformed_fault_is_a_loud_400(server: EmulatorServer):
     async with httpx2.AsyncClient(base_url=server.base_url) as http:
         answer = await http.get("/responses/resp_x", headers={"X-Emulator-Fault": "http:200"})

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.client import Client
 
 from activities.failures import FailureType
 from lanes.connect import connect, endpoint_clients, openai_client
@@ -28,6 +29,7 @@ from lanes.settings import Settings
 from lanes.worker.serving import serving
 from policy import Lane, load_policy
 from policy.matrix import decision_matrix
+from responses_emulator import Emulator
 from responses_emulator.ledger import LedgerEntry
 from workflows.model_task import ModelTaskInput
 
@@ -197,3 +199,59 @@ async def test_a_decision_for_an_endpoint_the_worker_lacks_fails_before_any_call
     assert "'internal'" in (outcome.error_message or "")
     for emulator in (openai_side, internal_side):
         assert not [e for e in await emulator.ledger() if e.metadata.get("lanes_workflow_id") == workflow_id]
+
+
+# --- the default policy: restricted data reaches only the declared ZDR project ---------------------------
+
+ZDR_KEY_ENV = "OPENAI_ZDR_API_KEY"
+
+
+async def test_restricted_data_reaches_only_the_zdr_project_and_never_with_stored_state(
+    client: Client, worker: str, emulator: Emulator
+) -> None:
+    # The session's emulator stands for both OpenAI projects of the default policy, told apart by key as
+    # OpenAI tells them (tests/conftest.py gives the ZDR project its own placeholder key): every job type
+    # with restricted data, sensitive_customer's confidential fallback, and a public background job.
+    policy = load_policy()
+    cells = [(job, "restricted") for job in sorted(policy.document.job_types)]
+    cells += [("sensitive_customer", "confidential"), ("public_research", "public")]
+    ids = {cell: f"zdr-{cell[0]}-{cell[1]}-{uuid.uuid4().hex[:8]}" for cell in cells}
+    for (job, cls), workflow_id in ids.items():
+        task = ModelTaskInput(job_type=job, data_class=cls, input=f"route {job} {cls}")
+        await start_job(client, task, workflow_id=workflow_id, task_queue=worker)
+    outcomes = {cell: await wait_for_outcome(client, wid, timeout_s=120) for cell, wid in ids.items()}
+    entries = emulator.ledger.entries()
+    reached_zdr = 0
+    for cell, outcome in outcomes.items():
+        mine = [e for e in entries if e.metadata.get("lanes_workflow_id") == ids[cell]]
+        decision = outcome.decision
+        assert decision is not None, cell
+        if decision.lane is Lane.DENIED:
+            assert outcome.status == "denied", cell
+            assert not mine, cell  # nothing of a denied job reaches any project
+            continue
+        assert outcome.status == "completed", (cell, outcome.error_message)
+        assert mine, cell
+        if decision.endpoint_name == "openai-zdr":
+            reached_zdr += 1
+            assert decision.lane is Lane.STATELESS, cell
+            assert [(e.zdr_project, e.store, bool(e.background)) for e in mine] == [(True, False, False)], (
+                cell
+            )
+        else:
+            assert cell == ("public_research", "public")
+            assert {e.zdr_project for e in mine} == {False}
+    # Every restricted cell that reaches a model reached the ZDR project, and the confidential fallback.
+    assert reached_zdr == sum(1 for cell in cells if cell[1] != "public") - sum(
+        1 for o in outcomes.values() if o.status == "denied"
+    )
+    # Over the whole session's ledger: the ZDR project was never asked to store or to run in background.
+    assert not [e for e in entries if e.zdr_project and (e.store is not False or e.background)]
+
+
+async def test_a_worker_without_the_zdr_projects_key_does_not_start(settings: Settings) -> None:
+    # As in production: the default policy's ZDR project has a key variable of its own, named when unset.
+    with pytest.raises(
+        ProviderNotConfiguredError, match=f"environment variable {ZDR_KEY_ENV}, which is not set"
+    ):
+        endpoint_clients(settings, load_policy(), environ={})

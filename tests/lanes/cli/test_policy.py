@@ -83,16 +83,27 @@ def test_check_prints_digest_version_and_matrix(capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert load_policy().digest in out
     assert "version: 2026-04-24.2" in out
-    assert "endpoint openai: OPENAI_BASE_URL, else https://api.openai.com/v1 (key $OPENAI_API_KEY" in out
     assert (
-        "job type                 public             internal           confidential      regulated         "
-        "restricted"
+        "endpoint openai: OPENAI_BASE_URL, else https://api.openai.com/v1 (key $OPENAI_API_KEY; "
+        "zdr_eligible=false, supports_background=true)"
     ) in out
     assert (
-        "sensitive_customer       stateless@openai   stateless@openai   stateless@openai  stateless@openai  "
-        "stateless@openai"
+        "endpoint openai-zdr: OPENAI_BASE_URL, else https://api.openai.com/v1 (key $OPENAI_ZDR_API_KEY; "
+        "zdr_eligible=true, supports_background=false)"
     ) in out
-    assert "coding_analysis          background@openai  background@openai  denied " in out
+    assert (
+        "job type                 public                internal              confidential          "
+        "regulated             restricted"
+    ) in out
+    assert (
+        "sensitive_customer       stateless@openai-zdr  stateless@openai-zdr  stateless@openai-zdr  "
+        "stateless@openai-zdr  stateless@openai-zdr"
+    ) in out
+    assert (
+        "public_research          background@openai     background@openai     stateless@openai      "
+        "stateless@openai      stateless@openai-zdr"
+    ) in out
+    assert "coding_analysis          background@openai     background@openai     denied " in out
 
 
 def test_check_json(capsys: pytest.CaptureFixture[str]):
@@ -101,7 +112,8 @@ def test_check_json(capsys: pytest.CaptureFixture[str]):
     assert set(data) == {"digest", "version", "matrix", "endpoints", "signatures"}
     assert data["signatures"] == []  # the shipped policy carries no .sig file
     assert data["endpoints"]["coding_analysis"]["restricted"] is None
-    assert data["endpoints"]["public_research"]["restricted"] == "openai"
+    assert data["endpoints"]["public_research"]["restricted"] == "openai-zdr"
+    assert data["endpoints"]["public_research"]["regulated"] == "openai"
     assert data["matrix"]["public_research"] == {
         "public": "background",
         "internal": "background",
