@@ -139,6 +139,32 @@ def test_check_reports_every_error(tmp_path: Path, capsys: pytest.CaptureFixture
     assert all(e.startswith(f"{path}: ") for e in errors)
 
 
+def test_check_refuses_a_zdr_class_on_an_undeclared_endpoint_naming_the_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    # The default policy without its endpoint tables (and so without anything on openai-zdr): restricted
+    # data would go to the implicit openai endpoint, which is never taken as ZDR-eligible.
+    start, end = DEFAULT.index("# --- provider endpoints"), DEFAULT.index("# --- provider profiles")
+    undeclared = (DEFAULT[:start] + DEFAULT[end:]).replace('endpoint = "openai-zdr"\n', "")
+    undeclared = undeclared.replace('stateless_profile = "openai-zdr-stateless"\n', "")
+    path = tmp_path / "undeclared.toml"
+    path.write_text(undeclared)
+    assert _run("check", str(path)) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors = captured.err.splitlines()
+    assert len(errors) == 7  # each job type whose stateless lane would carry restricted data
+    for error in errors:
+        assert (
+            "which the policy does not declare (an undeclared endpoint is never taken as ZDR-eligible)"
+            in error
+        )
+        assert "data_classes.restricted.stateless_profile" in error
+        assert "declare [endpoints.openai] with zdr_eligible = true" in error
+    assert errors[0].startswith(f"{path}: job_types.")
+    assert "Traceback" not in captured.err
+
+
 def test_diff_without_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = tmp_path / "same.toml"
     path.write_text("# reformatted\n" + DEFAULT.replace(" = ", "="))
