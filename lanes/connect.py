@@ -27,6 +27,7 @@ from lanes.provider_metrics import metered_http_client
 from lanes.settings import Settings
 from lanes.temporal_config import connect_config
 from policy import DEFAULT_ENDPOINT, CompiledPolicy
+from policy.models import EndpointSpec
 
 if TYPE_CHECKING:
     # The SDK is imported where a provider client is built: a client that only starts and reads jobs
@@ -135,6 +136,16 @@ def openai_client(settings: Settings) -> openai.AsyncOpenAI:
     )
 
 
+def endpoint_key(settings: Settings, spec: EndpointSpec, environ: Mapping[str, str]) -> str:
+    """The key an endpoint's client sends: ``OPENAI_API_KEY`` from ``settings``, else its variable.
+
+    Empty when unset; :func:`endpoint_clients` then refuses to start and ``lanes doctor`` says so.
+    """
+    if spec.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key is not None:
+        return settings.openai_api_key.get_secret_value()
+    return environ.get(spec.api_key_env, "")
+
+
 def endpoint_clients(
     settings: Settings, policy: CompiledPolicy, *, environ: Mapping[str, str] | None = None
 ) -> EndpointClients:
@@ -165,10 +176,7 @@ def endpoint_clients(
             # The default endpoint as before endpoints existed, with the same checks.
             clients.append(EndpointClient.of(name, openai_client(settings)))
             continue
-        if spec.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key is not None:
-            key = settings.openai_api_key.get_secret_value()
-        else:
-            key = env.get(spec.api_key_env, "")
+        key = endpoint_key(settings, spec, env)
         if not key:
             raise ProviderNotConfiguredError(
                 f"provider endpoint {name!r} of policy {policy.source} needs its key in the environment "

@@ -35,6 +35,7 @@ from temporalio.converter import WorkflowSerializationContext
 from temporalio.service import RPCError, RPCStatusCode
 
 from lanes.codec import KEY_FILE_ENV, KEYS_ENV, build_codec, load_keys
+from lanes.connect import endpoint_key
 from lanes.errors import KeyConfigError, TemporalConfigError
 from lanes.settings import Settings, client_environ
 from lanes.setup import REFUSALS, SETUP_COMMAND, missing_search_attributes
@@ -385,9 +386,7 @@ async def _endpoints(settings: Settings, environ: Mapping[str, str]) -> list[Doc
         if name == DEFAULT_ENDPOINT and spec.api_key_env == "OPENAI_API_KEY" and spec.base_url is None:
             continue  # the ``provider`` row
         row = f"{PROVIDER} {name}"
-        key = environ.get(spec.api_key_env, "")
-        if spec.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key is not None:
-            key = settings.openai_api_key.get_secret_value()
+        key = endpoint_key(settings, spec, environ)
         if not key:
             rows.append(
                 _failed(
